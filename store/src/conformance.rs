@@ -1,0 +1,847 @@
+//! The engine conformance suite: one set of checks that every [`Engine`] must pass through
+//! the MVCC [`Store`]. The embedded engine runs it in every test run; the FoundationDB engine
+//! runs it whenever `FDB_CLUSTER_FILE` points at a live cluster.
+//!
+//! Checks return a [`Failure`] instead of panicking so that the suite can live in the library
+//! (usable by any engine's tests) under the crate's panic-free lints.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::compaction::CompactionOptions;
+use crate::engine::Engine;
+use crate::error::StoreError;
+use crate::layout::{CHUNK_LEN, MAX_VALUE_LEN};
+use crate::mvcc::{KeyValue, ListOptions, Store, StoreOptions};
+use crate::revision::Revision;
+use crate::watch::{Event, EventKind, Watcher};
+
+/// A failed conformance check.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Failure(pub String);
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure(format!("unexpected store error: {e}"))
+    }
+}
+
+/// Result of a check.
+pub type CheckResult = std::result::Result<(), Failure>;
+
+macro_rules! ensure {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(Failure(format!($($fmt)+)));
+        }
+    };
+}
+
+/// How the suite gets engines.
+pub trait Harness: Send + Sync {
+    /// The engine under test.
+    type E: Engine;
+
+    /// Opens the keyspace called `name`. The first open of a name in a harness starts empty;
+    /// later opens see what earlier ones wrote (reopen after close, or a second instance).
+    fn open(&self, name: &str) -> impl Future<Output = Result<Self::E, StoreError>> + Send;
+
+    /// Whether two engines may be open on one name at once (two apiservers on one cluster).
+    fn supports_concurrent_instances(&self) -> bool;
+}
+
+async fn store<H: Harness>(h: &H, name: &str) -> Result<Store<H::E>, Failure> {
+    Ok(Store::open(h.open(name).await?, StoreOptions::without_compaction()).await?)
+}
+
+fn value(tag: &str, n: usize) -> Bytes {
+    Bytes::from(format!("{tag}-{n}"))
+}
+
+/// Waits for the next event, failing after `timeout`.
+async fn next_event<E: Engine>(
+    w: &mut Watcher<E>,
+    timeout: Duration,
+) -> Result<Arc<Event>, Failure> {
+    match tokio::time::timeout(timeout, w.next()).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(Failure(format!(
+            "no watch event within {timeout:?} (watcher at revision {})",
+            w.revision()
+        ))),
+    }
+}
+
+const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Reads `n` events as (revision, key, kind).
+async fn collect<E: Engine>(
+    w: &mut Watcher<E>,
+    n: usize,
+) -> Result<Vec<(Revision, String, EventKind)>, Failure> {
+    let mut got = Vec::with_capacity(n);
+    while got.len() < n {
+        let e = next_event(w, EVENT_TIMEOUT).await?;
+        got.push((e.revision(), e.kv.key.clone(), e.kind));
+    }
+    Ok(got)
+}
+
+/// Create, update and delete with compare-and-swap on revisions.
+pub async fn cas_semantics<H: Harness>(h: &H) -> CheckResult {
+    let s = store(h, "cas").await?;
+    let a = s.create("cas/a", "1").await?;
+    ensure!(
+        a.version == 1 && a.create_revision == a.mod_revision,
+        "create metadata: {a:?}"
+    );
+    ensure!(
+        matches!(
+            s.create("cas/a", "x").await,
+            Err(StoreError::AlreadyExists { .. })
+        ),
+        "second create must fail with AlreadyExists"
+    );
+    let wrong = Revision(a.mod_revision.get() - 1);
+    ensure!(
+        matches!(s.update("cas/a", "x", Some(wrong)).await, Err(StoreError::Conflict { current, .. }) if current == a.mod_revision),
+        "update at a stale revision must conflict and report the current one"
+    );
+    let b = s.update("cas/a", "2", Some(a.mod_revision)).await?;
+    ensure!(b.mod_revision > a.mod_revision, "revision must grow");
+    ensure!(
+        b.create_revision == a.create_revision && b.version == 2,
+        "update metadata: {b:?}"
+    );
+    let got = s.get("cas/a").await?;
+    ensure!(got.as_ref() == Some(&b), "get after update: {got:?}");
+    ensure!(
+        s.get_at("cas/a", a.mod_revision).await?.map(|kv| kv.value) == Some(Bytes::from("1")),
+        "get at the old revision must return the old value"
+    );
+    ensure!(
+        matches!(
+            s.delete("cas/a", Some(a.mod_revision)).await,
+            Err(StoreError::Conflict { .. })
+        ),
+        "delete at a stale revision must conflict"
+    );
+    let (del_rev, prev) = s.delete("cas/a", Some(b.mod_revision)).await?;
+    ensure!(
+        del_rev > b.mod_revision && prev == b,
+        "delete returns the deleted version"
+    );
+    ensure!(s.get("cas/a").await?.is_none(), "deleted key must be gone");
+    ensure!(
+        matches!(
+            s.update("cas/a", "3", None).await,
+            Err(StoreError::NotFound { .. })
+        ),
+        "update of a deleted key must be NotFound"
+    );
+    ensure!(
+        matches!(
+            s.delete("cas/a", None).await,
+            Err(StoreError::NotFound { .. })
+        ),
+        "delete of a deleted key must be NotFound"
+    );
+    let c = s.create("cas/a", "4").await?;
+    ensure!(
+        c.version == 1 && c.create_revision == c.mod_revision && c.create_revision > del_rev,
+        "re-create starts a new incarnation: {c:?}"
+    );
+    ensure!(
+        s.current_revision().await? >= c.mod_revision,
+        "current revision covers the last write"
+    );
+    Ok(())
+}
+
+/// N concurrent read-modify-write loops on one key: exactly one writer wins each revision.
+pub async fn concurrent_writers_one_key<H: Harness>(h: &H) -> CheckResult {
+    const WRITERS: usize = 16;
+    const ATTEMPTS: usize = 25;
+    let s = store(h, "contended").await?;
+    let first = s.create("hot/key", "0").await?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..WRITERS {
+        let s = s.clone();
+        tasks.spawn(async move {
+            let mut wins = Vec::new();
+            let mut conflicts = 0usize;
+            for i in 0..ATTEMPTS {
+                let cur = s.get("hot/key").await?.ok_or(StoreError::NotFound {
+                    key: "hot/key".into(),
+                })?;
+                match s
+                    .update("hot/key", format!("{w}-{i}"), Some(cur.mod_revision))
+                    .await
+                {
+                    Ok(kv) => wins.push((kv.mod_revision, cur.mod_revision, kv.value)),
+                    Err(StoreError::Conflict { .. }) => conflicts += 1,
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok::<_, StoreError>((wins, conflicts))
+        });
+    }
+    let mut wins = Vec::new();
+    let mut conflicts = 0;
+    while let Some(r) = tasks.join_next().await {
+        let (w, c) = r.map_err(|e| Failure(format!("writer task failed: {e}")))??;
+        wins.extend(w);
+        conflicts += c;
+    }
+    ensure!(
+        wins.len() + conflicts == WRITERS * ATTEMPTS,
+        "every attempt either wins or conflicts"
+    );
+    let revisions: BTreeSet<Revision> = wins.iter().map(|w| w.0).collect();
+    ensure!(
+        revisions.len() == wins.len(),
+        "two writers were given the same revision"
+    );
+    let bases: BTreeSet<Revision> = wins.iter().map(|w| w.1).collect();
+    ensure!(
+        bases.len() == wins.len(),
+        "two writers won from the same base revision"
+    );
+    let last = s
+        .get("hot/key")
+        .await?
+        .ok_or(Failure("key vanished".into()))?;
+    ensure!(
+        last.version == 1 + wins.len() as u64,
+        "version {} after {} wins",
+        last.version,
+        wins.len()
+    );
+    // The chain of winners is linear: each win's base is the previous win's revision.
+    let mut sorted = wins.clone();
+    sorted.sort_by_key(|w| w.0);
+    let mut expected_base = first.mod_revision;
+    for (rev, base, _) in &sorted {
+        ensure!(
+            *base == expected_base,
+            "win at {rev} was based on {base}, expected {expected_base}"
+        );
+        expected_base = *rev;
+    }
+    if let Some((rev, _, v)) = sorted.last() {
+        ensure!(
+            last.mod_revision == *rev && last.value == *v,
+            "final value is the last winner's"
+        );
+    }
+    Ok(())
+}
+
+/// Pages of one list come from one snapshot while writes continue.
+pub async fn snapshot_stable_pagination<H: Harness>(h: &H) -> CheckResult {
+    const N: usize = 230;
+    let s = store(h, "paging").await?;
+    let mut expected = BTreeMap::new();
+    for i in 0..N {
+        let key = format!("pg/items/{i:04}");
+        s.create(&key, value("v", i)).await?;
+        expected.insert(key, value("v", i));
+    }
+    s.create("pg/itemsx", "outside the prefix").await?;
+    let mut seen = BTreeMap::new();
+    let mut token = None;
+    let mut pages = 0;
+    let mut list_revision = None;
+    loop {
+        let page = s
+            .list(
+                "pg/items/",
+                ListOptions {
+                    limit: 37,
+                    continue_token: token.take(),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        ensure!(page.items.len() <= 37, "page larger than the limit");
+        ensure!(
+            *list_revision.get_or_insert(page.revision) == page.revision,
+            "pages report different revisions"
+        );
+        for kv in page.items {
+            ensure!(
+                seen.insert(kv.key.clone(), kv.value).is_none(),
+                "key {} listed twice",
+                kv.key
+            );
+        }
+        pages += 1;
+        // Writes between pages: updates, deletes and creates on both sides of the cursor.
+        let n = pages * 7;
+        s.update(&format!("pg/items/{:04}", n % N), "changed", None)
+            .await?;
+        let _ = s
+            .delete(&format!("pg/items/{:04}", (n * 13) % N), None)
+            .await;
+        s.create(&format!("pg/items/{:04}a", n % N), "new").await?;
+        match page.continue_token {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    ensure!(
+        pages == N.div_ceil(37),
+        "expected {} pages, got {pages}",
+        N.div_ceil(37)
+    );
+    ensure!(
+        seen == expected,
+        "paginated list differs from the snapshot ({} vs {} items)",
+        seen.len(),
+        expected.len()
+    );
+    let now = s.list("pg/items/", ListOptions::default()).await?;
+    ensure!(
+        now.continue_token.is_none(),
+        "an unlimited list has no continue token"
+    );
+    ensure!(
+        now.items.iter().any(|kv| kv.key == "pg/items/0007a")
+            && now.items.iter().any(|kv| kv.value == "changed"),
+        "a new list at the latest revision sees the writes made during pagination"
+    );
+    Ok(())
+}
+
+/// Watchers see every committed change once, in order, with no gaps, under concurrent
+/// writers — live, from the past, from a sub-prefix, and after lagging behind the ring.
+pub async fn watch_ordering_and_completeness<H: Harness>(h: &H) -> CheckResult {
+    const WRITERS: usize = 8;
+    const OPS: usize = 40;
+    let engine = h.open("watching").await?;
+    // A tiny ring so that the slow watcher below must catch up from the store.
+    let s = Store::open(
+        engine,
+        StoreOptions {
+            watch_ring: 8,
+            ..StoreOptions::without_compaction()
+        },
+    )
+    .await?;
+    let start = s.current_revision().await?;
+    let mut live = s.watch("w/", start).await?;
+    let mut sub = s.watch("w/3/", start).await?;
+    let mut slow = s.watch("w/", start).await?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..WRITERS {
+        let s = s.clone();
+        tasks.spawn(async move {
+            let mut acked = Vec::new();
+            for i in 0..OPS {
+                let key = format!("w/{w}/{}", i % 5);
+                let kv = match s.create(&key, value("c", i)).await {
+                    Ok(kv) => (kv.mod_revision, key, EventKind::Put),
+                    Err(StoreError::AlreadyExists { .. }) if i % 3 == 0 => {
+                        let (rev, _) = s.delete(&key, None).await?;
+                        (rev, key, EventKind::Delete)
+                    }
+                    Err(StoreError::AlreadyExists { .. }) => {
+                        let kv = s.update(&key, value("u", i), None).await?;
+                        (kv.mod_revision, key, EventKind::Put)
+                    }
+                    Err(e) => return Err(e),
+                };
+                acked.push(kv);
+            }
+            Ok::<_, StoreError>(acked)
+        });
+    }
+    let mut acked = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        acked.extend(r.map_err(|e| Failure(format!("writer task failed: {e}")))??);
+    }
+    acked.sort_by_key(|a| a.0);
+    let expect: Vec<(Revision, String, EventKind)> = acked.clone();
+    let expect_sub: Vec<_> = acked
+        .iter()
+        .filter(|a| a.1.starts_with("w/3/"))
+        .cloned()
+        .collect();
+    let check = |name: &str,
+                 got: Vec<(Revision, String, EventKind)>,
+                 want: &[(Revision, String, EventKind)]|
+     -> CheckResult {
+        for pair in got.windows(2) {
+            if let [a, b] = pair {
+                ensure!(
+                    a.0 < b.0,
+                    "{name}: revisions out of order ({} then {})",
+                    a.0,
+                    b.0
+                );
+            }
+        }
+        ensure!(
+            got.len() == want.len(),
+            "{name}: {} events for {} writes",
+            got.len(),
+            want.len()
+        );
+        ensure!(
+            got == want,
+            "{name}: events differ from the acknowledged writes"
+        );
+        Ok(())
+    };
+    check(
+        "live watcher",
+        collect(&mut live, expect.len()).await?,
+        &expect,
+    )?;
+    check(
+        "sub-prefix watcher",
+        collect(&mut sub, expect_sub.len()).await?,
+        &expect_sub,
+    )?;
+    check(
+        "lagging watcher",
+        collect(&mut slow, expect.len()).await?,
+        &expect,
+    )?;
+    let mut past = s.watch("w/", start).await?;
+    check(
+        "watcher from the past",
+        collect(&mut past, expect.len()).await?,
+        &expect,
+    )?;
+    // Events carry values and previous values.
+    let mut w = s.watch("w/9/", s.current_revision().await?).await?;
+    let a = s.create("w/9/x", "one").await?;
+    s.update("w/9/x", "two", None).await?;
+    s.delete("w/9/x", None).await?;
+    let e1 = next_event(&mut w, EVENT_TIMEOUT).await?;
+    let e2 = next_event(&mut w, EVENT_TIMEOUT).await?;
+    let e3 = next_event(&mut w, EVENT_TIMEOUT).await?;
+    ensure!(
+        e1.kind == EventKind::Put && e1.kv == a && e1.prev.is_none(),
+        "create event: {e1:?}"
+    );
+    ensure!(
+        e2.kv.value == "two" && e2.prev.as_ref().map(|p| &p.value) == Some(&Bytes::from("one")),
+        "update event: {e2:?}"
+    );
+    ensure!(
+        e3.kind == EventKind::Delete
+            && e3.prev.as_ref().map(|p| &p.value) == Some(&Bytes::from("two")),
+        "delete event: {e3:?}"
+    );
+    Ok(())
+}
+
+/// Compaction removes old history, and old reads, tokens and watches fail as compacted.
+pub async fn compaction_and_expired_tokens<H: Harness>(h: &H) -> CheckResult {
+    let s = store(h, "compaction").await?;
+    let first = s.create("c/k", "v0").await?.mod_revision;
+    let second = s.update("c/k", "v1", None).await?.mod_revision;
+    for i in 2..5 {
+        s.update("c/k", format!("v{i}"), None).await?;
+    }
+    for i in 0..10 {
+        s.create(&format!("c/list/{i}"), "x").await?;
+    }
+    s.create("c/gone", "x").await?;
+    s.delete("c/gone", None).await?;
+    let old_page = s
+        .list(
+            "c/list/",
+            ListOptions {
+                limit: 3,
+                ..Default::default()
+            },
+        )
+        .await?;
+    let old_token = old_page
+        .continue_token
+        .ok_or(Failure("expected a continue token".into()))?;
+    // A write after the list, so that compacting to the current revision passes the token's.
+    s.create("c/zz", "after the list").await?;
+    let before = s.current_revision().await?;
+    let target = before;
+    let stats = s.compact(target).await?;
+    ensure!(
+        stats.compacted == target,
+        "compaction point {}",
+        stats.compacted
+    );
+    ensure!(
+        stats.versions_removed >= 4,
+        "old versions removed: {stats:?}"
+    );
+    ensure!(
+        stats.keys_removed == 1,
+        "the deleted key's record is removed: {stats:?}"
+    );
+    ensure!(
+        s.compacted_revision().await? == target,
+        "compaction point is recorded"
+    );
+    ensure!(
+        matches!(
+            s.get_at("c/k", second).await,
+            Err(StoreError::Compacted { .. })
+        ),
+        "reads below the compaction point are Compacted"
+    );
+    ensure!(
+        s.get_at("c/k", target).await?.map(|k| k.value) == Some(Bytes::from("v4")),
+        "reads at the compaction point still work"
+    );
+    ensure!(
+        s.get("c/k").await?.map(|k| k.version) == Some(5),
+        "latest survives with its version"
+    );
+    ensure!(
+        matches!(
+            s.list(
+                "c/",
+                ListOptions {
+                    revision: Some(first),
+                    ..Default::default()
+                }
+            )
+            .await,
+            Err(StoreError::Compacted { .. })
+        ),
+        "lists below the compaction point are Compacted"
+    );
+    ensure!(
+        matches!(
+            s.list(
+                "c/list/",
+                ListOptions {
+                    continue_token: Some(old_token),
+                    ..Default::default()
+                }
+            )
+            .await,
+            Err(StoreError::Compacted { .. })
+        ),
+        "a continue token from before the compaction is expired"
+    );
+    ensure!(
+        matches!(
+            s.watch("c/", first).await,
+            Err(StoreError::Compacted { .. })
+        ),
+        "a watch from before the compaction is expired"
+    );
+    let page = s.list("c/", ListOptions::default()).await?;
+    ensure!(
+        page.items.len() == 12,
+        "list after compaction: {} items",
+        page.items.len()
+    );
+    s.create("c/gone", "again").await?;
+    let mut w = s.watch("c/", target).await?;
+    s.update("c/k", "after", None).await?;
+    let e = next_event(&mut w, EVENT_TIMEOUT).await?;
+    ensure!(
+        e.kv.key == "c/gone" && e.kind == EventKind::Put,
+        "watch from the compaction point sees later writes: {e:?}"
+    );
+    ensure!(
+        s.compact(Revision(1)).await?.compacted == target,
+        "compacting backwards is a no-op"
+    );
+    ensure!(
+        matches!(
+            s.compact(Revision(u64::MAX >> 1)).await,
+            Err(StoreError::FutureRevision { .. })
+        ),
+        "compacting to the future fails"
+    );
+    Ok(())
+}
+
+/// The background compactor honours its window.
+pub async fn automatic_compaction<H: Harness>(h: &H) -> CheckResult {
+    let engine = h.open("autocompact").await?;
+    let options = StoreOptions {
+        compaction: Some(CompactionOptions::with_window(Duration::from_millis(300))),
+        ..StoreOptions::default()
+    };
+    let s = Store::open(engine, options).await?;
+    let a = s.create("ac/k", "1").await?;
+    s.update("ac/k", "2", None).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if s.compacted_revision().await? > a.mod_revision {
+            break;
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no automatic compaction within 20 s"
+        );
+        s.update("ac/k", "tick", None).await?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ensure!(
+        matches!(
+            s.get_at("ac/k", a.mod_revision).await,
+            Err(StoreError::Compacted { .. })
+        ),
+        "old revision compacted"
+    );
+    Ok(())
+}
+
+/// Values up to the 3 MiB limit round-trip through get, list and watch; larger ones are
+/// refused.
+pub async fn large_values<H: Harness>(h: &H) -> CheckResult {
+    let s = store(h, "large").await?;
+    let mut w = s.watch("big/", s.current_revision().await?).await?;
+    let sizes = [
+        0,
+        1,
+        CHUNK_LEN - 23,
+        CHUNK_LEN - 22,
+        CHUNK_LEN,
+        CHUNK_LEN + 1,
+        2 * CHUNK_LEN + 5,
+        MAX_VALUE_LEN,
+    ];
+    let mut written = Vec::new();
+    for (i, size) in sizes.iter().enumerate() {
+        let v: Vec<u8> = (0..*size).map(|b| (b * 31 + i) as u8).collect();
+        let kv = s.create(&format!("big/{i}"), v.clone()).await?;
+        written.push((kv, Bytes::from(v)));
+    }
+    for (kv, v) in &written {
+        let got = s
+            .get(&kv.key)
+            .await?
+            .ok_or(Failure(format!("{} missing", kv.key)))?;
+        ensure!(
+            got.value == *v,
+            "{} of {} bytes did not round-trip",
+            kv.key,
+            v.len()
+        );
+        let e = next_event(&mut w, EVENT_TIMEOUT).await?;
+        ensure!(
+            e.kv.value == *v,
+            "watch of {} did not carry the value",
+            kv.key
+        );
+    }
+    let listed = s.list("big/", ListOptions::default()).await?;
+    let listed: Vec<&Bytes> = listed.items.iter().map(|k| &k.value).collect();
+    ensure!(
+        listed == written.iter().map(|w| &w.1).collect::<Vec<_>>(),
+        "list did not return the values"
+    );
+    ensure!(
+        matches!(
+            s.create("big/too", vec![0u8; MAX_VALUE_LEN + 1]).await,
+            Err(StoreError::ValueTooLarge { .. })
+        ),
+        "a value over the limit is refused"
+    );
+    let (_, prev) = s.delete("big/7", None).await?;
+    ensure!(
+        prev.value.len() == MAX_VALUE_LEN,
+        "delete returns the large value"
+    );
+    Ok(())
+}
+
+/// `ns/a/` never sees `ns/ab/`.
+pub async fn prefix_isolation<H: Harness>(h: &H) -> CheckResult {
+    let s = store(h, "prefixes").await?;
+    let start = s.current_revision().await?;
+    let mut w = s.watch("ns/a/", start).await?;
+    for k in [
+        "ns/a", "ns/ab/x", "ns/a/x", "ns/ab", "ns/a/y", "ns/b/x", "ns/a0",
+    ] {
+        s.create(k, k.to_string()).await?;
+    }
+    let keys: Vec<String> = s
+        .list("ns/a/", ListOptions::default())
+        .await?
+        .items
+        .into_iter()
+        .map(|k| k.key)
+        .collect();
+    ensure!(
+        keys == ["ns/a/x", "ns/a/y"],
+        "list of ns/a/ returned {keys:?}"
+    );
+    let all: Vec<String> = s
+        .list("ns/a", ListOptions::default())
+        .await?
+        .items
+        .into_iter()
+        .map(|k| k.key)
+        .collect();
+    ensure!(
+        all == ["ns/a", "ns/a/x", "ns/a/y", "ns/a0", "ns/ab", "ns/ab/x"],
+        "list of ns/a returned {all:?}"
+    );
+    let e1 = next_event(&mut w, EVENT_TIMEOUT).await?;
+    let e2 = next_event(&mut w, EVENT_TIMEOUT).await?;
+    ensure!(
+        e1.kv.key == "ns/a/x" && e2.kv.key == "ns/a/y",
+        "watch of ns/a/ saw {} and {}",
+        e1.kv.key,
+        e2.kv.key
+    );
+    ensure!(s.get("ns/a/").await?.is_none(), "a prefix is not a key");
+    Ok(())
+}
+
+/// Bad input gets clear errors.
+pub async fn bad_input<H: Harness>(h: &H) -> CheckResult {
+    let s = store(h, "badinput").await?;
+    ensure!(
+        matches!(s.create("", "x").await, Err(StoreError::InvalidKey(_))),
+        "empty key"
+    );
+    ensure!(
+        matches!(s.create("a\0b", "x").await, Err(StoreError::InvalidKey(_))),
+        "NUL in key"
+    );
+    ensure!(
+        matches!(
+            s.get(&"k".repeat(5000)).await,
+            Err(StoreError::InvalidKey(_))
+        ),
+        "oversized key"
+    );
+    for token in [
+        "",
+        "garbage!",
+        "eyJ2IjoxfQ",
+        "eyJ2IjoxLCJydiI6MSwic3RhcnQiOiJvdGhlci94In0",
+    ] {
+        ensure!(
+            matches!(
+                s.list(
+                    "mine/",
+                    ListOptions {
+                        continue_token: Some(token.into()),
+                        ..Default::default()
+                    }
+                )
+                .await,
+                Err(StoreError::InvalidContinue(_))
+            ),
+            "malformed continue token {token:?} must be InvalidContinue"
+        );
+    }
+    ensure!(
+        matches!(
+            s.list(
+                "mine/",
+                ListOptions {
+                    revision: Some(Revision(u64::MAX >> 1)),
+                    ..Default::default()
+                }
+            )
+            .await,
+            Err(StoreError::FutureRevision { .. })
+        ),
+        "a list in the future fails"
+    );
+    Ok(())
+}
+
+/// Closing and reopening keeps every write and the revision sequence.
+pub async fn reopen_keeps_everything<H: Harness>(h: &H) -> CheckResult {
+    let s = store(h, "reopen").await?;
+    let mut written = BTreeMap::new();
+    for i in 0..50 {
+        let kv = s.create(&format!("r/{i:02}"), value("r", i)).await?;
+        written.insert(kv.key.clone(), kv);
+    }
+    let (_, gone) = s.delete("r/07", None).await?;
+    written.remove(&gone.key);
+    let kv = s.update("r/08", "updated", None).await?;
+    let updated_at = kv.mod_revision;
+    written.insert(kv.key.clone(), kv);
+    let before = s.current_revision().await?;
+    s.close()
+        .await
+        .map_err(|e| Failure(format!("close: {e}")))?;
+    let s = store(h, "reopen").await?;
+    let listed: BTreeMap<String, KeyValue> = s
+        .list("r/", ListOptions::default())
+        .await?
+        .items
+        .into_iter()
+        .map(|k| (k.key.clone(), k))
+        .collect();
+    ensure!(
+        listed == written,
+        "reopened store lists {} keys, expected {}",
+        listed.len(),
+        written.len()
+    );
+    ensure!(
+        s.current_revision().await? >= before,
+        "revision went backwards after reopen"
+    );
+    let next = s.create("r/new", "x").await?;
+    ensure!(
+        next.mod_revision > before,
+        "new writes after reopen get larger revisions"
+    );
+    let mut w = s.watch("r/", updated_at).await?;
+    let e = next_event(&mut w, EVENT_TIMEOUT).await?;
+    ensure!(
+        e.kv.key == "r/new",
+        "watch after reopen replays from the log: {e:?}"
+    );
+    Ok(())
+}
+
+/// Two instances on one keyspace (two apiservers) see each other's writes through watch,
+/// in the same order.
+pub async fn two_instances_share_history<H: Harness>(h: &H) -> CheckResult {
+    if !h.supports_concurrent_instances() {
+        return Ok(());
+    }
+    let a = store(h, "shared").await?;
+    let b = store(h, "shared").await?;
+    let start = a.current_revision().await?.max(b.current_revision().await?);
+    let mut wa = a.watch("s/", start).await?;
+    let mut wb = b.watch("s/", start).await?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, st) in [a.clone(), b.clone()].into_iter().enumerate() {
+        tasks.spawn(async move {
+            for n in 0..30 {
+                st.create(&format!("s/{i}/{n}"), "x").await?;
+            }
+            Ok::<_, StoreError>(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.map_err(|e| Failure(format!("writer task failed: {e}")))??;
+    }
+    let mut seq_a = Vec::new();
+    let mut seq_b = Vec::new();
+    for _ in 0..60 {
+        let ea = next_event(&mut wa, EVENT_TIMEOUT).await?;
+        let eb = next_event(&mut wb, EVENT_TIMEOUT).await?;
+        seq_a.push((ea.revision(), ea.kv.key.clone()));
+        seq_b.push((eb.revision(), eb.kv.key.clone()));
+    }
+    ensure!(seq_a == seq_b, "the two instances saw different sequences");
+    let keys: BTreeSet<&String> = seq_a.iter().map(|e| &e.1).collect();
+    ensure!(keys.len() == 60, "each instance saw every write of both");
+    Ok(())
+}

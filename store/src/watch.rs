@@ -1,0 +1,345 @@
+//! Watch: every committed change delivered exactly once, in revision order, to every watcher
+//! of a matching prefix.
+//!
+//! One *tail* task per store reads the change log after each commit hint and publishes
+//! resolved events into a broadcast ring; watchers filter the shared events by prefix, so
+//! delivery costs no store read per watcher. A watcher that starts in the past, or falls
+//! behind the ring, catches up from the log in the store and then rejoins the ring; because it
+//! subscribes to the ring *before* reading the store and skips revisions it already delivered,
+//! there is no gap and no duplicate. A watcher whose position was compacted away gets
+//! [`StoreError::WatchExpired`].
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
+use crate::engine::{Engine, Snapshot};
+use crate::error::{Result, StoreError};
+use crate::layout::{self, Kind, LogEntry};
+use crate::mvcc::{Inner, KeyValue, Store, read_compacted, read_version, read_version_raw};
+use crate::revision::Revision;
+
+/// Kind of change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// Created or updated.
+    Put,
+    /// Deleted.
+    Delete,
+}
+
+/// One committed change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Put or delete.
+    pub kind: EventKind,
+    /// The new version; for deletes the key with the deletion revision and an empty value.
+    pub kv: KeyValue,
+    /// The version this change replaced, if any (always present for deletes).
+    pub prev: Option<KeyValue>,
+}
+
+impl Event {
+    /// Revision of the change.
+    pub fn revision(&self) -> Revision {
+        self.kv.mod_revision
+    }
+}
+
+/// Events in the shared ring by default. Sized so that 1,000 watchers and bursts of writes
+/// rarely lag.
+pub const DEFAULT_RING_CAPACITY: usize = 16 * 1024;
+/// Log rows per read, for the tail and for catch-up.
+const LOG_BATCH: usize = 512;
+/// How often the tail looks for changes without a hint (other processes on engines that
+/// cannot notify, lost hints).
+const TAIL_POLL: Duration = Duration::from_secs(1);
+
+#[derive(Clone, Debug)]
+enum RingMsg {
+    Event(Arc<Event>),
+    /// The tail itself fell behind compaction; watchers at or before this point are expired.
+    Expired(Revision),
+}
+
+struct HubState {
+    sender: broadcast::Sender<RingMsg>,
+    published: Revision,
+}
+
+/// The shared tail's output.
+pub(crate) struct WatchHub {
+    state: Mutex<HubState>,
+}
+
+impl WatchHub {
+    pub(crate) fn new(start: Revision, capacity: usize) -> Self {
+        let (sender, _) = broadcast::channel(capacity.max(1));
+        Self {
+            state: Mutex::new(HubState {
+                sender,
+                published: start,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HubState> {
+        // A poisoned lock only means a panic elsewhere; the state is a revision and a sender,
+        // both always valid.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn published(&self) -> Revision {
+        self.lock().published
+    }
+
+    /// Publishes under the lock so that subscribe-and-read-position is atomic with it.
+    fn publish(&self, msg: RingMsg, revision: Revision) {
+        let mut state = self.lock();
+        state.published = state.published.max(revision);
+        // No receivers is fine.
+        let _ = state.sender.send(msg);
+    }
+
+    fn subscribe(&self) -> (broadcast::Receiver<RingMsg>, Revision) {
+        let state = self.lock();
+        (state.sender.subscribe(), state.published)
+    }
+}
+
+/// Resolves a log row into an event.
+async fn resolve<S: Snapshot>(snap: &S, raw_key: &[u8], raw_value: &[u8]) -> Result<Event> {
+    let revision = layout::parse_log_key(raw_key)?;
+    let entry = LogEntry::decode(raw_key, raw_value)?;
+    let prev = if entry.prev_revision == Revision::ZERO {
+        None
+    } else {
+        read_version(snap, &entry.key, entry.prev_revision).await?
+    };
+    match entry.kind {
+        Kind::Put => {
+            let kv = read_version(snap, &entry.key, revision)
+                .await?
+                .ok_or_else(|| StoreError::corrupt(raw_key, "logged version is missing"))?;
+            Ok(Event {
+                kind: EventKind::Put,
+                kv,
+                prev,
+            })
+        }
+        Kind::Delete => {
+            let tomb = read_version_raw(snap, &entry.key, revision)
+                .await?
+                .ok_or_else(|| StoreError::corrupt(raw_key, "logged tombstone is missing"))?;
+            let header = tomb.header();
+            Ok(Event {
+                kind: EventKind::Delete,
+                kv: KeyValue {
+                    key: entry.key,
+                    value: Bytes::new(),
+                    create_revision: header.create_revision,
+                    mod_revision: revision,
+                    version: 0,
+                },
+                prev,
+            })
+        }
+    }
+}
+
+/// Reads up to one batch of log events after `after`. Returns the events and whether the
+/// snapshot held no more.
+async fn read_log_after<S: Snapshot>(snap: &S, after: Revision) -> Result<(Vec<Event>, bool)> {
+    let compacted = read_compacted(snap).await?;
+    if after < compacted {
+        return Err(StoreError::WatchExpired {
+            position: after,
+            compacted,
+        });
+    }
+    let (start, end) = layout::log_range_after(after);
+    let rows = snap.scan(&start, &end, LOG_BATCH).await?;
+    let done = rows.len() < LOG_BATCH;
+    let mut events = Vec::with_capacity(rows.len());
+    for (k, v) in &rows {
+        events.push(resolve(snap, k, v).await?);
+    }
+    Ok((events, done))
+}
+
+/// Starts the store's tail task. It holds only a weak reference and ends with the store.
+pub(crate) fn spawn_tail<E: Engine>(inner: &Arc<Inner<E>>) -> tokio::task::JoinHandle<()> {
+    let weak = Arc::downgrade(inner);
+    let hint = inner.engine.change_hint();
+    let shutdown = inner.shutdown.subscribe();
+    tokio::spawn(tail(weak, hint, shutdown))
+}
+
+async fn tail<E: Engine>(
+    weak: Weak<Inner<E>>,
+    mut hint: tokio::sync::watch::Receiver<u64>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let Some(inner) = weak.upgrade() else { return };
+        if let Err(e) = drain(&inner).await {
+            tracing::warn!(error = %e, "watch tail read failed; retrying");
+            drop(inner);
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                () = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+            continue;
+        }
+        drop(inner);
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            changed = hint.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep(TAIL_POLL) => {}
+        }
+    }
+}
+
+async fn drain<E: Engine>(inner: &Inner<E>) -> Result<()> {
+    loop {
+        let from = inner.hub.published();
+        let snap = inner.engine.snapshot().await?;
+        let (events, done) = match read_log_after(&snap, from).await {
+            Ok(r) => r,
+            Err(StoreError::WatchExpired { compacted, .. }) => {
+                tracing::warn!(%from, %compacted, "watch tail fell behind compaction");
+                inner.hub.publish(RingMsg::Expired(compacted), compacted);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        for event in events {
+            let revision = event.revision();
+            inner.hub.publish(RingMsg::Event(Arc::new(event)), revision);
+        }
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+enum Mode {
+    CatchUp,
+    Live,
+}
+
+/// A stream of changes under one prefix, after a starting revision.
+pub struct Watcher<E: Engine> {
+    inner: Arc<Inner<E>>,
+    prefix: String,
+    position: Revision,
+    rx: broadcast::Receiver<RingMsg>,
+    buffer: VecDeque<Arc<Event>>,
+    mode: Mode,
+}
+
+impl<E: Engine> Store<E> {
+    /// Watches every key starting with `prefix` for changes with a revision strictly after
+    /// `after`. Fails with [`StoreError::Compacted`] if `after` is older than the compaction
+    /// point.
+    pub async fn watch(&self, prefix: &str, after: Revision) -> Result<Watcher<E>> {
+        layout::validate_prefix(prefix)?;
+        let (rx, published) = self.inner.hub.subscribe();
+        let snap = self.inner.engine.snapshot().await?;
+        let compacted = read_compacted(&snap).await?;
+        if after < compacted {
+            return Err(StoreError::Compacted {
+                requested: after,
+                compacted,
+            });
+        }
+        Ok(Watcher {
+            inner: Arc::clone(&self.inner),
+            prefix: prefix.to_string(),
+            position: after,
+            rx,
+            buffer: VecDeque::new(),
+            mode: if after >= published {
+                Mode::Live
+            } else {
+                Mode::CatchUp
+            },
+        })
+    }
+}
+
+impl<E: Engine> Watcher<E> {
+    /// The revision up to which this watcher has seen every change (matching or not); the
+    /// API's bookmarks report it.
+    pub fn revision(&self) -> Revision {
+        self.position
+    }
+
+    /// Waits for the next matching change.
+    pub async fn next(&mut self) -> Result<Arc<Event>> {
+        loop {
+            if let Some(e) = self.buffer.pop_front() {
+                return Ok(e);
+            }
+            match self.mode {
+                Mode::CatchUp => self.catch_up().await?,
+                Mode::Live => match self.rx.recv().await {
+                    Ok(RingMsg::Event(e)) => {
+                        if e.revision() <= self.position {
+                            continue;
+                        }
+                        self.position = e.revision();
+                        if e.kv.key.starts_with(&self.prefix) {
+                            return Ok(e);
+                        }
+                    }
+                    Ok(RingMsg::Expired(compacted)) => {
+                        if self.position < compacted {
+                            return Err(StoreError::WatchExpired {
+                                position: self.position,
+                                compacted,
+                            });
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => self.mode = Mode::CatchUp,
+                    Err(broadcast::error::RecvError::Closed) => return Err(StoreError::Closed),
+                },
+            }
+        }
+    }
+
+    /// Reads one batch of the log from the store; switches to live when caught up.
+    async fn catch_up(&mut self) -> Result<()> {
+        let snap = self.inner.engine.snapshot().await?;
+        let (events, done) = read_log_after(&snap, self.position).await?;
+        for e in events {
+            self.position = e.revision();
+            if e.kv.key.starts_with(&self.prefix) {
+                self.buffer.push_back(Arc::new(e));
+            }
+        }
+        if done {
+            // The snapshot held nothing more: every change up to its revision is delivered.
+            self.position = self.position.max(snap.revision());
+            self.mode = Mode::Live;
+        }
+        Ok(())
+    }
+
+    /// The watcher as a `Stream` of events (ends after the first error).
+    pub fn into_stream(self) -> impl futures::Stream<Item = Result<Arc<Event>>> {
+        futures::stream::unfold(Some(self), |state| async move {
+            let mut w = state?;
+            match w.next().await {
+                Ok(e) => Some((Ok(e), Some(w))),
+                Err(e) => Some((Err(e), None)),
+            }
+        })
+    }
+}

@@ -1,0 +1,72 @@
+//! The engine conformance suite on FoundationDB. Runs when the crate is built with
+//! `--features fdb` and `FDB_CLUSTER_FILE` names a live cluster's cluster file; without the
+//! variable each test prints that it was skipped (CI has no FoundationDB: it only
+//! compile-checks this file, see `.ci/run`).
+#![cfg(feature = "fdb")]
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bulwark_store::conformance::{self, Harness};
+use bulwark_store::{FdbEngine, StoreError};
+
+/// Each test gets a fresh subspace (a unique prefix); a name is a sub-prefix of it.
+struct Fdb {
+    cluster_file: String,
+    run: String,
+}
+
+impl Harness for Fdb {
+    type E = FdbEngine;
+
+    async fn open(&self, name: &str) -> Result<FdbEngine, StoreError> {
+        FdbEngine::open(
+            &self.cluster_file,
+            format!("bulwark-test/{}/{name}/", self.run).as_bytes(),
+        )
+    }
+
+    fn supports_concurrent_instances(&self) -> bool {
+        true
+    }
+}
+
+fn harness(test: &str) -> Option<Fdb> {
+    let Ok(cluster_file) = std::env::var("FDB_CLUSTER_FILE") else {
+        eprintln!("skipped: set FDB_CLUSTER_FILE to run the FoundationDB conformance suite");
+        return None;
+    };
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    Some(Fdb {
+        cluster_file,
+        run: format!("{test}-{nanos}-{}", std::process::id()),
+    })
+}
+
+macro_rules! conformance_tests {
+    ($($check:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $check() {
+            let Some(h) = harness(stringify!($check)) else { return };
+            if let Err(f) = conformance::$check(&h).await {
+                panic!("{}: {f}", stringify!($check));
+            }
+        }
+    )*};
+}
+
+conformance_tests!(
+    cas_semantics,
+    concurrent_writers_one_key,
+    snapshot_stable_pagination,
+    watch_ordering_and_completeness,
+    compaction_and_expired_tokens,
+    automatic_compaction,
+    large_values,
+    prefix_isolation,
+    bad_input,
+    reopen_keeps_everything,
+    two_instances_share_history,
+);
