@@ -1,4 +1,11 @@
 //! The engine conformance suite on the embedded (redb) engine.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed expectation must abort the test"
+)]
 
 use bulwark_store::conformance::{self, Harness};
 use bulwark_store::{EmbeddedEngine, StoreError};

@@ -3,6 +3,13 @@
 //! variable each test prints that it was skipped (CI has no FoundationDB: it only
 //! compile-checks this file, see `.ci/run`).
 #![cfg(feature = "fdb")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed expectation must abort the test"
+)]
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -1,6 +1,13 @@
 //! Crash test: a child process writes continuously and reports every acknowledged write; it is
 //! killed with SIGKILL at random points over several rounds, and after each kill the reopened
 //! store must hold every acknowledged write and be internally consistent.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed expectation must abort the test"
+)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -28,9 +35,12 @@ fn payload(key: &str) -> String {
 async fn crash_child_writer() {
     let path = std::env::var(CHILD_ENV).expect("run by crash_recovery_after_sigkill");
     let round = std::env::var(ROUND_ENV).unwrap();
-    let store = Store::open(EmbeddedEngine::open(path).unwrap(), StoreOptions::without_compaction())
-        .await
-        .unwrap();
+    let store = Store::open(
+        EmbeddedEngine::open(path).unwrap(),
+        StoreOptions::without_compaction(),
+    )
+    .await
+    .unwrap();
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     let printer = std::thread::spawn(move || {
         let mut out = std::io::stdout().lock();
@@ -52,9 +62,13 @@ async fn crash_child_writer() {
                 let kv = store.create(&key, payload(&key)).await.unwrap();
                 tx.send(format!("C {key} {}", kv.mod_revision)).unwrap();
                 if n % 4 == 0 {
-                    let kv = store.update(&counter, n.to_string(), Some(at)).await.unwrap();
+                    let kv = store
+                        .update(&counter, n.to_string(), Some(at))
+                        .await
+                        .unwrap();
                     at = kv.mod_revision;
-                    tx.send(format!("U {counter} {} {n}", kv.mod_revision)).unwrap();
+                    tx.send(format!("U {counter} {} {n}", kv.mod_revision))
+                        .unwrap();
                 }
             }
         });
@@ -73,7 +87,13 @@ struct Acked {
 
 fn run_child_and_kill(db: &Path, round: usize, kill_after: Duration, acked: &mut Acked) {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_child_writer", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "crash_child_writer",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, db)
         .env(ROUND_ENV, round.to_string())
         .stdout(Stdio::piped())
@@ -91,7 +111,9 @@ fn run_child_and_kill(db: &Path, round: usize, kill_after: Duration, acked: &mut
         }
     });
     // Wait until the child is writing, then let it run a random while and kill it.
-    let first = rx.recv_timeout(Duration::from_secs(60)).expect("child acknowledged nothing");
+    let first = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("child acknowledged nothing");
     std::thread::sleep(kill_after);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
@@ -114,9 +136,12 @@ fn run_child_and_kill(db: &Path, round: usize, kill_after: Duration, acked: &mut
 }
 
 async fn verify(db: &Path, acked: &Acked) {
-    let store = Store::open(EmbeddedEngine::open(db).unwrap(), StoreOptions::without_compaction())
-        .await
-        .unwrap();
+    let store = Store::open(
+        EmbeddedEngine::open(db).unwrap(),
+        StoreOptions::without_compaction(),
+    )
+    .await
+    .unwrap();
     for (key, rev) in &acked.creates {
         let kv = store
             .get(key)
@@ -129,7 +154,11 @@ async fn verify(db: &Path, acked: &Acked) {
     for (key, (rev, n)) in &acked.counters {
         let kv = store.get(key).await.unwrap().expect("counter lost");
         let value: u64 = std::str::from_utf8(&kv.value).unwrap().parse().unwrap();
-        assert!(kv.mod_revision >= *rev && value >= *n, "{key}: acked {n}@{rev}, found {value}@{}", kv.mod_revision);
+        assert!(
+            kv.mod_revision >= *rev && value >= *n,
+            "{key}: acked {n}@{rev}, found {value}@{}",
+            kv.mod_revision
+        );
     }
     // Consistency: the change log holds every revision exactly once, in order, and agrees with
     // what a list shows.
@@ -142,7 +171,11 @@ async fn verify(db: &Path, acked: &Acked) {
             .await
             .expect("log replay stalled")
             .unwrap();
-        assert_eq!(event.revision().get(), expected, "gap or reordering in the change log");
+        assert_eq!(
+            event.revision().get(),
+            expected,
+            "gap or reordering in the change log"
+        );
         latest.insert(event.kv.key.clone(), event.kv.clone());
         expected += 1;
     }
@@ -150,7 +183,12 @@ async fn verify(db: &Path, acked: &Acked) {
     assert_eq!(listed.revision, current);
     assert_eq!(listed.items.len(), latest.len());
     for kv in &listed.items {
-        assert_eq!(latest.get(&kv.key), Some(kv), "list and log disagree on {}", kv.key);
+        assert_eq!(
+            latest.get(&kv.key),
+            Some(kv),
+            "list and log disagree on {}",
+            kv.key
+        );
     }
     drop(watch);
     match store.close().await {
@@ -170,7 +208,10 @@ async fn crash_recovery_after_sigkill() {
         run_child_and_kill(&db, round, kill_after, &mut acked);
         verify(&db, &acked).await;
     }
-    assert!(acked.creates.len() > ROUNDS * WRITERS, "the child wrote too little to test anything");
+    assert!(
+        acked.creates.len() > ROUNDS * WRITERS,
+        "the child wrote too little to test anything"
+    );
     eprintln!(
         "{} rounds, {} acknowledged creates and {} counters verified",
         ROUNDS,
