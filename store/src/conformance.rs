@@ -42,6 +42,37 @@ macro_rules! ensure {
     };
 }
 
+/// Generates one `#[tokio::test]` per engine-independent check. `$harness` is a function
+/// from the test's name to `Option<H: Harness>` (`None` skips the test, e.g. when no cluster
+/// is configured). Engines with concurrent instances also run
+/// [`two_instances_share_history`].
+#[macro_export]
+macro_rules! conformance_tests {
+    ($harness:path) => {
+        $crate::conformance_tests!(@each $harness;
+            cas_semantics,
+            concurrent_writers_one_key,
+            snapshot_stable_pagination,
+            watch_ordering_and_completeness,
+            compaction_and_expired_tokens,
+            automatic_compaction,
+            large_values,
+            prefix_isolation,
+            bad_input,
+            reopen_keeps_everything,
+        );
+    };
+    (@each $harness:path; $($check:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $check() {
+            let Some(h) = $harness(stringify!($check)) else { return };
+            if let Err(f) = $crate::conformance::$check(&h).await {
+                panic!("{}: {f}", stringify!($check));
+            }
+        }
+    )*};
+}
+
 /// How the suite gets engines.
 pub trait Harness: Send + Sync {
     /// The engine under test.
@@ -810,11 +841,12 @@ pub async fn reopen_keeps_everything<H: Harness>(h: &H) -> CheckResult {
 }
 
 /// Two instances on one keyspace (two apiservers) see each other's writes through watch,
-/// in the same order.
+/// in the same order. Only for harnesses that support concurrent instances.
 pub async fn two_instances_share_history<H: Harness>(h: &H) -> CheckResult {
-    if !h.supports_concurrent_instances() {
-        return Ok(());
-    }
+    ensure!(
+        h.supports_concurrent_instances(),
+        "this engine cannot open one keyspace twice"
+    );
     let a = store(h, "shared").await?;
     let b = store(h, "shared").await?;
     let start = a.current_revision().await?.max(b.current_revision().await?);

@@ -60,7 +60,7 @@ impl ContinueToken {
         if parsed.revision == 0 {
             return Err(bad("token has no revision"));
         }
-        if !parsed.start.starts_with(prefix) || parsed.start.len() <= prefix.len() {
+        if parsed.start.is_empty() || !parsed.start.starts_with(prefix) {
             return Err(bad("token does not belong to this list"));
         }
         Ok(parsed)

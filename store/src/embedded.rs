@@ -27,7 +27,8 @@ const STATE: TableDefinition<&str, u64> = TableDefinition::new("engine");
 const REVISION_KEY: &str = "revision";
 /// Most programs in one group commit.
 const MAX_GROUP: usize = 1024;
-/// Scans with at most this many rows run inline instead of on the blocking pool.
+/// Scans with at most this many rows run inline instead of on the blocking pool: reading one
+/// version (at most [`crate::layout::MAX_CHUNKS`] rows) is a few page reads.
 const INLINE_SCAN_ROWS: usize = 64;
 
 fn engine_err(e: impl std::fmt::Display) -> StoreError {
@@ -94,8 +95,8 @@ impl EmbeddedEngine {
     /// Opens (or creates, mode 0600) the database file at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
+        create_private_file(&path)?;
         let db = Database::create(&path).map_err(engine_err)?;
-        restrict_permissions(&path)?;
         {
             let txn = db.begin_write().map_err(engine_err)?;
             txn.open_table(DATA).map_err(engine_err)?;
@@ -125,14 +126,23 @@ impl EmbeddedEngine {
     }
 }
 
+/// Creates the file 0600 if it does not exist (redb initializes an empty file), so the
+/// database is never readable by others, not even briefly; an existing file is tightened.
 #[cfg(unix)]
-fn restrict_permissions(path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
+fn create_private_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(engine_err)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(engine_err)
 }
 
 #[cfg(not(unix))]
-fn restrict_permissions(_path: &Path) -> Result<()> {
+fn create_private_file(_path: &Path) -> Result<()> {
     Ok(())
 }
 

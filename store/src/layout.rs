@@ -21,6 +21,8 @@ pub const MAX_KEY_LEN: usize = 4096;
 pub const MAX_VALUE_LEN: usize = 3 * 1024 * 1024;
 /// Largest engine value written by the MVCC layer (FoundationDB allows 100,000 bytes).
 pub const CHUNK_LEN: usize = 96 * 1024;
+/// Most chunks one version can have (the header takes room in the first).
+pub const MAX_CHUNKS: usize = MAX_VALUE_LEN / CHUNK_LEN + 2;
 
 const META: u8 = b'k';
 const HISTORY: u8 = b'h';

@@ -572,7 +572,7 @@ pub(crate) async fn read_version_raw<S: Snapshot>(
     revision: Revision,
 ) -> Result<Option<VersionBuilder>> {
     let (start, end) = history_version_range(key, revision);
-    let rows = snap.scan(&start, &end, usize::from(u16::MAX)).await?;
+    let rows = snap.scan(&start, &end, layout::MAX_CHUNKS).await?;
     let mut builder = None;
     for (k, v) in &rows {
         let hk = layout::parse_history_key(k)?;

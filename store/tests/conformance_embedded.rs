@@ -7,7 +7,7 @@
     reason = "test code: a failed expectation must abort the test"
 )]
 
-use bulwark_store::conformance::{self, Harness};
+use bulwark_store::conformance::Harness;
 use bulwark_store::{EmbeddedEngine, StoreError};
 
 /// Each test gets its own directory; a name is one database file in it.
@@ -27,30 +27,13 @@ impl Harness for Embedded {
     }
 }
 
-macro_rules! conformance_tests {
-    ($($check:ident),* $(,)?) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $check() {
-            let h = Embedded { dir: tempfile::tempdir().unwrap() };
-            if let Err(f) = conformance::$check(&h).await {
-                panic!("{}: {f}", stringify!($check));
-            }
-        }
-    )*};
+fn harness(_test: &str) -> Option<Embedded> {
+    Some(Embedded {
+        dir: tempfile::tempdir().unwrap(),
+    })
 }
 
-conformance_tests!(
-    cas_semantics,
-    concurrent_writers_one_key,
-    snapshot_stable_pagination,
-    watch_ordering_and_completeness,
-    compaction_and_expired_tokens,
-    automatic_compaction,
-    large_values,
-    prefix_isolation,
-    bad_input,
-    reopen_keeps_everything,
-);
+bulwark_store::conformance_tests!(harness);
 
 #[test]
 fn database_file_is_private() {

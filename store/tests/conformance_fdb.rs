@@ -13,7 +13,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bulwark_store::conformance::{self, Harness};
+use bulwark_store::conformance::Harness;
 use bulwark_store::{FdbEngine, StoreError};
 
 /// Each test gets a fresh subspace (a unique prefix); a name is a sub-prefix of it.
@@ -52,28 +52,5 @@ fn harness(test: &str) -> Option<Fdb> {
     })
 }
 
-macro_rules! conformance_tests {
-    ($($check:ident),* $(,)?) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $check() {
-            let Some(h) = harness(stringify!($check)) else { return };
-            if let Err(f) = conformance::$check(&h).await {
-                panic!("{}: {f}", stringify!($check));
-            }
-        }
-    )*};
-}
-
-conformance_tests!(
-    cas_semantics,
-    concurrent_writers_one_key,
-    snapshot_stable_pagination,
-    watch_ordering_and_completeness,
-    compaction_and_expired_tokens,
-    automatic_compaction,
-    large_values,
-    prefix_isolation,
-    bad_input,
-    reopen_keeps_everything,
-    two_instances_share_history,
-);
+bulwark_store::conformance_tests!(harness);
+bulwark_store::conformance_tests!(@each harness; two_instances_share_history);
