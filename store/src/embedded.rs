@@ -280,6 +280,9 @@ impl Snapshot for EmbeddedSnapshot {
     }
 
     async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        // Inline reads never pend; spend tokio's cooperative budget so that loops of reads
+        // still yield to other tasks (and timers) on the runtime.
+        tokio::task::consume_budget().await;
         let value = self.table.get(key).map_err(engine_err)?;
         Ok(value.map(|g| g.value().to_vec()))
     }
@@ -291,6 +294,7 @@ impl Snapshot for EmbeddedSnapshot {
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         if limit <= INLINE_SCAN_ROWS {
+            tokio::task::consume_budget().await;
             return scan_table(&self.table, start, end, limit);
         }
         let table = Arc::clone(&self.table);
