@@ -1,0 +1,17 @@
+//! Bulwark's API vocabulary, shared by every crate and free of I/O.
+//!
+//! - [`status`]: `metav1.Status`, the one error shape every client understands, with the
+//!   upstream `reason` strings and HTTP codes.
+//! - [`selector`]: label selectors (equality- and set-based) and field selectors, parsed with
+//!   upstream's grammar and matched against JSON objects.
+//! - [`names`]: the DNS-1123 name rules upstream applies to object names, namespaces and labels.
+//!
+//! Objects themselves stay `serde_json::Value` in the generic paths (see DESIGN.md): the
+//! apiserver stores and serves upstream shapes without a typed round trip.
+
+pub mod names;
+pub mod selector;
+pub mod status;
+
+pub use selector::{FieldSelector, LabelSelector, SelectorError};
+pub use status::{Status, StatusCause, StatusReason};
