@@ -1,10 +1,14 @@
 //! `bulwark`: one binary for every role of a Bulwark cluster. This file only parses flags and
 //! wires crates together; the logic lives in the workspace crates.
 
+mod kubeconfig_cmd;
+mod server_cmd;
+mod store_cmd;
+
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use bulwark_store::{Engine, ListOptions, Store, StoreOptions};
+use bulwark_store::Engine;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -23,13 +27,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Runs the Kubernetes API server. The first start creates the cluster CA, the serving
+    /// certificate, the service-account key and DIR/admin.kubeconfig; later starts reuse them.
+    ///
+    /// Example: bulwark server --data-dir ./bulwark-data --listen 127.0.0.1:6443 --san api.example.com
+    Server(server_cmd::ServerArgs),
+    /// Issues a client certificate for a person and writes a kubeconfig for it (0600).
+    ///
+    /// Example: bulwark kubeconfig --data-dir ./bulwark-data --user alice --group dev --ttl 24h --out alice.kubeconfig
+    Kubeconfig(kubeconfig_cmd::KubeconfigArgs),
     /// Storage administration.
     #[command(subcommand)]
     Store(StoreCommand),
 }
 
 #[derive(Subcommand)]
-enum StoreCommand {
+pub(crate) enum StoreCommand {
     /// Opens the store (creating the embedded one if needed) and prints its revision,
     /// compaction point and key count. Never prints values.
     ///
@@ -48,14 +61,14 @@ enum StoreCommand {
 }
 
 #[derive(clap::Args)]
-struct StoreArgs {
-    /// Data directory of the embedded store (created 0700 if missing).
+pub(crate) struct StoreArgs {
+    /// Data directory (created 0700 if missing); the embedded store lives in it.
     #[arg(long, default_value = "./bulwark-data")]
-    data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// Storage engine: `embedded` (default) or `fdb:CLUSTER_FILE` (needs the `fdb` build
     /// feature).
     #[arg(long, default_value = "embedded")]
-    store: String,
+    pub(crate) store: String,
 }
 
 /// File name of the embedded store inside the data directory.
@@ -79,28 +92,36 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(&cli.log_format);
     match cli.command {
-        Command::Store(StoreCommand::Inspect(args)) => with_store(&args, Action::Inspect).await,
+        Command::Server(args) => {
+            let store = StoreArgs { data_dir: args.data_dir.clone(), store: args.store.clone() };
+            with_engine(&store, server_cmd::Server(args)).await
+        }
+        Command::Kubeconfig(args) => kubeconfig_cmd::run(&args),
+        Command::Store(StoreCommand::Inspect(args)) => {
+            with_engine(&args, store_cmd::Inspect).await
+        }
         Command::Store(StoreCommand::Keys { store, prefix }) => {
-            with_store(&store, Action::Keys(prefix)).await
+            with_engine(&store, store_cmd::Keys(prefix)).await
         }
     }
 }
 
-enum Action {
-    Inspect,
-    Keys(String),
+/// Work that runs against whichever storage engine `--store` selects.
+pub(crate) trait EngineJob {
+    /// Runs with the opened engine.
+    async fn run<E: Engine>(self, engine: E) -> anyhow::Result<()>;
 }
 
-async fn with_store(args: &StoreArgs, action: Action) -> anyhow::Result<()> {
+async fn with_engine(args: &StoreArgs, job: impl EngineJob) -> anyhow::Result<()> {
+    create_private_dir(&args.data_dir)?;
     if args.store == "embedded" {
-        create_private_dir(&args.data_dir)?;
         let path = args.data_dir.join(EMBEDDED_FILE);
         let engine = bulwark_store::EmbeddedEngine::open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
-        return run(engine, action).await;
+        return job.run(engine).await;
     }
     if let Some(cluster_file) = args.store.strip_prefix("fdb:") {
-        return run_fdb(cluster_file, action).await;
+        return run_fdb(cluster_file, job).await;
     }
     bail!(
         "unknown --store {:?}: use `embedded` or `fdb:CLUSTER_FILE`",
@@ -109,90 +130,17 @@ async fn with_store(args: &StoreArgs, action: Action) -> anyhow::Result<()> {
 }
 
 #[cfg(feature = "fdb")]
-async fn run_fdb(cluster_file: &str, action: Action) -> anyhow::Result<()> {
+async fn run_fdb(cluster_file: &str, job: impl EngineJob) -> anyhow::Result<()> {
     let engine = bulwark_store::FdbEngine::open(cluster_file, b"bulwark/")
         .with_context(|| format!("connecting to FoundationDB via {cluster_file}"))?;
-    run(engine, action).await
+    job.run(engine).await
 }
 
 #[cfg(not(feature = "fdb"))]
-async fn run_fdb(_cluster_file: &str, _action: Action) -> anyhow::Result<()> {
+async fn run_fdb(_cluster_file: &str, _job: impl EngineJob) -> anyhow::Result<()> {
     bail!("this bulwark was built without FoundationDB support (build with --features fdb)")
 }
 
 fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        tracing::warn!(dir = %dir.display(), mode = format!("{mode:o}"), "data directory is accessible to other users; 0700 is expected");
-    }
-    Ok(())
-}
-
-async fn run<E: Engine>(engine: E, action: Action) -> anyhow::Result<()> {
-    let store = Store::open(engine, StoreOptions::without_compaction()).await?;
-    match action {
-        Action::Inspect => {
-            let revision = store.current_revision().await?;
-            let compacted = store.compacted_revision().await?;
-            let keys = count_keys(&store, "").await?;
-            println!("engine:     {}", store.engine().name());
-            println!("revision:   {revision}");
-            println!("compacted:  {compacted}");
-            println!("keys:       {keys}");
-        }
-        Action::Keys(prefix) => {
-            let mut token = None;
-            loop {
-                let page = store
-                    .list(
-                        &prefix,
-                        ListOptions {
-                            limit: 1000,
-                            continue_token: token.take(),
-                            ..Default::default()
-                        },
-                    )
-                    .await?;
-                for kv in &page.items {
-                    println!("{}\t{}\t{} bytes", kv.key, kv.mod_revision, kv.value.len());
-                }
-                match page.continue_token {
-                    Some(t) => token = Some(t),
-                    None => break,
-                }
-            }
-        }
-    }
-    store.close().await?;
-    Ok(())
-}
-
-async fn count_keys<E: Engine>(store: &Store<E>, prefix: &str) -> anyhow::Result<usize> {
-    let mut count = 0;
-    let mut token = None;
-    loop {
-        let page = store
-            .list(
-                prefix,
-                ListOptions {
-                    limit: 1000,
-                    continue_token: token.take(),
-                    ..Default::default()
-                },
-            )
-            .await?;
-        count += page.items.len();
-        match page.continue_token {
-            Some(t) => token = Some(t),
-            None => return Ok(count),
-        }
-    }
+    bulwark_pki::files::ensure_private_dir(dir).with_context(|| format!("preparing {}", dir.display()))
 }

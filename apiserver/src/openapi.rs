@@ -1,0 +1,198 @@
+//! OpenAPI documents for clients.
+//!
+//! - `/openapi/v3` and `/openapi/v3/<api|apis/group>/<version>`: the real schemas of every
+//!   served kind (generated from k8s-openapi's JSON schemas, descriptions included) and paths
+//!   whose PATCH operations declare `fieldValidation`, so `kubectl apply` validates on the
+//!   server and `kubectl explain` works.
+//! - `/openapi/v2`: a valid but empty Swagger 2.0 document (protobuf or JSON). kubectl falls
+//!   back to it only for client-side validation and patch computation; with no definitions
+//!   it uses its compiled-in knowledge of the built-in types (the same merge keys upstream
+//!   uses). PATCH operations in v3 deliberately do not advertise strategic merge patch, so
+//!   kubectl computes those patches from its compiled-in types too.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use k8s_openapi::schemars::generate::SchemaSettings;
+use k8s_openapi::schemars::{JsonSchema, SchemaGenerator};
+use serde_json::{json, Map, Value};
+
+use crate::registry::{self, ResourceDef};
+use crate::typed::with_kinds;
+
+/// The URL path segment of a group/version (`api/v1`, `apis/apps/v1`).
+fn gv_path(group: &str, version: &str) -> String {
+    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
+}
+
+/// The v3 root document: where each group/version document lives.
+pub fn v3_root() -> Value {
+    let paths: Map<String, Value> = registry::group_versions()
+        .into_iter()
+        .map(|(g, v)| {
+            let path = gv_path(g, v);
+            let url = format!("/openapi/v3/{path}");
+            (path, json!({"serverRelativeURL": url}))
+        })
+        .collect();
+    json!({"paths": paths})
+}
+
+fn register<T: JsonSchema>(generator: &mut SchemaGenerator) -> String {
+    generator.subschema_for::<T>();
+    T::schema_name().into_owned()
+}
+
+macro_rules! dispatch_schema {
+    (($def:expr, $generator:expr) { $($group:literal $kind:literal => $ty:ty,)* }) => {
+        match ($def.group, $def.kind) {
+            $(($group, $kind) => Some(register::<$ty>($generator)),)*
+            _ => None,
+        }
+    };
+}
+
+fn schema_name(def: &ResourceDef, generator: &mut SchemaGenerator) -> Option<String> {
+    with_kinds!(dispatch_schema!(def, generator))
+}
+
+fn gvk(def: &ResourceDef) -> Value {
+    json!({"group": def.group, "version": def.version, "kind": def.kind})
+}
+
+fn operation(def: &ResourceDef, action: &str, schema_ref: &str, params: &[&str], body: Option<&[&str]>) -> Value {
+    let mut op = json!({
+        "operationId": format!("{action}{}", def.kind),
+        "x-kubernetes-action": action,
+        "x-kubernetes-group-version-kind": gvk(def),
+        "parameters": params.iter().map(|p| json!({"name": p, "in": "query", "schema": {"type": "string"}, "uniqueItems": true})).collect::<Vec<_>>(),
+        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": schema_ref}}}}},
+    });
+    if let (Some(types), Some(map)) = (body, op.as_object_mut()) {
+        let content: Map<String, Value> = types.iter().map(|t| ((*t).to_owned(), json!({"schema": {"$ref": schema_ref}}))).collect();
+        map.insert("requestBody".into(), json!({"content": content, "required": true}));
+    }
+    op
+}
+
+const WRITE_PARAMS: &[&str] = &["dryRun", "fieldManager", "fieldValidation"];
+const LIST_PARAMS: &[&str] = &["labelSelector", "fieldSelector", "limit", "continue", "resourceVersion", "resourceVersionMatch", "timeoutSeconds", "watch", "allowWatchBookmarks"];
+const PATCH_TYPES: &[&str] = &["application/json-patch+json", "application/merge-patch+json"];
+
+fn build_gv(group: &str, version: &str) -> Value {
+    let mut generator = SchemaSettings::openapi3().into_generator();
+    let mut paths = BTreeMap::new();
+    let mut kinds = Vec::new();
+    for def in registry::RESOURCES.iter().filter(|r| r.group == group && r.version == version) {
+        let Some(name) = schema_name(def, &mut generator) else { continue };
+        let schema_ref = format!("#/components/schemas/{name}");
+        let base = format!("/{}", gv_path(group, version));
+        let collection = if def.namespaced {
+            format!("{base}/namespaces/{{namespace}}/{}", def.plural)
+        } else {
+            format!("{base}/{}", def.plural)
+        };
+        paths.insert(collection.clone(), json!({
+            "get": operation(def, "list", &schema_ref, LIST_PARAMS, None),
+            "post": operation(def, "post", &schema_ref, WRITE_PARAMS, Some(&["application/json"])),
+            "delete": operation(def, "deletecollection", &schema_ref, LIST_PARAMS, None),
+        }));
+        paths.insert(format!("{collection}/{{name}}"), json!({
+            "get": operation(def, "get", &schema_ref, &[], None),
+            "put": operation(def, "put", &schema_ref, WRITE_PARAMS, Some(&["application/json"])),
+            "patch": operation(def, "patch", &schema_ref, WRITE_PARAMS, Some(PATCH_TYPES)),
+            "delete": operation(def, "delete", &schema_ref, &["dryRun", "gracePeriodSeconds", "propagationPolicy"], None),
+        }));
+        kinds.push((name, gvk(def)));
+    }
+    let mut schemas = generator.take_definitions(true);
+    for (name, gvk) in kinds {
+        if let Some(Value::Object(schema)) = schemas.get_mut(&name) {
+            schema.insert("x-kubernetes-group-version-kind".into(), json!([gvk]));
+        }
+    }
+    json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Bulwark", "version": env!("CARGO_PKG_VERSION")},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    })
+}
+
+/// The v3 document of one group/version (`api/v1`, `apis/apps/v1`), built once.
+pub fn v3_group_version(path: &str) -> Option<&'static [u8]> {
+    static DOCS: OnceLock<BTreeMap<String, Vec<u8>>> = OnceLock::new();
+    DOCS.get_or_init(|| {
+        registry::group_versions()
+            .into_iter()
+            .map(|(g, v)| (gv_path(g, v), serde_json::to_vec(&build_gv(g, v)).unwrap_or_default()))
+            .collect()
+    })
+    .get(path)
+    .map(Vec::as_slice)
+}
+
+/// The empty Swagger 2.0 document as JSON.
+pub fn v2_json() -> Value {
+    json!({"swagger": "2.0", "info": {"title": "Bulwark", "version": env!("CARGO_PKG_VERSION")}, "paths": {}, "definitions": {}})
+}
+
+fn proto_string(field: u8, text: &str, out: &mut Vec<u8>) {
+    out.push(field << 3 | 2);
+    proto_len(text.len(), out);
+    out.extend_from_slice(text.as_bytes());
+}
+
+fn proto_len(mut len: usize, out: &mut Vec<u8>) {
+    loop {
+        let byte = u8::try_from(len & 0x7f).unwrap_or(0);
+        len >>= 7;
+        if len == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// The empty Swagger 2.0 document as gnostic `openapi.v2.Document` protobuf (what kubectl
+/// asks for): swagger = 1, info = 2 {title = 1, version = 2}, paths = 8 (empty).
+pub fn v2_protobuf() -> Vec<u8> {
+    let mut info = Vec::new();
+    proto_string(1, "Bulwark", &mut info);
+    proto_string(2, env!("CARGO_PKG_VERSION"), &mut info);
+    let mut doc = Vec::new();
+    proto_string(1, "2.0", &mut doc);
+    doc.push(2 << 3 | 2);
+    proto_len(info.len(), &mut doc);
+    doc.extend_from_slice(&info);
+    doc.extend_from_slice(&[8 << 3 | 2, 0]);
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v3_documents_have_kinds_and_field_validation() {
+        let root = v3_root();
+        assert!(root["paths"]["apis/apps/v1"]["serverRelativeURL"].is_string());
+        let doc: Value = serde_json::from_slice(v3_group_version("apis/apps/v1").unwrap()).unwrap();
+        let schema = &doc["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"];
+        assert_eq!(schema["x-kubernetes-group-version-kind"][0]["kind"], "Deployment");
+        assert!(schema["description"].as_str().unwrap().contains("Deployment"));
+        let meta_ref = schema["properties"]["metadata"]["allOf"][0]["$ref"].as_str().unwrap();
+        assert!(meta_ref.starts_with("#/components/schemas/"), "{meta_ref}");
+        let patch = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
+        assert!(patch["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation"));
+        assert!(v3_group_version("apis/nope/v1").is_none());
+    }
+
+    #[test]
+    fn v2_protobuf_is_well_formed() {
+        let pb = v2_protobuf();
+        assert_eq!(&pb[..5], b"\x0a\x032.0");
+        assert_eq!(&pb[pb.len() - 2..], &[0x42, 0]);
+    }
+}

@@ -1,0 +1,214 @@
+//! The request pipeline, in order (DESIGN.md "Request pipeline"):
+//!
+//! 1. authenticate (client certificate or bearer token; anonymous gets 401),
+//! 2. work out what is asked (non-resource path, discovery, or a resource request),
+//! 3. authorize (403 with the reason),
+//! 4. dispatch to the handler (decoding, validation and admission happen there, per verb),
+//! 5. log one line and record metrics.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bulwark_api::StatusReason;
+use bulwark_store::Engine;
+use http::{Method, Request, StatusCode};
+use serde_json::json;
+
+use crate::auth::{self, ConnInfo};
+use crate::authz::{self, RequestAttributes};
+use crate::error::ApiError;
+use crate::negotiate::{self, Query};
+use crate::request_info::{self, PathError, ResourceRequest, Verb};
+use crate::resource::Ctx;
+use crate::state::ApiState;
+use crate::{collection, discovery, openapi, resource, respond, subresource, watch};
+
+/// The Kubernetes version this server's API corresponds to (the k8s-openapi types it uses).
+pub const KUBE_MINOR: &str = "33";
+
+/// Handles one HTTP request end to end.
+pub async fn handle<E: Engine>(state: Arc<ApiState<E>>, request: Request<Body>) -> Response {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let mut log = LogFields::default();
+    let response = match run(&state, &parts, body, &mut log).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    };
+    let code = response.status().as_u16();
+    let elapsed = started.elapsed();
+    state.metrics.observe(&log.verb, &log.resource, code, elapsed.as_secs_f64());
+    tracing::info!(
+        target: "bulwark::request",
+        user = %log.user,
+        verb = %log.verb,
+        resource = %log.resource,
+        path = %parts.uri.path(),
+        code,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
+
+#[derive(Default)]
+struct LogFields {
+    user: String,
+    verb: String,
+    resource: String,
+}
+
+fn not_found() -> ApiError {
+    ApiError::new(StatusReason::NotFound, "the server could not find the requested resource")
+}
+
+async fn run<E: Engine>(
+    state: &ApiState<E>,
+    parts: &http::request::Parts,
+    body: Body,
+    log: &mut LogFields,
+) -> Result<Response, ApiError> {
+    // 1. Authenticate.
+    let conn = parts
+        .extensions
+        .get::<ConnInfo>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal("request without connection info"))?;
+    let user = auth::authenticate(&state.authenticators, parts, &conn).map_err(|why| {
+        tracing::debug!(peer = %conn.peer, %why, "authentication failed");
+        ApiError::new(StatusReason::Unauthorized, "Unauthorized")
+    })?;
+    log.user.clone_from(&user.name);
+
+    // 2. What is asked.
+    let path = parts.uri.path();
+    let query = Query::parse(parts.uri.query());
+    let is_api_path = path == "/api" || path.starts_with("/api/") || path == "/apis" || path.starts_with("/apis/");
+    let resource_request = if is_api_path {
+        match request_info::parse(&parts.method, path, &query.0) {
+            Ok(r) => r,
+            Err(PathError::NotFound) => return Err(not_found()),
+            Err(PathError::MethodNotAllowed) => {
+                return Err(ApiError::new(StatusReason::MethodNotAllowed, format!("the server does not allow this method on the requested resource: {}", parts.method)));
+            }
+        }
+    } else {
+        None
+    };
+
+    // 3. Authorize.
+    let verb_text = match &resource_request {
+        Some(r) => r.verb.as_str(),
+        None if parts.method == Method::GET || parts.method == Method::HEAD => "get",
+        None => "post",
+    };
+    let attributes = match &resource_request {
+        Some(r) => RequestAttributes::Resource {
+            verb: r.verb.as_str(),
+            api_group: r.def.group,
+            resource: r.def.plural,
+            subresource: r.subresource.map(|s| s.name()),
+            namespace: r.namespace.as_deref(),
+            name: r.name.as_deref(),
+        },
+        None => RequestAttributes::NonResource { verb: verb_text, path },
+    };
+    log.verb = verb_text.to_owned();
+    log.resource = match &resource_request {
+        Some(r) => match r.subresource {
+            Some(s) => format!("{}/{}", r.def.plural, s.name()),
+            None => r.def.plural.to_owned(),
+        },
+        None => String::new(),
+    };
+    let decision = state.authorizer.authorize(&user, &attributes);
+    if !decision.allowed {
+        return Err(ApiError::new(StatusReason::Forbidden, authz::forbidden_message(&user, &attributes, &decision.reason)));
+    }
+
+    // 4. Dispatch.
+    match resource_request {
+        Some(req) => {
+            let format = negotiate::negotiate(&parts.headers)?;
+            let ctx = Ctx { state, req: &req, query: &query, headers: &parts.headers, user: &user, format };
+            dispatch_resource(&ctx, &req, &parts.headers, body).await
+        }
+        None => non_resource(state, &parts.method, path, &parts.headers),
+    }
+}
+
+async fn dispatch_resource<E: Engine>(
+    ctx: &Ctx<'_, E>,
+    req: &ResourceRequest,
+    headers: &http::HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    use crate::registry::Subresource;
+    let needs_body = matches!(req.verb, Verb::Create | Verb::Update | Verb::Patch | Verb::Delete | Verb::DeleteCollection);
+    let bytes = if needs_body { negotiate::read_body(headers, body).await? } else { bytes::Bytes::new() };
+    match (req.verb, req.subresource) {
+        (Verb::Get, _) => resource::get(ctx).await,
+        (Verb::List, _) => collection::list(ctx).await,
+        (Verb::Watch, _) => watch::watch(ctx).await,
+        (Verb::Create, Some(Subresource::Binding)) => subresource::bind(ctx, &bytes).await,
+        (Verb::Create, _) => resource::create(ctx, &bytes).await,
+        (Verb::Update, _) => resource::update(ctx, &bytes).await,
+        (Verb::Patch, _) => resource::patch(ctx, &bytes).await,
+        (Verb::Delete, _) => resource::delete(ctx, &bytes).await,
+        (Verb::DeleteCollection, _) => collection::delete_collection(ctx, &bytes).await,
+    }
+}
+
+fn text(code: StatusCode, body: &'static str) -> Response {
+    (code, [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+fn non_resource<E: Engine>(state: &ApiState<E>, method: &Method, path: &str, headers: &http::HeaderMap) -> Result<Response, ApiError> {
+    if method != Method::GET && method != Method::HEAD {
+        return Err(ApiError::new(StatusReason::MethodNotAllowed, format!("the server does not allow this method on {path}")));
+    }
+    let ok = |v: serde_json::Value| Ok(respond::json(StatusCode::OK, &v, &[]));
+    match path {
+        "/version" => ok(json!({
+            "major": "1", "minor": KUBE_MINOR,
+            "gitVersion": format!("v1.{KUBE_MINOR}.0+bulwark-{}", env!("CARGO_PKG_VERSION")),
+            "gitCommit": "", "gitTreeState": "clean", "buildDate": "",
+            "goVersion": "", "compiler": "rustc", "platform": format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
+        })),
+        "/healthz" | "/livez" => Ok(text(StatusCode::OK, "ok")),
+        "/readyz" => Ok(if state.ready.load(Ordering::Acquire) {
+            text(StatusCode::OK, "ok")
+        } else {
+            text(StatusCode::SERVICE_UNAVAILABLE, "not ready: bootstrapping")
+        }),
+        "/metrics" => Ok((StatusCode::OK, [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()),
+        "/api" => ok(discovery::core_versions()),
+        "/apis" => ok(discovery::groups()),
+        "/openapi/v2" => {
+            let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            if accept.contains("protobuf") {
+                Ok((StatusCode::OK, [(http::header::CONTENT_TYPE, "application/com.github.proto-openapi.spec.v2.v1.0+protobuf")], openapi::v2_protobuf()).into_response())
+            } else {
+                ok(openapi::v2_json())
+            }
+        }
+        "/openapi/v3" => ok(openapi::v3_root()),
+        _ => {
+            if let Some(gv) = path.strip_prefix("/openapi/v3/") {
+                let doc = openapi::v3_group_version(gv).ok_or_else(not_found)?;
+                return Ok((StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], doc).into_response());
+            }
+            let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+            let doc = match parts.as_slice() {
+                ["api", version] => discovery::resources("", version),
+                ["apis", group] => discovery::group(group),
+                ["apis", group, version] => discovery::resources(group, version),
+                _ => None,
+            };
+            doc.map_or_else(|| Err(not_found()), ok)
+        }
+    }
+}

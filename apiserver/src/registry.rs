@@ -1,0 +1,197 @@
+//! The resource registry: every kind the server serves, with what discovery, routing,
+//! validation and Table output need to know about it. Everything generic (CRUD, list, watch,
+//! patch) is driven from this table, so adding a kind is adding a row.
+
+/// Which name rule upstream applies to a kind's `metadata.name`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameRule {
+    /// DNS-1123 subdomain (most kinds).
+    Subdomain,
+    /// DNS-1123 label (namespaces).
+    Label,
+    /// DNS-1035 label (services).
+    Dns1035,
+    /// Any single path segment (events, leases' holders are subdomain but events are free-form).
+    PathSegment,
+}
+
+/// Subresources a kind has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subresource {
+    /// `/status`: writes only status; main-resource writes ignore status.
+    Status,
+    /// `/scale`: an `autoscaling/v1 Scale` view of `spec.replicas`.
+    Scale,
+    /// `pods/binding`: assigns a pod to a node.
+    Binding,
+    /// `certificatesigningrequests/approval`: writes approval conditions.
+    Approval,
+}
+
+impl Subresource {
+    /// The URL segment.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Status => "status",
+            Self::Scale => "scale",
+            Self::Binding => "binding",
+            Self::Approval => "approval",
+        }
+    }
+}
+
+/// One served resource.
+#[derive(Debug)]
+pub struct ResourceDef {
+    /// API group ("" for core).
+    pub group: &'static str,
+    /// Version served.
+    pub version: &'static str,
+    /// Kind.
+    pub kind: &'static str,
+    /// Plural resource name (the URL segment).
+    pub plural: &'static str,
+    /// Singular name (discovery).
+    pub singular: &'static str,
+    /// Short names (`kubectl get deploy`).
+    pub short_names: &'static [&'static str],
+    /// Categories (`kubectl get all`).
+    pub categories: &'static [&'static str],
+    /// Namespaced or cluster-scoped.
+    pub namespaced: bool,
+    /// Subresources.
+    pub subresources: &'static [Subresource],
+    /// Name rule.
+    pub name_rule: NameRule,
+    /// Field selectors beyond `metadata.name` and `metadata.namespace`.
+    pub extra_fields: &'static [&'static str],
+}
+
+impl ResourceDef {
+    /// `group/version`, or `version` for core.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_owned()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// Whether the kind has `sub`.
+    pub fn has(&self, sub: Subresource) -> bool {
+        self.subresources.contains(&sub)
+    }
+
+    /// Whether `field` may be used in a field selector.
+    pub fn supports_field(&self, field: &str) -> bool {
+        field == "metadata.name"
+            || (self.namespaced && field == "metadata.namespace")
+            || self.extra_fields.contains(&field)
+    }
+}
+
+use Subresource::{Approval, Binding, Scale, Status};
+
+const ALL: &[&str] = &["all"];
+const NONE: &[&str] = &[];
+
+macro_rules! res {
+    ($group:expr, $version:expr, $kind:expr, $plural:expr, $singular:expr, short: $short:expr,
+     cat: $cat:expr, ns: $ns:expr, sub: $sub:expr, name: $rule:expr, fields: $fields:expr) => {
+        ResourceDef {
+            group: $group,
+            version: $version,
+            kind: $kind,
+            plural: $plural,
+            singular: $singular,
+            short_names: $short,
+            categories: $cat,
+            namespaced: $ns,
+            subresources: $sub,
+            name_rule: $rule,
+            extra_fields: $fields,
+        }
+    };
+}
+
+/// Every served resource.
+pub static RESOURCES: &[ResourceDef] = &[
+    res!("", "v1", "Namespace", "namespaces", "namespace", short: &["ns"], cat: NONE, ns: false,
+         sub: &[Status], name: NameRule::Label, fields: &["status.phase"]),
+    res!("", "v1", "ConfigMap", "configmaps", "configmap", short: &["cm"], cat: NONE, ns: true,
+         sub: &[], name: NameRule::Subdomain, fields: &[]),
+    res!("", "v1", "Secret", "secrets", "secret", short: &[], cat: NONE, ns: true,
+         sub: &[], name: NameRule::Subdomain, fields: &["type"]),
+    res!("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", short: &["sa"],
+         cat: NONE, ns: true, sub: &[], name: NameRule::Subdomain, fields: &[]),
+    res!("", "v1", "Pod", "pods", "pod", short: &["po"], cat: ALL, ns: true,
+         sub: &[Status, Binding], name: NameRule::Subdomain,
+         fields: &["spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
+                   "spec.serviceAccountName", "spec.hostNetwork", "status.phase",
+                   "status.podIP", "status.nominatedNodeName"]),
+    res!("", "v1", "Node", "nodes", "node", short: &["no"], cat: NONE, ns: false,
+         sub: &[Status], name: NameRule::Subdomain, fields: &["spec.unschedulable"]),
+    res!("", "v1", "Service", "services", "service", short: &["svc"], cat: ALL, ns: true,
+         sub: &[Status], name: NameRule::Dns1035, fields: &["spec.clusterIP", "spec.type"]),
+    res!("", "v1", "Endpoints", "endpoints", "endpoints", short: &["ep"], cat: NONE, ns: true,
+         sub: &[], name: NameRule::Subdomain, fields: &[]),
+    res!("", "v1", "Event", "events", "event", short: &["ev"], cat: NONE, ns: true,
+         sub: &[], name: NameRule::PathSegment,
+         fields: &["involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+                   "involvedObject.uid", "involvedObject.apiVersion",
+                   "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason",
+                   "reportingComponent", "source", "type"]),
+    res!("apps", "v1", "Deployment", "deployments", "deployment", short: &["deploy"], cat: ALL,
+         ns: true, sub: &[Status, Scale], name: NameRule::Subdomain, fields: &[]),
+    res!("apps", "v1", "ReplicaSet", "replicasets", "replicaset", short: &["rs"], cat: ALL,
+         ns: true, sub: &[Status, Scale], name: NameRule::Subdomain, fields: &["status.replicas"]),
+    res!("apps", "v1", "DaemonSet", "daemonsets", "daemonset", short: &["ds"], cat: ALL,
+         ns: true, sub: &[Status], name: NameRule::Subdomain, fields: &[]),
+    res!("apps", "v1", "StatefulSet", "statefulsets", "statefulset", short: &["sts"], cat: ALL,
+         ns: true, sub: &[Status, Scale], name: NameRule::Subdomain, fields: &[]),
+    res!("batch", "v1", "Job", "jobs", "job", short: &[], cat: ALL, ns: true,
+         sub: &[Status], name: NameRule::Subdomain, fields: &["status.successful"]),
+    res!("batch", "v1", "CronJob", "cronjobs", "cronjob", short: &["cj"], cat: ALL, ns: true,
+         sub: &[Status], name: NameRule::Subdomain, fields: &[]),
+    res!("coordination.k8s.io", "v1", "Lease", "leases", "lease", short: &[], cat: NONE,
+         ns: true, sub: &[], name: NameRule::Subdomain, fields: &[]),
+    res!("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests",
+         "certificatesigningrequest", short: &["csr"], cat: NONE, ns: false,
+         sub: &[Status, Approval], name: NameRule::Subdomain, fields: &["spec.signerName"]),
+    res!("events.k8s.io", "v1", "Event", "events", "event", short: &["ev"], cat: NONE, ns: true,
+         sub: &[], name: NameRule::PathSegment,
+         fields: &["regarding.kind", "regarding.namespace", "regarding.name", "regarding.uid",
+                   "reason", "reportingController", "type"]),
+];
+
+/// Finds the resource served at `group/version/plural`.
+pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static ResourceDef> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+/// The group/versions served, in discovery order (core first, then groups by first mention).
+pub fn group_versions() -> Vec<(&'static str, &'static str)> {
+    let mut out: Vec<(&str, &str)> = Vec::new();
+    for r in RESOURCES {
+        if !out.contains(&(r.group, r.version)) {
+            out.push((r.group, r.version));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups() {
+        assert_eq!(lookup("apps", "v1", "deployments").unwrap().kind, "Deployment");
+        assert!(lookup("", "v1", "deployments").is_none());
+        assert!(lookup("", "v1", "pods").unwrap().supports_field("spec.nodeName"));
+        assert!(!lookup("", "v1", "namespaces").unwrap().supports_field("metadata.namespace"));
+        assert_eq!(group_versions().first(), Some(&("", "v1")));
+    }
+}

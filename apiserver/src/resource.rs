@@ -1,0 +1,487 @@
+//! Handlers for one object: get, create, update (PUT), patch and delete, with optimistic
+//! concurrency, dry runs, field validation, admission and upstream's deletion rules
+//! (finalizers, graceful pod deletion, propagation policy finalizers, terminating namespaces).
+
+use axum::response::Response;
+use bulwark_api::{Status, StatusReason};
+use bulwark_store::{Engine, KeyValue, Revision, StoreError};
+use http::{HeaderMap, StatusCode};
+use serde_json::{json, Value};
+
+use crate::admission::AdmissionRequest;
+use crate::auth::UserInfo;
+use crate::error::{from_store, ApiError};
+use crate::negotiate::{self, FieldValidation, Format, Query};
+use crate::object::{self, meta_str, UpdateKind};
+use crate::patch::{self, PatchType};
+use crate::registry::{ResourceDef, Subresource};
+use crate::request_info::{ResourceRequest, Verb};
+use crate::state::ApiState;
+use crate::table::IncludeObject;
+use crate::{respond, storage, typed};
+
+/// How often an update retries after losing a race it did not ask to detect.
+const MAX_RETRIES: usize = 16;
+
+/// One request's context.
+pub struct Ctx<'a, E: Engine> {
+    /// Shared state.
+    pub state: &'a ApiState<E>,
+    /// What is addressed.
+    pub req: &'a ResourceRequest,
+    /// Query parameters.
+    pub query: &'a Query,
+    /// Request headers.
+    pub headers: &'a HeaderMap,
+    /// The caller.
+    pub user: &'a UserInfo,
+    /// The negotiated representation.
+    pub format: Format,
+}
+
+impl<E: Engine> Ctx<'_, E> {
+    /// The resource definition.
+    pub fn def(&self) -> &'static ResourceDef {
+        self.req.def
+    }
+
+    /// The namespace, if the kind is namespaced.
+    pub fn namespace(&self) -> Option<&str> {
+        self.req.namespace.as_deref().filter(|_| self.def().namespaced)
+    }
+
+    fn name(&self) -> &str {
+        self.req.name.as_deref().unwrap_or_default()
+    }
+
+    fn key(&self) -> String {
+        storage::object_key(self.def(), self.namespace(), self.name())
+    }
+
+    fn include(&self) -> IncludeObject {
+        IncludeObject::parse(self.query.get("includeObject"))
+    }
+
+    fn store_err(&self, e: StoreError) -> ApiError {
+        from_store(e, self.def().group, self.def().plural, self.name())
+    }
+
+    fn not_found(&self) -> ApiError {
+        Status::not_found(self.def().group, self.def().plural, self.name()).into()
+    }
+
+    /// Reads the addressed object (404 if absent).
+    pub async fn current(&self) -> Result<(KeyValue, Value), ApiError> {
+        let kv = self.state.store.get(&self.key()).await.map_err(|e| self.store_err(e))?.ok_or_else(|| self.not_found())?;
+        let obj = storage::decode(&kv)?;
+        Ok((kv, obj))
+    }
+
+    fn respond(&self, code: StatusCode, obj: &Value, warnings: &[String]) -> Response {
+        respond::object(self.def(), self.format, self.include(), code, obj, warnings)
+    }
+
+    /// Runs admission plugins; returns their warnings.
+    pub async fn admit(&self, verb: Verb, object: Option<&Value>, old: Option<&Value>) -> Result<Vec<String>, ApiError> {
+        let namespace_object = if self.def().namespaced && verb == Verb::Create {
+            let ns_def = crate::registry::lookup("", "v1", "namespaces");
+            match (ns_def, self.namespace()) {
+                (Some(ns_def), Some(ns)) => {
+                    let key = storage::object_key(ns_def, None, ns);
+                    match self.state.store.get(&key).await.map_err(|e| self.store_err(e))? {
+                        Some(kv) => Some(storage::decode(&kv)?),
+                        None => None,
+                    }
+                }
+                _ => None,
+            }
+        } else {
+            None
+        };
+        let name = object.or(old).and_then(|o| meta_str(o, "name")).unwrap_or(self.name()).to_owned();
+        let request = AdmissionRequest {
+            def: self.def(),
+            verb,
+            user: self.user,
+            namespace: self.namespace(),
+            namespace_object: namespace_object.as_ref(),
+            name: &name,
+            object,
+            old_object: old,
+        };
+        let mut warnings = Vec::new();
+        for plugin in &self.state.admission {
+            warnings.extend(plugin.admit(&request)?);
+        }
+        Ok(warnings)
+    }
+}
+
+/// Decodes through the upstream type and applies `fieldValidation`; returns the pruned object
+/// and warnings.
+pub fn validate_fields(def: &ResourceDef, obj: &Value, mode: FieldValidation) -> Result<(Value, Vec<String>), ApiError> {
+    let decoded = typed::decode(def, obj)?;
+    let messages: Vec<String> = decoded.unknown_fields.iter().map(|f| format!("unknown field \"{f}\"")).collect();
+    match mode {
+        FieldValidation::Strict if !messages.is_empty() => Err(ApiError::bad_request(format!(
+            "strict decoding error: {}",
+            messages.join(", ")
+        ))),
+        FieldValidation::Warn => Ok((decoded.object, messages)),
+        _ => Ok((decoded.object, Vec::new())),
+    }
+}
+
+/// GET one object (or its status).
+pub async fn get<E: Engine>(ctx: &Ctx<'_, E>) -> Result<Response, ApiError> {
+    let (_, obj) = ctx.current().await?;
+    if ctx.req.subresource == Some(Subresource::Scale) {
+        return Ok(respond::json(StatusCode::OK, &crate::subresource::scale_of(ctx.def(), &obj)?, &[]));
+    }
+    Ok(ctx.respond(StatusCode::OK, &obj, &[]))
+}
+
+/// POST: create.
+pub async fn create<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response, ApiError> {
+    negotiate::require_json(ctx.headers)?;
+    let mut obj = negotiate::parse_json(body)?;
+    object::check_kind(ctx.def(), &mut obj)?;
+    let (mut obj, mut warnings) = validate_fields(ctx.def(), &obj, ctx.query.field_validation()?)?;
+    object::prepare_create(ctx.def(), &mut obj, ctx.namespace())?;
+    warnings.extend(ctx.admit(Verb::Create, Some(&obj), None).await?);
+    let name = meta_str(&obj, "name").unwrap_or_default().to_owned();
+    if ctx.query.dry_run()? {
+        return Ok(ctx.respond(StatusCode::CREATED, &obj, &warnings));
+    }
+    let key = storage::object_key(ctx.def(), ctx.namespace(), &name);
+    let kv = ctx
+        .state
+        .store
+        .create(&key, storage::encode(&obj)?)
+        .await
+        .map_err(|e| from_store(e, ctx.def().group, ctx.def().plural, &name))?;
+    let created = storage::decode(&kv)?;
+    Ok(ctx.respond(StatusCode::CREATED, &created, &warnings))
+}
+
+/// What a read-modify-write produced.
+pub struct Written {
+    /// The object as stored (or as it would be, for dry runs).
+    pub object: Value,
+    /// Warnings for the client.
+    pub warnings: Vec<String>,
+}
+
+/// Reads the object, lets `mutate` produce the new version, runs admission and writes it with
+/// compare-and-swap. A race is retried unless the caller pinned a resourceVersion (409).
+/// Objects whose deletion is pending and whose last finalizer goes away are deleted.
+pub async fn read_modify_write<E, F>(ctx: &Ctx<'_, E>, verb: Verb, mut mutate: F) -> Result<Written, ApiError>
+where
+    E: Engine,
+    F: FnMut(&Value) -> Result<(Value, Vec<String>), ApiError>,
+{
+    let dry_run = ctx.query.dry_run()?;
+    for _ in 0..MAX_RETRIES {
+        let (old_kv, old) = ctx.current().await?;
+        let (mut new, mut warnings) = mutate(&old)?;
+        let current_rv = old_kv.mod_revision.to_string();
+        if let Some(rv) = meta_str(&new, "resourceVersion").filter(|rv| !rv.is_empty())
+            && rv != current_rv
+        {
+            return Err(Status::conflict(
+                ctx.def().group,
+                ctx.def().plural,
+                ctx.name(),
+                "the object has been modified; please apply your changes to the latest version and try again",
+            )
+            .into());
+        }
+        if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert("resourceVersion".into(), Value::String(current_rv));
+        }
+        warnings.extend(ctx.admit(verb, Some(&new), Some(&old)).await?);
+        if new == old || dry_run {
+            return Ok(Written { object: new, warnings });
+        }
+        if deletion_complete(ctx.def(), &new) {
+            match ctx.state.store.delete(&ctx.key(), Some(old_kv.mod_revision)).await {
+                Ok(_) => return Ok(Written { object: new, warnings }),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(ctx.store_err(e)),
+            }
+        }
+        match ctx.state.store.update(&ctx.key(), storage::encode(&new)?, Some(old_kv.mod_revision)).await {
+            Ok(kv) => {
+                return Ok(Written {
+                    object: storage::decode(&kv)?,
+                    warnings,
+                });
+            }
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(ctx.store_err(e)),
+        }
+    }
+    Err(ApiError::new(StatusReason::Conflict, "too many concurrent writers on this object; try again"))
+}
+
+fn finalizers(obj: &Value) -> Vec<String> {
+    obj.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|f| f.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// A pending deletion whose finalizers are all gone (namespaces also wait for spec.finalizers).
+fn deletion_complete(def: &ResourceDef, obj: &Value) -> bool {
+    if obj.pointer("/metadata/deletionTimestamp").is_none() || !finalizers(obj).is_empty() {
+        return false;
+    }
+    if def.kind == "Namespace" {
+        return obj.pointer("/spec/finalizers").and_then(Value::as_array).is_none_or(Vec::is_empty);
+    }
+    // Pods bound to a node wait for the node agent's final delete.
+    !(def.kind == "Pod" && obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty()))
+}
+
+fn update_kind(req: &ResourceRequest) -> UpdateKind {
+    match req.subresource {
+        Some(Subresource::Status) => UpdateKind::Status,
+        _ => UpdateKind::Main,
+    }
+}
+
+/// PUT: replace (main resource or status).
+pub async fn update<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response, ApiError> {
+    negotiate::require_json(ctx.headers)?;
+    let submitted = negotiate::parse_json(body)?;
+    match ctx.req.subresource {
+        Some(Subresource::Scale) => return crate::subresource::write_scale(ctx, |_| Ok(submitted.clone())).await,
+        Some(Subresource::Approval) => return crate::subresource::write_approval(ctx, &submitted).await,
+        _ => {}
+    }
+    let mode = ctx.query.field_validation()?;
+    let kind = update_kind(ctx.req);
+    let written = read_modify_write(ctx, Verb::Update, |old| {
+        let mut new = submitted.clone();
+        object::check_kind(ctx.def(), &mut new)?;
+        let (mut new, warnings) = validate_fields(ctx.def(), &new, mode)?;
+        // The submitted resourceVersion is the client's precondition.
+        let rv = meta_str(&submitted, "resourceVersion").map(str::to_owned);
+        object::prepare_update(ctx.def(), &mut new, old, kind)?;
+        if let (Some(rv), Some(meta)) = (rv, new.get_mut("metadata").and_then(Value::as_object_mut)) {
+            meta.insert("resourceVersion".into(), Value::String(rv));
+        }
+        Ok((new, warnings))
+    })
+    .await?;
+    Ok(ctx.respond(StatusCode::OK, &written.object, &written.warnings))
+}
+
+/// PATCH: JSON, merge or strategic merge patch (main resource, status or scale).
+pub async fn patch<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response, ApiError> {
+    let content_type = negotiate::content_type(ctx.headers);
+    let Some(patch_type) = PatchType::from_content_type(&content_type) else {
+        return Err(ApiError::new(
+            StatusReason::UnsupportedMediaType,
+            format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {content_type:?})"),
+        ));
+    };
+    match ctx.req.subresource {
+        Some(Subresource::Scale) => {
+            return crate::subresource::write_scale(ctx, |scale| patch::apply(patch_type, scale, body)).await;
+        }
+        Some(Subresource::Approval) => {
+            let (_, current) = ctx.current().await?;
+            let patched = patch::apply(patch_type, &current, body)?;
+            return crate::subresource::write_approval(ctx, &patched).await;
+        }
+        _ => {}
+    }
+    let mode = ctx.query.field_validation()?;
+    let kind = update_kind(ctx.req);
+    let written = read_modify_write(ctx, Verb::Patch, |old| {
+        let mut new = patch::apply(patch_type, old, body)?;
+        let rv = meta_str(&new, "resourceVersion").map(str::to_owned);
+        object::check_kind(ctx.def(), &mut new)?;
+        let (mut new, warnings) = validate_fields(ctx.def(), &new, mode)?;
+        object::prepare_update(ctx.def(), &mut new, old, kind)?;
+        if let (Some(rv), Some(meta)) = (rv, new.get_mut("metadata").and_then(Value::as_object_mut)) {
+            meta.insert("resourceVersion".into(), Value::String(rv));
+        }
+        Ok((new, warnings))
+    })
+    .await?;
+    Ok(ctx.respond(StatusCode::OK, &written.object, &written.warnings))
+}
+
+/// `DeleteOptions`, from the body and the query.
+#[derive(Debug, Default)]
+pub struct DeleteOptions {
+    /// Seconds before a graceful deletion completes.
+    pub grace_period: Option<i64>,
+    /// `Orphan`, `Background` or `Foreground`.
+    pub propagation: Option<String>,
+    /// Required uid.
+    pub uid: Option<String>,
+    /// Required resourceVersion.
+    pub resource_version: Option<String>,
+}
+
+impl DeleteOptions {
+    /// Parses options from an optional JSON body and the query.
+    pub fn parse(body: &[u8], query: &Query) -> Result<Self, ApiError> {
+        let mut opts = Self::default();
+        if !body.is_empty() {
+            let v = negotiate::parse_json(body)?;
+            if !v.is_object() {
+                return Err(ApiError::bad_request("DeleteOptions must be a JSON object"));
+            }
+            opts.grace_period = v.get("gracePeriodSeconds").and_then(Value::as_i64);
+            opts.propagation = v.get("propagationPolicy").and_then(Value::as_str).map(str::to_owned);
+            opts.uid = v.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_owned);
+            opts.resource_version = v.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_owned);
+            if let Some(dry) = v.get("dryRun").and_then(Value::as_array)
+                && dry.iter().any(|d| d.as_str() != Some("All"))
+            {
+                return Err(ApiError::bad_request("invalid dry run option; the only supported value is All"));
+            }
+        }
+        if let Some(g) = query.get("gracePeriodSeconds") {
+            opts.grace_period = Some(g.parse().map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds {g:?}")))?);
+        }
+        if let Some(p) = query.get("propagationPolicy") {
+            opts.propagation = Some(p.to_owned());
+        }
+        if let Some(p) = &opts.propagation
+            && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground")
+        {
+            return Err(Status::invalid("", "DeleteOptions", "", vec![bulwark_api::StatusCause::invalid(
+                "propagationPolicy",
+                format!("Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""),
+            )])
+            .into());
+        }
+        if opts.grace_period.is_some_and(|g| g < 0) {
+            return Err(ApiError::bad_request("gracePeriodSeconds must be non-negative"));
+        }
+        Ok(opts)
+    }
+}
+
+fn dry_run_in_body(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("dryRun").and_then(Value::as_array).map(|d| !d.is_empty()))
+        .unwrap_or(false)
+}
+
+/// What deleting one object did.
+pub enum Deleted {
+    /// Removed from the store; the last state.
+    Removed(Value),
+    /// Marked for deletion (finalizers or grace period); the new state.
+    Pending(Value),
+}
+
+/// Deletes one object following upstream's rules.
+pub async fn delete_one<E: Engine>(ctx: &Ctx<'_, E>, opts: &DeleteOptions, dry_run: bool) -> Result<Deleted, ApiError> {
+    for _ in 0..MAX_RETRIES {
+        let (kv, old) = ctx.current().await?;
+        if let Some(uid) = &opts.uid
+            && meta_str(&old, "uid") != Some(uid.as_str())
+        {
+            return Err(Status::conflict(ctx.def().group, ctx.def().plural, ctx.name(), &format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta_str(&old, "uid").unwrap_or_default()
+            )).into());
+        }
+        if let Some(rv) = &opts.resource_version
+            && *rv != kv.mod_revision.to_string()
+        {
+            return Err(Status::conflict(ctx.def().group, ctx.def().plural, ctx.name(), &format!(
+                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", kv.mod_revision
+            )).into());
+        }
+        ctx.admit(Verb::Delete, None, Some(&old)).await?;
+        let mut pending_finalizers = finalizers(&old);
+        match opts.propagation.as_deref() {
+            Some("Foreground") => pending_finalizers.push("foregroundDeletion".into()),
+            Some("Orphan") => pending_finalizers.push("orphan".into()),
+            _ => {}
+        }
+        let is_namespace = ctx.def().kind == "Namespace" && ctx.def().group.is_empty();
+        let bound_pod = ctx.def().kind == "Pod" && old.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+        let grace = opts
+            .grace_period
+            .or_else(|| old.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
+            .unwrap_or(30);
+        let graceful = bound_pod && grace > 0;
+        if pending_finalizers.is_empty() && !graceful && !is_namespace {
+            if dry_run {
+                return Ok(Deleted::Removed(old));
+            }
+            match ctx.state.store.delete(&ctx.key(), Some(kv.mod_revision)).await {
+                Ok(_) => return Ok(Deleted::Removed(old)),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(ctx.store_err(e)),
+            }
+        }
+        if old.pointer("/metadata/deletionTimestamp").is_some() {
+            return Ok(Deleted::Pending(old));
+        }
+        let mut new = old.clone();
+        let when = if graceful {
+            let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(grace);
+            at.replace_nanosecond(0).unwrap_or(at).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+        } else {
+            object::now_rfc3339()
+        };
+        let meta = object::meta_mut(&mut new)?;
+        meta.insert("deletionTimestamp".into(), json!(when));
+        meta.insert("deletionGracePeriodSeconds".into(), json!(if graceful { grace } else { 0 }));
+        let generation = meta.get("generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+        meta.insert("generation".into(), json!(generation));
+        if !pending_finalizers.is_empty() {
+            pending_finalizers.dedup();
+            meta.insert("finalizers".into(), json!(pending_finalizers));
+        }
+        if is_namespace && let Some(root) = new.as_object_mut() {
+            root.insert("status".into(), json!({"phase": "Terminating"}));
+        }
+        if dry_run {
+            return Ok(Deleted::Pending(new));
+        }
+        match ctx.state.store.update(&ctx.key(), storage::encode(&new)?, Some(kv.mod_revision)).await {
+            Ok(kv) => return Ok(Deleted::Pending(storage::decode(&kv)?)),
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(ctx.store_err(e)),
+        }
+    }
+    Err(ApiError::new(StatusReason::Conflict, "too many concurrent writers on this object; try again"))
+}
+
+/// DELETE one object.
+pub async fn delete<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response, ApiError> {
+    let opts = DeleteOptions::parse(body, ctx.query)?;
+    let dry_run = ctx.query.dry_run()? || dry_run_in_body(body);
+    match delete_one(ctx, &opts, dry_run).await? {
+        Deleted::Pending(obj) => Ok(ctx.respond(StatusCode::OK, &obj, &[])),
+        Deleted::Removed(obj) if ctx.def().kind == "Pod" => Ok(ctx.respond(StatusCode::OK, &obj, &[])),
+        Deleted::Removed(obj) => {
+            let mut details = bulwark_api::status::StatusDetails {
+                name: ctx.name().to_owned(),
+                group: ctx.def().group.to_owned(),
+                kind: ctx.def().plural.to_owned(),
+                ..Default::default()
+            };
+            details.uid = meta_str(&obj, "uid").unwrap_or_default().to_owned();
+            Ok(respond::json(StatusCode::OK, &serde_json::to_value(Status::success(Some(details))).unwrap_or_default(), &[]))
+        }
+    }
+}
+
+/// The revision a resourceVersion string names (400 if malformed).
+pub fn parse_rv(text: &str) -> Result<Revision, ApiError> {
+    text.parse::<u64>()
+        .map(Revision)
+        .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {text:?}: must be a decimal integer")))
+}

@@ -1,0 +1,26 @@
+//! The server's shared state: the store and the pipeline stages every request passes.
+
+use std::sync::atomic::AtomicBool;
+
+use bulwark_store::{Engine, Store};
+
+use crate::admission::AdmissionPlugin;
+use crate::auth::Authenticator;
+use crate::authz::Authorizer;
+use crate::metrics::Metrics;
+
+/// Everything a request handler needs.
+pub struct ApiState<E: Engine> {
+    /// Where objects live.
+    pub store: Store<E>,
+    /// Authentication chain, tried in order.
+    pub authenticators: Vec<Box<dyn Authenticator>>,
+    /// The authorization stage.
+    pub authorizer: Box<dyn Authorizer>,
+    /// Admission plugins, run in order on writes.
+    pub admission: Vec<Box<dyn AdmissionPlugin>>,
+    /// Request metrics.
+    pub metrics: Metrics,
+    /// Set once bootstrap objects exist; `/readyz` reports it.
+    pub ready: AtomicBool,
+}

@@ -1,0 +1,162 @@
+//! The scale, approval and binding subresources.
+//!
+//! - `scale` (deployments, replicasets, statefulsets): an `autoscaling/v1 Scale` view whose
+//!   writes change only `spec.replicas`.
+//! - `approval` (certificatesigningrequests): writes only `status.conditions`.
+//! - `binding` (pods): assigns an unbound pod to a node, once.
+
+use axum::response::Response;
+use bulwark_api::{Status, StatusCause};
+use bulwark_store::Engine;
+use http::StatusCode;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::negotiate;
+use crate::object::meta_str;
+use crate::registry::ResourceDef;
+use crate::request_info::Verb;
+use crate::resource::{read_modify_write, Ctx};
+use crate::respond;
+
+/// The `Scale` view of a scalable object.
+pub fn scale_of(def: &ResourceDef, obj: &Value) -> Result<Value, ApiError> {
+    let meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    let selector = obj
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join(","))
+        .unwrap_or_default();
+    let _ = def;
+    Ok(json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta.get("name"), "namespace": meta.get("namespace"), "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"), "creationTimestamp": meta.get("creationTimestamp"),
+        },
+        "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)},
+        "status": {"replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0), "selector": selector},
+    }))
+}
+
+/// Writes `spec.replicas` from a new Scale computed by `change` from the current one.
+pub async fn write_scale<E: Engine, F>(ctx: &Ctx<'_, E>, change: F) -> Result<Response, ApiError>
+where
+    F: Fn(&Value) -> Result<Value, ApiError>,
+{
+    let def = ctx.def();
+    let written = read_modify_write(ctx, Verb::Update, |old| {
+        let scale = change(&scale_of(def, old)?)?;
+        let replicas = match scale.pointer("/spec/replicas") {
+            Some(Value::Number(n)) => n.as_i64().filter(|r| *r >= 0 && *r <= i64::from(i32::MAX)),
+            None => Some(0),
+            _ => None,
+        };
+        let Some(replicas) = replicas else {
+            return Err(Status::invalid("autoscaling", "Scale", meta_str(old, "name").unwrap_or_default(), vec![
+                StatusCause::invalid("spec.replicas", "must be a non-negative 32-bit integer"),
+            ])
+            .into());
+        };
+        let mut new = old.clone();
+        // A Scale may carry the resourceVersion precondition.
+        if let Some(rv) = meta_str(&scale, "resourceVersion").filter(|rv| !rv.is_empty())
+            && let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            meta.insert("resourceVersion".into(), json!(rv));
+        }
+        if old.pointer("/spec/replicas").and_then(Value::as_i64) != Some(replicas) {
+            if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.insert("replicas".into(), json!(replicas));
+            }
+            if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+                let generation = meta.get("generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+                meta.insert("generation".into(), json!(generation));
+            }
+        }
+        Ok((new, Vec::new()))
+    })
+    .await?;
+    Ok(respond::json(StatusCode::OK, &scale_of(def, &written.object)?, &written.warnings))
+}
+
+/// Writes a CSR's approval conditions from `submitted`, nothing else.
+pub async fn write_approval<E: Engine>(ctx: &Ctx<'_, E>, submitted: &Value) -> Result<Response, ApiError> {
+    let conditions = submitted.pointer("/status/conditions").cloned().unwrap_or_else(|| json!([]));
+    let Some(list) = conditions.as_array() else {
+        return Err(ApiError::bad_request("status.conditions must be a list"));
+    };
+    let mut causes = Vec::new();
+    for (i, c) in list.iter().enumerate() {
+        let ty = c.get("type").and_then(Value::as_str).unwrap_or_default();
+        if !matches!(ty, "Approved" | "Denied" | "Failed") {
+            causes.push(StatusCause::invalid(format!("status.conditions[{i}].type"), format!("Unsupported value: {ty:?}")));
+        }
+    }
+    let approved = list.iter().any(|c| c.get("type").and_then(Value::as_str) == Some("Approved"));
+    let denied = list.iter().any(|c| c.get("type").and_then(Value::as_str) == Some("Denied"));
+    if approved && denied {
+        causes.push(StatusCause::invalid("status.conditions", "Approved and Denied conditions are mutually exclusive"));
+    }
+    if !causes.is_empty() {
+        return Err(Status::invalid("certificates.k8s.io", "CertificateSigningRequest", ctx.req.name.as_deref().unwrap_or_default(), causes).into());
+    }
+    let rv = meta_str(submitted, "resourceVersion").map(str::to_owned);
+    let written = read_modify_write(ctx, Verb::Update, |old| {
+        let mut new = old.clone();
+        if let Some(root) = new.as_object_mut() {
+            let status = root.entry("status").or_insert_with(|| json!({}));
+            if let Some(status) = status.as_object_mut() {
+                status.insert("conditions".into(), conditions.clone());
+            }
+        }
+        if let (Some(rv), Some(meta)) = (&rv, new.get_mut("metadata").and_then(Value::as_object_mut)) {
+            meta.insert("resourceVersion".into(), json!(rv));
+        }
+        Ok((new, Vec::new()))
+    })
+    .await?;
+    Ok(respond::json(StatusCode::OK, &written.object, &written.warnings))
+}
+
+/// POST `pods/<name>/binding`: sets `spec.nodeName` of an unbound pod.
+pub async fn bind<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response, ApiError> {
+    negotiate::require_json(ctx.headers)?;
+    let binding = negotiate::parse_json(body)?;
+    let node = binding.pointer("/target/name").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let pod_name = ctx.req.name.clone().unwrap_or_default();
+    if node.is_empty() {
+        return Err(Status::invalid("", "Binding", &pod_name, vec![StatusCause::required("target.name")]).into());
+    }
+    if let Some(kind) = binding.pointer("/target/kind").and_then(Value::as_str)
+        && !kind.is_empty()
+        && kind != "Node"
+    {
+        return Err(Status::invalid("", "Binding", &pod_name, vec![StatusCause::invalid("target.kind", "must be empty or Node")]).into());
+    }
+    read_modify_write(ctx, Verb::Create, |old| {
+        if old.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty()) {
+            return Err(Status::conflict("", "pods", &pod_name, "pod is already assigned to a node").into());
+        }
+        if old.pointer("/metadata/deletionTimestamp").is_some() {
+            return Err(Status::conflict("", "pods", &pod_name, "pod is being deleted, cannot be assigned to a node").into());
+        }
+        let mut new = old.clone();
+        if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.insert("nodeName".into(), json!(node));
+        }
+        if let Some(root) = new.as_object_mut() {
+            let status = root.entry("status").or_insert_with(|| json!({}));
+            if let Some(status) = status.as_object_mut() {
+                let mut conditions: Vec<Value> = status.get("conditions").and_then(Value::as_array).cloned().unwrap_or_default();
+                conditions.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
+                conditions.push(json!({"type": "PodScheduled", "status": "True", "lastTransitionTime": crate::object::now_rfc3339()}));
+                status.insert("conditions".into(), json!(conditions));
+            }
+        }
+        Ok((new, Vec::new()))
+    })
+    .await?;
+    Ok(respond::json(StatusCode::CREATED, &serde_json::to_value(Status::success(None)).unwrap_or_default(), &[]))
+}

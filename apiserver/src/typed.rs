@@ -1,0 +1,135 @@
+//! Typed decoding through k8s-openapi (DESIGN.md: "k8s-openapi types for validation"): a body
+//! must decode as its upstream type (else 400, with the JSON path of the bad field), fields the
+//! type does not know are reported for `fieldValidation` and pruned, as upstream does.
+
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::registry::ResourceDef;
+
+/// The outcome of a typed round trip.
+#[derive(Debug)]
+pub struct Decoded {
+    /// The object as its upstream type serializes it (unknown fields pruned).
+    pub object: Value,
+    /// JSON paths of fields the type does not know, e.g. `spec.replicass`.
+    pub unknown_fields: Vec<String>,
+}
+
+fn roundtrip<T>(value: &Value) -> Result<Value, String>
+where
+    T: serde::de::DeserializeOwned + serde::Serialize,
+{
+    let typed: T = serde_path_to_error::deserialize(value)
+        .map_err(|e| format!("{}: {}", e.path(), e.inner()))?;
+    serde_json::to_value(&typed).map_err(|e| e.to_string())
+}
+
+/// Calls `$callback!` with `(args) { group kind => Type, ... }` for every served kind: the one
+/// list that ties registry rows to their k8s-openapi types (decoding and OpenAPI schemas).
+macro_rules! with_kinds {
+    ($callback:ident ! ($($args:tt)*)) => {
+        $callback!(($($args)*) {
+        "" "Namespace" => k8s_openapi::api::core::v1::Namespace,
+        "" "ConfigMap" => k8s_openapi::api::core::v1::ConfigMap,
+        "" "Secret" => k8s_openapi::api::core::v1::Secret,
+        "" "ServiceAccount" => k8s_openapi::api::core::v1::ServiceAccount,
+        "" "Pod" => k8s_openapi::api::core::v1::Pod,
+        "" "Node" => k8s_openapi::api::core::v1::Node,
+        "" "Service" => k8s_openapi::api::core::v1::Service,
+        "" "Endpoints" => k8s_openapi::api::core::v1::Endpoints,
+        "" "Event" => k8s_openapi::api::core::v1::Event,
+        "apps" "Deployment" => k8s_openapi::api::apps::v1::Deployment,
+        "apps" "ReplicaSet" => k8s_openapi::api::apps::v1::ReplicaSet,
+        "apps" "DaemonSet" => k8s_openapi::api::apps::v1::DaemonSet,
+        "apps" "StatefulSet" => k8s_openapi::api::apps::v1::StatefulSet,
+        "batch" "Job" => k8s_openapi::api::batch::v1::Job,
+        "batch" "CronJob" => k8s_openapi::api::batch::v1::CronJob,
+        "coordination.k8s.io" "Lease" => k8s_openapi::api::coordination::v1::Lease,
+        "certificates.k8s.io" "CertificateSigningRequest" => k8s_openapi::api::certificates::v1::CertificateSigningRequest,
+        "events.k8s.io" "Event" => k8s_openapi::api::events::v1::Event,
+        })
+    };
+}
+pub(crate) use with_kinds;
+
+macro_rules! dispatch_roundtrip {
+    (($def:expr, $value:expr) { $($group:literal $kind:literal => $ty:ty,)* }) => {
+        match ($def.group, $def.kind) {
+            $(($group, $kind) => roundtrip::<$ty>($value),)*
+            _ => Ok($value.clone()),
+        }
+    };
+}
+
+fn typed_roundtrip(def: &ResourceDef, value: &Value) -> Result<Value, String> {
+    with_kinds!(dispatch_roundtrip!(def, value))
+}
+
+/// Paths present (and non-null) in `original` but missing from `typed`.
+fn unknown_paths(original: &Value, typed: &Value, path: &str, out: &mut Vec<String>) {
+    match (original, typed) {
+        (Value::Object(orig), Value::Object(known)) => {
+            for (key, value) in orig {
+                if value.is_null() {
+                    continue;
+                }
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                match known.get(key) {
+                    None => out.push(child),
+                    Some(k) => unknown_paths(value, k, &child, out),
+                }
+            }
+        }
+        (Value::Array(orig), Value::Array(known)) => {
+            for (i, (o, k)) in orig.iter().zip(known).enumerate() {
+                unknown_paths(o, k, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Decodes `value` as `def`'s upstream type.
+pub fn decode(def: &ResourceDef, value: &Value) -> Result<Decoded, ApiError> {
+    let object = typed_roundtrip(def, value).map_err(|why| {
+        ApiError::bad_request(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: {why}",
+            kind = def.kind,
+            version = def.version
+        ))
+    })?;
+    let mut unknown_fields = Vec::new();
+    unknown_paths(value, &object, "", &mut unknown_fields);
+    Ok(Decoded {
+        object,
+        unknown_fields,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn prunes_and_reports_unknown_fields() {
+        let def = crate::registry::lookup("apps", "v1", "deployments").unwrap();
+        let d = decode(def, &json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "labels": {"a": "b"}, "bogus": 1},
+            "spec": {"replicass": 2, "selector": {"matchLabels": {"a": "b"}},
+                     "template": {"spec": {"containers": [{"name": "c", "image": "i", "nope": true}]}}}
+        })).unwrap();
+        assert_eq!(d.unknown_fields, ["metadata.bogus", "spec.replicass", "spec.template.spec.containers[0].nope"]);
+        assert!(d.object["spec"].get("replicass").is_none());
+        assert_eq!(d.object["metadata"]["labels"]["a"], "b");
+        let err = decode(def, &json!({"metadata": {"name": 5}})).unwrap_err();
+        assert_eq!(err.code(), 400);
+        assert!(err.0.message.contains("metadata.name"), "{}", err.0.message);
+    }
+}

@@ -1,0 +1,166 @@
+//! Watch: a stream of `{"type": ADDED|MODIFIED|DELETED|BOOKMARK|ERROR, "object": …}` lines.
+//!
+//! Upstream semantics: without `resourceVersion` (or with "0") the stream starts with the
+//! current objects as ADDED, then changes after that list; with a revision it replays every
+//! change after it (410 Expired as an ERROR event if compacted away). Selectors apply to both
+//! sides of a change, so an object leaving the selection is DELETED and one entering it is
+//! ADDED. `timeoutSeconds` ends the stream; `allowWatchBookmarks` adds periodic BOOKMARKs.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::Response;
+use bulwark_store::{Engine, Event, EventKind, Revision, StoreError};
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use crate::collection::{self, Selectors};
+use crate::error::{from_store, ApiError};
+use crate::negotiate::Format;
+use crate::object::meta_str;
+use crate::registry::ResourceDef;
+use crate::resource::{self, Ctx};
+use crate::storage;
+use crate::table::{self, IncludeObject};
+
+/// Longest watch a client may ask for, and the default.
+const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+/// How often a bookmark is sent when the client allows them.
+const BOOKMARK_INTERVAL: Duration = Duration::from_secs(10);
+
+struct Encoder {
+    def: &'static ResourceDef,
+    format: Format,
+    include: IncludeObject,
+}
+
+impl Encoder {
+    fn line(&self, kind: &str, obj: &Value) -> Bytes {
+        let object = match self.format {
+            Format::Json => obj.clone(),
+            Format::Table if kind == "BOOKMARK" || kind == "ERROR" => obj.clone(),
+            Format::Table => {
+                let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null);
+                table::table(self.def, std::slice::from_ref(obj), json!({"resourceVersion": rv}), self.include)
+            }
+        };
+        let mut bytes = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+        bytes.push(b'\n');
+        Bytes::from(bytes)
+    }
+
+    fn bookmark(&self, revision: Revision) -> Bytes {
+        self.line(
+            "BOOKMARK",
+            &json!({"kind": self.def.kind, "apiVersion": self.def.api_version(), "metadata": {"resourceVersion": revision.to_string()}}),
+        )
+    }
+
+    fn error(&self, err: &ApiError) -> Bytes {
+        self.line("ERROR", &serde_json::to_value(&*err.0).unwrap_or_default())
+    }
+}
+
+/// Turns a store event into a watch event for this selection, if it concerns it.
+fn translate(event: &Event, selectors: &Selectors, name: Option<&str>) -> Result<Option<(&'static str, Value)>, ApiError> {
+    let revision = event.revision().0;
+    let wanted = |obj: &Value| selectors.matches(obj) && name.is_none_or(|n| meta_str(obj, "name") == Some(n));
+    let prev = match &event.prev {
+        Some(kv) => Some(storage::decode(kv)?),
+        None => None,
+    };
+    let prev_matched = prev.as_ref().is_some_and(|p| wanted(p));
+    match event.kind {
+        EventKind::Put => {
+            let current = storage::decode_at(&event.kv.value, revision)?;
+            let now_matches = wanted(&current);
+            Ok(match (prev_matched, now_matches) {
+                (true, true) => Some(("MODIFIED", current)),
+                (false, true) => Some(("ADDED", current)),
+                (true, false) => Some(("DELETED", current)),
+                (false, false) => None,
+            })
+        }
+        EventKind::Delete => match (prev_matched, &event.prev) {
+            (true, Some(kv)) => Ok(Some(("DELETED", storage::decode_at(&kv.value, revision)?))),
+            _ => Ok(None),
+        },
+    }
+}
+
+/// GET with `watch=true`.
+pub async fn watch<E: Engine>(ctx: &Ctx<'_, E>) -> Result<Response, ApiError> {
+    let def = ctx.def();
+    let selectors = Selectors::parse(def, ctx.query)?;
+    let name = ctx.req.name.clone();
+    let timeout = ctx
+        .query
+        .uint("timeoutSeconds")?
+        .map_or(DEFAULT_TIMEOUT, |s| Duration::from_secs(s).min(MAX_TIMEOUT));
+    let bookmarks = ctx.query.flag("allowWatchBookmarks");
+    let encoder = Encoder { def, format: ctx.format, include: IncludeObject::parse(ctx.query.get("includeObject")) };
+    let mut initial = Vec::new();
+    let start = match ctx.query.get("resourceVersion") {
+        None | Some("") | Some("0") => {
+            let page = collection::read_page(ctx, &selectors, 0, None, None).await?;
+            for obj in page.items.iter().filter(|o| name.as_deref().is_none_or(|n| meta_str(o, "name") == Some(n))) {
+                initial.push(encoder.line("ADDED", obj));
+            }
+            Revision(page.revision)
+        }
+        Some(rv) => resource::parse_rv(rv)?,
+    };
+    let prefix = storage::collection_prefix(def, ctx.namespace());
+    let watcher = ctx.state.store.watch(&prefix, start).await;
+    let stream = async_stream::stream! {
+        for line in initial {
+            yield Ok::<Bytes, Infallible>(line);
+        }
+        let mut watcher = match watcher {
+            Ok(w) => w,
+            Err(e) => {
+                yield Ok(encoder.error(&from_store(e, def.group, def.plural, "")));
+                return;
+            }
+        };
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut ticker = tokio::time::interval(BOOKMARK_INTERVAL);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                next = watcher.next() => {
+                    let event: Arc<Event> = match next {
+                        Ok(e) => e,
+                        Err(StoreError::Closed) => return,
+                        Err(e) => {
+                            yield Ok(encoder.error(&from_store(e, def.group, def.plural, "")));
+                            return;
+                        }
+                    };
+                    match translate(&event, &selectors, name.as_deref()) {
+                        Ok(Some((kind, obj))) => yield Ok(encoder.line(kind, &obj)),
+                        Ok(None) => {}
+                        Err(e) => {
+                            yield Ok(encoder.error(&e));
+                            return;
+                        }
+                    }
+                }
+                _ = ticker.tick(), if bookmarks => {
+                    yield Ok(encoder.bookmark(watcher.revision()));
+                }
+                () = &mut deadline => return,
+            }
+        }
+    };
+    Response::builder()
+        .status(http::StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::CACHE_CONTROL, "no-cache, private")
+        .body(Body::from_stream(stream))
+        .map_err(ApiError::internal)
+}

@@ -1,0 +1,116 @@
+//! `bulwark server`: bootstrap the PKI, open the store, serve the API over HTTPS.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bulwark_pki::{BootstrapOptions, ClusterPki, ADMIN_GROUP};
+use bulwark_store::{Engine, Store, StoreOptions};
+
+use crate::EngineJob;
+
+/// How often the serving certificate is checked for renewal.
+const RENEWAL_CHECK: Duration = Duration::from_secs(3600);
+
+#[derive(clap::Args)]
+pub(crate) struct ServerArgs {
+    /// Data directory (0700): store, PKI and admin.kubeconfig.
+    #[arg(long, default_value = "./bulwark-data")]
+    pub(crate) data_dir: PathBuf,
+    /// Address to listen on (HTTPS).
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub(crate) listen: SocketAddr,
+    /// Storage engine: `embedded` (default) or `fdb:CLUSTER_FILE`.
+    #[arg(long, default_value = "embedded")]
+    pub(crate) store: String,
+    /// Extra DNS names or IPs for the serving certificate (repeatable).
+    #[arg(long = "san")]
+    pub(crate) sans: Vec<String>,
+}
+
+/// The server job.
+pub(crate) struct Server(pub(crate) ServerArgs);
+
+fn server_url(addr: SocketAddr) -> String {
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        ip => ip.to_string(),
+    };
+    format!("https://{host}:{}", addr.port())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+impl EngineJob for Server {
+    async fn run<E: Engine>(self, engine: E) -> anyhow::Result<()> {
+        let args = self.0;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        let url = server_url(addr);
+        let mut sans = args.sans.clone();
+        if !addr.ip().is_unspecified() && !addr.ip().is_loopback() {
+            sans.push(addr.ip().to_string());
+        }
+        let data_dir = args.data_dir.clone();
+        let options = BootstrapOptions { extra_sans: sans, server_url: url.clone() };
+        let pki = tokio::task::spawn_blocking(move || ClusterPki::load_or_bootstrap(&data_dir, &options))
+            .await?
+            .context("bootstrapping the cluster PKI")?;
+        for created in pki.created() {
+            tracing::info!(what = created, "bootstrap: created");
+        }
+        let tls = bulwark_pki::tls::server_config(pki.serving(), pki.ca().cert_pem())?;
+        let store = Store::open(engine, StoreOptions::default()).await.context("opening the store")?;
+        let state = Arc::new(bulwark_apiserver::default_state(store.clone(), ADMIN_GROUP));
+        bulwark_apiserver::bootstrap(&state).await.map_err(|e| anyhow::anyhow!("bootstrapping system namespaces: {e}"))?;
+
+        let pki = Arc::new(pki);
+        let renewer = Arc::clone(&pki);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(RENEWAL_CHECK);
+            loop {
+                tick.tick().await;
+                let pki = Arc::clone(&renewer);
+                match tokio::task::spawn_blocking(move || pki.renew_serving_if_due()).await {
+                    Ok(Ok(true)) => tracing::info!("serving certificate renewed without a restart"),
+                    Ok(Ok(false)) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "serving certificate renewal failed"),
+                    Err(e) => tracing::error!(error = %e, "serving certificate renewal task failed"),
+                }
+            }
+        });
+
+        let kubeconfig = bulwark_pki::bootstrap::admin_kubeconfig_path(&args.data_dir);
+        println!("Bulwark API server listening on {url}");
+        println!("Admin credentials: {}", kubeconfig.display());
+        println!("Try: kubectl --kubeconfig {} get namespaces", kubeconfig.display());
+        tracing::info!(%url, engine = store.engine().name(), "serving");
+        bulwark_apiserver::server::serve(listener, tls, state, shutdown_signal()).await;
+        tracing::info!("shutting down");
+        store.close().await.context("closing the store")?;
+        Ok(())
+    }
+}
