@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 
 #[derive(clap::Args)]
 pub(crate) struct KubeconfigArgs {
@@ -28,8 +28,13 @@ pub(crate) struct KubeconfigArgs {
 }
 
 fn parse_ttl(text: &str) -> anyhow::Result<Duration> {
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: u64 = number.parse().with_context(|| format!("invalid --ttl {text:?}"))?;
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = number
+        .parse()
+        .with_context(|| format!("invalid --ttl {text:?}"))?;
     let seconds = match unit {
         "s" => n,
         "m" => n * 60,
@@ -45,8 +50,11 @@ fn parse_ttl(text: &str) -> anyhow::Result<Duration> {
 
 /// The server URL recorded in the admin kubeconfig.
 fn admin_server_url(data_dir: &std::path::Path) -> Option<String> {
-    let text = std::fs::read_to_string(bulwark_pki::bootstrap::admin_kubeconfig_path(data_dir)).ok()?;
-    let line = text.lines().find_map(|l| l.trim().strip_prefix("server: "))?;
+    let text =
+        std::fs::read_to_string(bulwark_pki::bootstrap::admin_kubeconfig_path(data_dir)).ok()?;
+    let line = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))?;
     serde_json::from_str(line).ok()
 }
 
@@ -55,17 +63,27 @@ pub(crate) fn run(args: &KubeconfigArgs) -> anyhow::Result<()> {
         bail!("--user must not be empty");
     }
     let ttl = parse_ttl(&args.ttl)?;
-    let ca = bulwark_pki::bootstrap::load_ca(&args.data_dir).context("loading the cluster CA (has `bulwark server` run with this --data-dir?)")?;
+    let ca = bulwark_pki::bootstrap::load_ca(&args.data_dir)
+        .context("loading the cluster CA (has `bulwark server` run with this --data-dir?)")?;
     let server = match &args.server {
         Some(s) => s.clone(),
-        None => admin_server_url(&args.data_dir).unwrap_or_else(|| "https://127.0.0.1:6443".to_owned()),
+        None => {
+            admin_server_url(&args.data_dir).unwrap_or_else(|| "https://127.0.0.1:6443".to_owned())
+        }
     };
     if args.groups.iter().any(|g| g == bulwark_pki::ADMIN_GROUP) {
         tracing::warn!(user = %args.user, "issuing a certificate in the bootstrap admin group: it can do anything");
     }
-    let config = bulwark_pki::bootstrap::user_kubeconfig(&ca, &server, &args.user, &args.groups, ttl)?;
+    let config =
+        bulwark_pki::bootstrap::user_kubeconfig(&ca, &server, &args.user, &args.groups, ttl)?;
     bulwark_pki::files::write_private(&args.out, config.expose().as_bytes())
         .with_context(|| format!("writing {}", args.out.display()))?;
-    println!("wrote {} for user {:?} (groups {:?}), valid for {}", args.out.display(), args.user, args.groups, args.ttl);
+    println!(
+        "wrote {} for user {:?} (groups {:?}), valid for {}",
+        args.out.display(),
+        args.user,
+        args.groups,
+        args.ttl
+    );
     Ok(())
 }

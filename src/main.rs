@@ -93,13 +93,14 @@ async fn main() -> anyhow::Result<()> {
     init_logging(&cli.log_format);
     match cli.command {
         Command::Server(args) => {
-            let store = StoreArgs { data_dir: args.data_dir.clone(), store: args.store.clone() };
+            let store = StoreArgs {
+                data_dir: args.data_dir.clone(),
+                store: args.store.clone(),
+            };
             with_engine(&store, server_cmd::Server(args)).await
         }
         Command::Kubeconfig(args) => kubeconfig_cmd::run(&args),
-        Command::Store(StoreCommand::Inspect(args)) => {
-            with_engine(&args, store_cmd::Inspect).await
-        }
+        Command::Store(StoreCommand::Inspect(args)) => with_engine(&args, store_cmd::Inspect).await,
         Command::Store(StoreCommand::Keys { store, prefix }) => {
             with_engine(&store, store_cmd::Keys(prefix)).await
         }
@@ -142,5 +143,6 @@ async fn run_fdb(_cluster_file: &str, _job: impl EngineJob) -> anyhow::Result<()
 }
 
 fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
-    bulwark_pki::files::ensure_private_dir(dir).with_context(|| format!("preparing {}", dir.display()))
+    bulwark_pki::files::ensure_private_dir(dir)
+        .with_context(|| format!("preparing {}", dir.display()))
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use bulwark_pki::{BootstrapOptions, ClusterPki, ADMIN_GROUP};
+use bulwark_pki::{ADMIN_GROUP, BootstrapOptions, ClusterPki};
 use bulwark_store::{Engine, Store, StoreOptions};
 
 use crate::EngineJob;
@@ -46,13 +46,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -75,17 +76,25 @@ impl EngineJob for Server {
             sans.push(addr.ip().to_string());
         }
         let data_dir = args.data_dir.clone();
-        let options = BootstrapOptions { extra_sans: sans, server_url: url.clone() };
-        let pki = tokio::task::spawn_blocking(move || ClusterPki::load_or_bootstrap(&data_dir, &options))
-            .await?
-            .context("bootstrapping the cluster PKI")?;
+        let options = BootstrapOptions {
+            extra_sans: sans,
+            server_url: url.clone(),
+        };
+        let pki =
+            tokio::task::spawn_blocking(move || ClusterPki::load_or_bootstrap(&data_dir, &options))
+                .await?
+                .context("bootstrapping the cluster PKI")?;
         for created in pki.created() {
             tracing::info!(what = created, "bootstrap: created");
         }
         let tls = bulwark_pki::tls::server_config(pki.serving(), pki.ca().cert_pem())?;
-        let store = Store::open(engine, StoreOptions::default()).await.context("opening the store")?;
+        let store = Store::open(engine, StoreOptions::default())
+            .await
+            .context("opening the store")?;
         let state = Arc::new(bulwark_apiserver::default_state(store.clone(), ADMIN_GROUP));
-        bulwark_apiserver::bootstrap(&state).await.map_err(|e| anyhow::anyhow!("bootstrapping system namespaces: {e}"))?;
+        bulwark_apiserver::bootstrap(&state)
+            .await
+            .map_err(|e| anyhow::anyhow!("bootstrapping system namespaces: {e}"))?;
 
         let pki = Arc::new(pki);
         let renewer = Arc::clone(&pki);
@@ -98,7 +107,9 @@ impl EngineJob for Server {
                     Ok(Ok(true)) => tracing::info!("serving certificate renewed without a restart"),
                     Ok(Ok(false)) => {}
                     Ok(Err(e)) => tracing::error!(error = %e, "serving certificate renewal failed"),
-                    Err(e) => tracing::error!(error = %e, "serving certificate renewal task failed"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "serving certificate renewal task failed")
+                    }
                 }
             }
         });
@@ -106,7 +117,10 @@ impl EngineJob for Server {
         let kubeconfig = bulwark_pki::bootstrap::admin_kubeconfig_path(&args.data_dir);
         println!("Bulwark API server listening on {url}");
         println!("Admin credentials: {}", kubeconfig.display());
-        println!("Try: kubectl --kubeconfig {} get namespaces", kubeconfig.display());
+        println!(
+            "Try: kubectl --kubeconfig {} get namespaces",
+            kubeconfig.display()
+        );
         tracing::info!(%url, engine = store.engine().name(), "serving");
         bulwark_apiserver::server::serve(listener, tls, state, shutdown_signal()).await;
         tracing::info!("shutting down");

@@ -19,7 +19,14 @@ async fn for_each_key<E: Engine>(
     let mut token = None;
     loop {
         let page = store
-            .list(prefix, ListOptions { limit: 1000, continue_token: token.take(), ..Default::default() })
+            .list(
+                prefix,
+                ListOptions {
+                    limit: 1000,
+                    continue_token: token.take(),
+                    ..Default::default()
+                },
+            )
             .await?;
         page.items.iter().for_each(&mut each);
         match page.continue_token {

@@ -12,7 +12,8 @@ use crate::registry::ResourceDef;
 use crate::request_info::Verb;
 
 /// Namespaces that may never be deleted.
-pub const PROTECTED_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const PROTECTED_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// What an admission plugin sees.
 #[derive(Debug)]
@@ -57,7 +58,10 @@ impl AdmissionPlugin for NamespaceLifecycle {
             if request.verb == Verb::Delete && PROTECTED_NAMESPACES.contains(&request.name) {
                 return Err(ApiError::new(
                     StatusReason::Forbidden,
-                    format!("namespaces \"{}\" is forbidden: this namespace may not be deleted", request.name),
+                    format!(
+                        "namespaces \"{}\" is forbidden: this namespace may not be deleted",
+                        request.name
+                    ),
                 ));
             }
             return Ok(Vec::new());
@@ -69,7 +73,8 @@ impl AdmissionPlugin for NamespaceLifecycle {
         let Some(namespace) = request.namespace_object else {
             return Err(Status::not_found("", "namespaces", ns).into());
         };
-        let terminating = namespace.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
+        let terminating = namespace.pointer("/status/phase").and_then(Value::as_str)
+            == Some("Terminating")
             || namespace.pointer("/metadata/deletionTimestamp").is_some();
         if terminating {
             return Err(ApiError::new(

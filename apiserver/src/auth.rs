@@ -76,7 +76,11 @@ impl Authenticator for X509Authenticator {
 }
 
 /// Runs authenticators in order: the first that recognizes credentials decides.
-pub fn authenticate(chain: &[Box<dyn Authenticator>], parts: &Parts, conn: &ConnInfo) -> Result<UserInfo, String> {
+pub fn authenticate(
+    chain: &[Box<dyn Authenticator>],
+    parts: &Parts,
+    conn: &ConnInfo,
+) -> Result<UserInfo, String> {
     for authenticator in chain {
         match authenticator.authenticate(parts, conn) {
             AuthOutcome::Authenticated(user) => return Ok(user),

@@ -78,7 +78,11 @@ impl Authorizer for BootstrapAuthorizer {
 }
 
 /// Upstream's 403 message for a denied request.
-pub fn forbidden_message(user: &UserInfo, attributes: &RequestAttributes<'_>, reason: &str) -> String {
+pub fn forbidden_message(
+    user: &UserInfo,
+    attributes: &RequestAttributes<'_>,
+    reason: &str,
+) -> String {
     match attributes {
         RequestAttributes::Resource {
             verb,
@@ -129,9 +133,16 @@ mod tests {
     #[test]
     fn default_deny() {
         let authz = BootstrapAuthorizer::new("system:masters");
-        let attrs = RequestAttributes::NonResource { verb: "get", path: "/version" };
+        let attrs = RequestAttributes::NonResource {
+            verb: "get",
+            path: "/version",
+        };
         assert!(authz.authorize(&user(&["system:masters"]), &attrs).allowed);
-        assert!(!authz.authorize(&user(&["system:authenticated", "dev"]), &attrs).allowed);
+        assert!(
+            !authz
+                .authorize(&user(&["system:authenticated", "dev"]), &attrs)
+                .allowed
+        );
         assert!(!authz.authorize(&user(&[]), &attrs).allowed);
     }
 }

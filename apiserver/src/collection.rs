@@ -5,14 +5,14 @@ use axum::response::Response;
 use bulwark_api::{FieldSelector, LabelSelector, Status};
 use bulwark_store::{Engine, ListOptions, Revision};
 use http::StatusCode;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::error::{from_store, ApiError};
+use crate::error::{ApiError, from_store};
 use crate::negotiate::Format;
 use crate::object::{self, meta_str};
 use crate::registry::ResourceDef;
-use crate::resource::{self, Ctx, DeleteOptions};
 use crate::request_info::ResourceRequest;
+use crate::resource::{self, Ctx, DeleteOptions};
 use crate::table::{self, IncludeObject};
 use crate::{respond, storage};
 
@@ -42,18 +42,28 @@ impl Selectors {
 
     /// Whether an object matches both selectors.
     pub fn matches(&self, obj: &Value) -> bool {
-        self.labels.matches(object::labels(obj)) && self.fields.matches(|f| object::field_value(obj, f))
+        self.labels.matches(object::labels(obj))
+            && self.fields.matches(|f| object::field_value(obj, f))
     }
 }
 
 /// `resourceVersion`/`resourceVersionMatch` of a list: `Exact` reads at that revision; anything
 /// else reads the latest state.
 fn list_revision(query: &crate::negotiate::Query) -> Result<Option<Revision>, ApiError> {
-    match (query.get("resourceVersion"), query.get("resourceVersionMatch")) {
-        (Some(rv), Some("Exact")) if !rv.is_empty() && rv != "0" => Ok(Some(resource::parse_rv(rv)?)),
-        (_, Some("Exact")) => Err(ApiError::bad_request("resourceVersionMatch=Exact requires a non-zero resourceVersion")),
+    match (
+        query.get("resourceVersion"),
+        query.get("resourceVersionMatch"),
+    ) {
+        (Some(rv), Some("Exact")) if !rv.is_empty() && rv != "0" => {
+            Ok(Some(resource::parse_rv(rv)?))
+        }
+        (_, Some("Exact")) => Err(ApiError::bad_request(
+            "resourceVersionMatch=Exact requires a non-zero resourceVersion",
+        )),
         (_, Some("NotOlderThan") | None | Some("")) => Ok(None),
-        (_, Some(other)) => Err(ApiError::bad_request(format!("unsupported resourceVersionMatch {other:?}"))),
+        (_, Some(other)) => Err(ApiError::bad_request(format!(
+            "unsupported resourceVersionMatch {other:?}"
+        ))),
     }
 }
 
@@ -84,7 +94,14 @@ pub async fn read_page<E: Engine>(
         let page = ctx
             .state
             .store
-            .list(&prefix, ListOptions { revision, limit: want, continue_token: token.take() })
+            .list(
+                &prefix,
+                ListOptions {
+                    revision,
+                    limit: want,
+                    continue_token: token.take(),
+                },
+            )
             .await
             .map_err(|e| from_store(e, def.group, def.plural, ""))?;
         revision = Some(page.revision);
@@ -97,7 +114,11 @@ pub async fn read_page<E: Engine>(
         match page.continue_token {
             Some(next) if limit == 0 || items.len() < limit => token = Some(next),
             next => {
-                return Ok(Page { items, revision: page.revision.0, continue_token: next });
+                return Ok(Page {
+                    items,
+                    revision: page.revision.0,
+                    continue_token: next,
+                });
             }
         }
     }
@@ -111,15 +132,28 @@ fn list_kind(def: &ResourceDef) -> String {
 pub async fn list<E: Engine>(ctx: &Ctx<'_, E>) -> Result<Response, ApiError> {
     let selectors = Selectors::parse(ctx.def(), ctx.query)?;
     let limit = usize::try_from(ctx.query.uint("limit")?.unwrap_or(0)).unwrap_or(usize::MAX);
-    let token = ctx.query.get("continue").filter(|t| !t.is_empty()).map(str::to_owned);
-    let revision = if token.is_some() { None } else { list_revision(ctx.query)? };
+    let token = ctx
+        .query
+        .get("continue")
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned);
+    let revision = if token.is_some() {
+        None
+    } else {
+        list_revision(ctx.query)?
+    };
     let page = read_page(ctx, &selectors, limit, token, revision).await?;
     let mut list_meta = json!({"resourceVersion": page.revision.to_string()});
     if let (Some(next), Some(meta)) = (&page.continue_token, list_meta.as_object_mut()) {
         meta.insert("continue".into(), json!(next));
     }
     let body = match ctx.format {
-        Format::Table => table::table(ctx.def(), &page.items, list_meta, IncludeObject::parse(ctx.query.get("includeObject"))),
+        Format::Table => table::table(
+            ctx.def(),
+            &page.items,
+            list_meta,
+            IncludeObject::parse(ctx.query.get("includeObject")),
+        ),
         Format::Json => json!({
             "kind": list_kind(ctx.def()),
             "apiVersion": ctx.def().api_version(),
@@ -131,7 +165,10 @@ pub async fn list<E: Engine>(ctx: &Ctx<'_, E>) -> Result<Response, ApiError> {
 }
 
 /// DELETE a collection: deletes every matching object (upstream's rules per object).
-pub async fn delete_collection<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response, ApiError> {
+pub async fn delete_collection<E: Engine>(
+    ctx: &Ctx<'_, E>,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let selectors = Selectors::parse(ctx.def(), ctx.query)?;
     let opts = DeleteOptions::parse(body, ctx.query)?;
     let dry_run = ctx.query.dry_run()?;
@@ -147,7 +184,14 @@ pub async fn delete_collection<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Resu
             subresource: None,
             verb: crate::request_info::Verb::Delete,
         };
-        let one = Ctx { state: ctx.state, req: &req, query: ctx.query, headers: ctx.headers, user: ctx.user, format: ctx.format };
+        let one = Ctx {
+            state: ctx.state,
+            req: &req,
+            query: ctx.query,
+            headers: ctx.headers,
+            user: ctx.user,
+            format: ctx.format,
+        };
         match resource::delete_one(&one, &opts, dry_run).await {
             Ok(_) => deleted += 1,
             // Deleted meanwhile by someone else: that is what was asked.
@@ -156,5 +200,9 @@ pub async fn delete_collection<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Resu
         }
     }
     tracing::debug!(deleted, resource = ctx.def().plural, "deletecollection");
-    Ok(respond::json(StatusCode::OK, &serde_json::to_value(Status::success(None)).unwrap_or_default(), &[]))
+    Ok(respond::json(
+        StatusCode::OK,
+        &serde_json::to_value(Status::success(None)).unwrap_or_default(),
+        &[],
+    ))
 }

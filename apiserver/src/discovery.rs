@@ -2,11 +2,20 @@
 //! the legacy (unaggregated) format, which every client understands: resources with their
 //! verbs, kinds, short names, categories and subresources.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::registry::{self, ResourceDef, Subresource};
 
-const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+const VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 
 /// `/api`.
 pub fn core_versions() -> Value {
@@ -45,16 +54,27 @@ pub fn group(name: &str) -> Option<Value> {
 fn subresource_entry(def: &ResourceDef, sub: Subresource) -> Value {
     let name = format!("{}/{}", def.plural, sub.name());
     match sub {
-        Subresource::Status => json!({"name": name, "singularName": "", "namespaced": def.namespaced, "kind": def.kind, "verbs": ["get", "patch", "update"]}),
-        Subresource::Scale => json!({"name": name, "singularName": "", "namespaced": def.namespaced, "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}),
-        Subresource::Binding => json!({"name": name, "singularName": "", "namespaced": def.namespaced, "kind": "Binding", "verbs": ["create"]}),
-        Subresource::Approval => json!({"name": name, "singularName": "", "namespaced": def.namespaced, "kind": def.kind, "verbs": ["get", "patch", "update"]}),
+        Subresource::Status => {
+            json!({"name": name, "singularName": "", "namespaced": def.namespaced, "kind": def.kind, "verbs": ["get", "patch", "update"]})
+        }
+        Subresource::Scale => {
+            json!({"name": name, "singularName": "", "namespaced": def.namespaced, "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]})
+        }
+        Subresource::Binding => {
+            json!({"name": name, "singularName": "", "namespaced": def.namespaced, "kind": "Binding", "verbs": ["create"]})
+        }
+        Subresource::Approval => {
+            json!({"name": name, "singularName": "", "namespaced": def.namespaced, "kind": def.kind, "verbs": ["get", "patch", "update"]})
+        }
     }
 }
 
 /// `/api/v1` or `/apis/<group>/<version>`, if served.
 pub fn resources(group: &str, version: &str) -> Option<Value> {
-    let defs: Vec<&ResourceDef> = registry::RESOURCES.iter().filter(|r| r.group == group && r.version == version).collect();
+    let defs: Vec<&ResourceDef> = registry::RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+        .collect();
     if defs.is_empty() {
         return None;
     }
@@ -75,8 +95,14 @@ pub fn resources(group: &str, version: &str) -> Option<Value> {
         entries.push(entry);
         entries.extend(def.subresources.iter().map(|s| subresource_entry(def, *s)));
     }
-    let group_version = if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": entries}))
+    let group_version = if group.is_empty() {
+        version.to_owned()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": entries}),
+    )
 }
 
 #[cfg(test)]
@@ -86,7 +112,12 @@ mod tests {
     #[test]
     fn documents() {
         let apps = resources("apps", "v1").unwrap();
-        let names: Vec<&str> = apps["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = apps["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
         assert!(names.contains(&"deployments/scale"));
         assert!(!names.contains(&"daemonsets/scale"));
         assert_eq!(groups()["groups"][0]["name"], "apps");

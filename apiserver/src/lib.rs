@@ -18,6 +18,7 @@
 pub mod admission;
 pub mod auth;
 pub mod authz;
+pub mod client;
 pub mod collection;
 pub mod discovery;
 pub mod error;
@@ -49,7 +50,8 @@ pub use error::ApiError;
 pub use state::ApiState;
 
 /// The namespaces every cluster has.
-pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// Builds the default state: x509 authentication, the bootstrap authorizer for `admin_group`,
 /// and the built-in admission plugins.
@@ -66,7 +68,8 @@ pub fn default_state<E: Engine>(store: Store<E>, admin_group: &str) -> ApiState<
 
 /// Creates the system namespaces if missing, then marks the server ready.
 pub async fn bootstrap<E: Engine>(state: &Arc<ApiState<E>>) -> Result<(), ApiError> {
-    let def = registry::lookup("", "v1", "namespaces").ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
+    let def = registry::lookup("", "v1", "namespaces")
+        .ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
     for name in SYSTEM_NAMESPACES {
         let mut obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
         object::prepare_create(def, &mut obj, None)?;

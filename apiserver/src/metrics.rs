@@ -4,7 +4,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -35,7 +35,11 @@ impl Default for Metrics {
             Histogram::new(exponential_buckets(0.0005, 2.0, 16))
         });
         let mut registry = Registry::default();
-        registry.register("apiserver_request", "Requests by verb, resource and HTTP code", requests.clone());
+        registry.register(
+            "apiserver_request",
+            "Requests by verb, resource and HTTP code",
+            requests.clone(),
+        );
         registry.register(
             "apiserver_request_duration_seconds",
             "Request latency by verb and resource (watches: time to the start of the stream)",
@@ -86,7 +90,10 @@ mod tests {
         let m = Metrics::default();
         m.observe("get", "pods", 200, 0.002);
         let text = m.render();
-        assert!(text.contains("apiserver_request_total{verb=\"get\",resource=\"pods\",code=\"200\"} 1"), "{text}");
+        assert!(
+            text.contains("apiserver_request_total{verb=\"get\",resource=\"pods\",code=\"200\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("apiserver_request_duration_seconds_bucket"));
     }
 }

@@ -28,7 +28,10 @@ impl Query {
 
     /// The first value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// A boolean parameter (`true`/`1`).
@@ -40,20 +43,28 @@ impl Query {
     pub fn uint(&self, key: &str) -> Result<Option<u64>, ApiError> {
         match self.get(key) {
             None | Some("") => Ok(None),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| ApiError::bad_request(format!("invalid value for {key}: {v:?}: must be a non-negative integer"))),
+            Some(v) => v.parse().map(Some).map_err(|_| {
+                ApiError::bad_request(format!(
+                    "invalid value for {key}: {v:?}: must be a non-negative integer"
+                ))
+            }),
         }
     }
 
     /// `dryRun=All` (anything else but absent is a 400, as upstream).
     pub fn dry_run(&self) -> Result<bool, ApiError> {
-        let values: Vec<&str> = self.0.iter().filter(|(k, _)| k == "dryRun").map(|(_, v)| v.as_str()).collect();
+        let values: Vec<&str> = self
+            .0
+            .iter()
+            .filter(|(k, _)| k == "dryRun")
+            .map(|(_, v)| v.as_str())
+            .collect();
         match values.as_slice() {
             [] => Ok(false),
             ["All"] => Ok(true),
-            other => Err(ApiError::bad_request(format!("invalid dry run option: {other:?}; the only supported value is All"))),
+            other => Err(ApiError::bad_request(format!(
+                "invalid dry run option: {other:?}; the only supported value is All"
+            ))),
         }
     }
 
@@ -92,7 +103,10 @@ pub enum Format {
 
 /// Picks the first acceptable representation from `Accept` (406 if none is).
 pub fn negotiate(headers: &HeaderMap) -> Result<Format, ApiError> {
-    let Some(accept) = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+    let Some(accept) = headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+    else {
         return Ok(Format::Json);
     };
     if accept.trim().is_empty() {
@@ -105,13 +119,21 @@ pub fn negotiate(headers: &HeaderMap) -> Result<Format, ApiError> {
             .filter_map(|p| p.split_once('='))
             .map(|(k, v)| (k.trim().to_owned(), v.trim().trim_matches('"').to_owned()))
             .collect();
-        let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let param = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
         if !matches!(media.as_str(), "application/json" | "application/*" | "*/*") {
             continue;
         }
         match param("as") {
             None => return Ok(Format::Json),
-            Some("Table") if param("g") == Some("meta.k8s.io") && matches!(param("v"), Some("v1" | "v1beta1")) => {
+            Some("Table")
+                if param("g") == Some("meta.k8s.io")
+                    && matches!(param("v"), Some("v1" | "v1beta1")) =>
+            {
                 return Ok(Format::Table);
             }
             Some(_) => continue,
@@ -119,7 +141,9 @@ pub fn negotiate(headers: &HeaderMap) -> Result<Format, ApiError> {
     }
     Err(ApiError::new(
         StatusReason::NotAcceptable,
-        format!("only the following media types are accepted: application/json, application/json;as=Table;v=v1;g=meta.k8s.io (got {accept:?})"),
+        format!(
+            "only the following media types are accepted: application/json, application/json;as=Table;v=v1;g=meta.k8s.io (got {accept:?})"
+        ),
     ))
 }
 
@@ -140,7 +164,9 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
         "" | "application/json" => Ok(()),
         other => Err(ApiError::new(
             StatusReason::UnsupportedMediaType,
-            format!("the body of the request was in an unknown format - accepted media types include: application/json (got {other:?})"),
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json (got {other:?})"
+            ),
         )),
     }
 }
@@ -161,11 +187,17 @@ pub async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, 
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(too_large());
     }
-    axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
-        let is_limit = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-        if is_limit { too_large() } else { ApiError::bad_request(format!("failed to read the request body: {e}")) }
-    })
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|e| {
+            let is_limit = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if is_limit {
+                too_large()
+            } else {
+                ApiError::bad_request(format!("failed to read the request body: {e}"))
+            }
+        })
 }
 
 /// Parses a JSON body (400 on malformed or too deeply nested JSON).
@@ -173,7 +205,8 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
     if bytes.is_empty() {
         return Err(ApiError::bad_request("the request body is empty"));
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
 }
 
 #[cfg(test)]
@@ -188,11 +221,28 @@ mod tests {
 
     #[test]
     fn accept_negotiation() {
-        assert_eq!(accept("application/json;as=Table;v=v1;g=meta.k8s.io,application/json").unwrap(), Format::Table);
+        assert_eq!(
+            accept("application/json;as=Table;v=v1;g=meta.k8s.io,application/json").unwrap(),
+            Format::Table
+        );
         assert_eq!(accept("application/json").unwrap(), Format::Json);
-        assert_eq!(accept("application/vnd.kubernetes.protobuf, */*").unwrap(), Format::Json);
-        assert_eq!(accept("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1, application/json").unwrap(), Format::Json);
-        assert_eq!(accept("application/vnd.kubernetes.protobuf").unwrap_err().code(), 406);
+        assert_eq!(
+            accept("application/vnd.kubernetes.protobuf, */*").unwrap(),
+            Format::Json
+        );
+        assert_eq!(
+            accept(
+                "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1, application/json"
+            )
+            .unwrap(),
+            Format::Json
+        );
+        assert_eq!(
+            accept("application/vnd.kubernetes.protobuf")
+                .unwrap_err()
+                .code(),
+            406
+        );
         assert_eq!(negotiate(&HeaderMap::new()).unwrap(), Format::Json);
     }
 
@@ -203,9 +253,27 @@ mod tests {
         assert_eq!(q.field_validation().unwrap(), FieldValidation::Strict);
         assert_eq!(q.uint("limit").unwrap(), Some(5));
         assert!(q.flag("watch"));
-        assert_eq!(Query::parse(Some("dryRun=Some")).dry_run().unwrap_err().code(), 400);
-        assert_eq!(Query::parse(Some("limit=-1")).uint("limit").unwrap_err().code(), 400);
-        assert_eq!(Query::parse(Some("fieldValidation=x")).field_validation().unwrap_err().code(), 400);
+        assert_eq!(
+            Query::parse(Some("dryRun=Some"))
+                .dry_run()
+                .unwrap_err()
+                .code(),
+            400
+        );
+        assert_eq!(
+            Query::parse(Some("limit=-1"))
+                .uint("limit")
+                .unwrap_err()
+                .code(),
+            400
+        );
+        assert_eq!(
+            Query::parse(Some("fieldValidation=x"))
+                .field_validation()
+                .unwrap_err()
+                .code(),
+            400
+        );
         assert_eq!(parse_json(b"{").unwrap_err().code(), 400);
         let deep = "[".repeat(10_000) + &"]".repeat(10_000);
         assert_eq!(parse_json(deep.as_bytes()).unwrap_err().code(), 400);

@@ -3,11 +3,11 @@
 //! status/spec split of the status subresource, generation bumps on spec changes only, and the
 //! metadata validation upstream applies to every object.
 
-use bulwark_api::{names, StatusCause};
+use bulwark_api::{StatusCause, names};
 use rand::Rng;
-use serde_json::{json, Map, Value};
-use time::format_description::well_known::Rfc3339;
+use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::error::ApiError;
 use crate::registry::{NameRule, ResourceDef, Subresource};
@@ -50,7 +50,9 @@ pub fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
 
 /// `metadata.labels`.
 pub fn labels(obj: &Value) -> Option<&Map<String, Value>> {
-    meta(obj).and_then(|m| m.get("labels")).and_then(Value::as_object)
+    meta(obj)
+        .and_then(|m| m.get("labels"))
+        .and_then(Value::as_object)
 }
 
 /// The value of a dotted field path as a string, as field selectors compare it.
@@ -125,12 +127,18 @@ pub fn validate_meta(def: &ResourceDef, obj: &Value) -> Vec<StatusCause> {
     if name.is_empty() {
         causes.push(StatusCause::required("metadata.name"));
     } else if let Some(why) = rule {
-        causes.push(StatusCause::invalid("metadata.name", format!("Invalid value: {name:?}: {why}")));
+        causes.push(StatusCause::invalid(
+            "metadata.name",
+            format!("Invalid value: {name:?}: {why}"),
+        ));
     }
     if let Some(labels) = labels(obj) {
         for (key, value) in labels {
             if let Some(why) = names::qualified_name(key) {
-                causes.push(StatusCause::invalid("metadata.labels", format!("Invalid value: {key:?}: {why}")));
+                causes.push(StatusCause::invalid(
+                    "metadata.labels",
+                    format!("Invalid value: {key:?}: {why}"),
+                ));
             }
             match value.as_str() {
                 Some(v) => {
@@ -141,27 +149,47 @@ pub fn validate_meta(def: &ResourceDef, obj: &Value) -> Vec<StatusCause> {
                         ));
                     }
                 }
-                None => causes.push(StatusCause::invalid(format!("metadata.labels.{key}"), "must be a string")),
+                None => causes.push(StatusCause::invalid(
+                    format!("metadata.labels.{key}"),
+                    "must be a string",
+                )),
             }
         }
     }
-    if let Some(annotations) = meta(obj).and_then(|m| m.get("annotations")).and_then(Value::as_object) {
+    if let Some(annotations) = meta(obj)
+        .and_then(|m| m.get("annotations"))
+        .and_then(Value::as_object)
+    {
         let mut total = 0;
         for (key, value) in annotations {
             total += key.len() + value.as_str().map_or(0, str::len);
             if let Some(why) = names::qualified_name(&key.to_lowercase()) {
-                causes.push(StatusCause::invalid("metadata.annotations", format!("Invalid value: {key:?}: {why}")));
+                causes.push(StatusCause::invalid(
+                    "metadata.annotations",
+                    format!("Invalid value: {key:?}: {why}"),
+                ));
             }
         }
         if total > 256 * 1024 {
-            causes.push(StatusCause::invalid("metadata.annotations", "Too long: must have at most 262144 bytes"));
+            causes.push(StatusCause::invalid(
+                "metadata.annotations",
+                "Too long: must have at most 262144 bytes",
+            ));
         }
     }
-    if let Some(finalizers) = meta(obj).and_then(|m| m.get("finalizers")).and_then(Value::as_array) {
+    if let Some(finalizers) = meta(obj)
+        .and_then(|m| m.get("finalizers"))
+        .and_then(Value::as_array)
+    {
         for f in finalizers {
-            let ok = f.as_str().is_some_and(|f| names::qualified_name(f).is_none());
+            let ok = f
+                .as_str()
+                .is_some_and(|f| names::qualified_name(f).is_none());
             if !ok {
-                causes.push(StatusCause::invalid("metadata.finalizers", format!("Invalid value: {f}: must be a qualified name")));
+                causes.push(StatusCause::invalid(
+                    "metadata.finalizers",
+                    format!("Invalid value: {f}: must be a qualified name"),
+                ));
             }
         }
     }
@@ -170,7 +198,9 @@ pub fn validate_meta(def: &ResourceDef, obj: &Value) -> Vec<StatusCause> {
 
 /// Applies upstream's defaults that clients and the Table output rely on.
 fn apply_defaults(def: &ResourceDef, obj: &mut Value) {
-    let Some(root) = obj.as_object_mut() else { return };
+    let Some(root) = obj.as_object_mut() else {
+        return;
+    };
     match (def.group, def.kind) {
         ("apps", "Deployment" | "ReplicaSet" | "StatefulSet") => {
             if let Some(spec) = root.get_mut("spec").and_then(Value::as_object_mut) {
@@ -210,17 +240,32 @@ fn initial_status(def: &ResourceDef, submitted: Option<Value>) -> Option<Value> 
 
 /// Prepares a new object: name (from generateName), namespace, uid, timestamps, generation,
 /// status; then validates metadata (422).
-pub fn prepare_create(def: &ResourceDef, obj: &mut Value, namespace: Option<&str>) -> Result<(), ApiError> {
+pub fn prepare_create(
+    def: &ResourceDef,
+    obj: &mut Value,
+    namespace: Option<&str>,
+) -> Result<(), ApiError> {
     check_kind(def, obj)?;
     let meta = meta_mut(obj)?;
-    let name = meta.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     if name.is_empty() {
         if let Some(prefix) = meta.get("generateName").and_then(Value::as_str) {
             let prefix = prefix.to_owned();
-            meta.insert("name".into(), Value::String(format!("{prefix}{}", generated_suffix())));
+            meta.insert(
+                "name".into(),
+                Value::String(format!("{prefix}{}", generated_suffix())),
+            );
         }
     }
-    match (def.namespaced, namespace, meta.get("namespace").and_then(Value::as_str)) {
+    match (
+        def.namespaced,
+        namespace,
+        meta.get("namespace").and_then(Value::as_str),
+    ) {
         (true, Some(ns), Some(body)) if !body.is_empty() && body != ns => {
             return Err(ApiError::bad_request(
                 "the namespace of the provided object does not match the namespace sent on the request",
@@ -230,16 +275,27 @@ pub fn prepare_create(def: &ResourceDef, obj: &mut Value, namespace: Option<&str
             meta.insert("namespace".into(), Value::String(ns.to_owned()));
         }
         (true, None, _) => {
-            return Err(ApiError::bad_request("a namespaced object must be created in a namespace"));
+            return Err(ApiError::bad_request(
+                "a namespaced object must be created in a namespace",
+            ));
         }
         (false, _, _) => {
             meta.remove("namespace");
         }
     }
-    meta.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
+    meta.insert(
+        "uid".into(),
+        Value::String(uuid::Uuid::new_v4().to_string()),
+    );
     meta.insert("creationTimestamp".into(), Value::String(now_rfc3339()));
     meta.insert("generation".into(), json!(1));
-    for server_owned in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink"] {
+    for server_owned in [
+        "resourceVersion",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "managedFields",
+        "selfLink",
+    ] {
         meta.remove(server_owned);
     }
     apply_defaults(def, obj);
@@ -278,7 +334,12 @@ pub enum UpdateKind {
 
 /// Prepares an update of `old` into `new`: immutable metadata is kept, the status/spec split
 /// is applied, generation bumps on desired-state changes; then validates metadata (422).
-pub fn prepare_update(def: &ResourceDef, new: &mut Value, old: &Value, kind: UpdateKind) -> Result<(), ApiError> {
+pub fn prepare_update(
+    def: &ResourceDef,
+    new: &mut Value,
+    old: &Value,
+    kind: UpdateKind,
+) -> Result<(), ApiError> {
     check_kind(def, new)?;
     let old_meta = meta(old).cloned().unwrap_or_default();
     if kind == UpdateKind::Status {
@@ -300,14 +361,21 @@ pub fn prepare_update(def: &ResourceDef, new: &mut Value, old: &Value, kind: Upd
         }
     }
     let new_name = meta_str(new, "name").unwrap_or_default().to_owned();
-    let old_name = old_meta.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let old_name = old_meta
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     if !new_name.is_empty() && new_name != old_name {
         return Err(ApiError::bad_request(format!(
             "the name of the object ({new_name}) does not match the name on the URL ({old_name})"
         )));
     }
     if let Some(ns) = meta_str(new, "namespace") {
-        let old_ns = old_meta.get("namespace").and_then(Value::as_str).unwrap_or_default();
+        let old_ns = old_meta
+            .get("namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if !ns.is_empty() && ns != old_ns {
             return Err(ApiError::bad_request(
                 "the namespace of the provided object does not match the namespace sent on the request",
@@ -315,20 +383,33 @@ pub fn prepare_update(def: &ResourceDef, new: &mut Value, old: &Value, kind: Upd
         }
     }
     if let Some(uid) = meta_str(new, "uid") {
-        let old_uid = old_meta.get("uid").and_then(Value::as_str).unwrap_or_default();
+        let old_uid = old_meta
+            .get("uid")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if !uid.is_empty() && uid != old_uid {
             return Err(bulwark_api::Status::conflict(
                 def.group,
                 def.plural,
                 &old_name,
-                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {old_uid}"),
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {old_uid}"
+                ),
             )
             .into());
         }
     }
     let bump = desired_state(new) != desired_state(old);
     let meta = meta_mut(new)?;
-    for immutable in ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+    for immutable in [
+        "name",
+        "namespace",
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+    ] {
         match old_meta.get(immutable) {
             Some(v) => meta.insert(immutable.into(), v.clone()),
             None => meta.remove(immutable),
@@ -337,7 +418,11 @@ pub fn prepare_update(def: &ResourceDef, new: &mut Value, old: &Value, kind: Upd
     meta.remove("managedFields");
     meta.remove("selfLink");
     if bump {
-        let generation = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+        let generation = old_meta
+            .get("generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            + 1;
         meta.insert("generation".into(), json!(generation));
     }
     let causes = validate_meta(def, new);
@@ -359,7 +444,12 @@ mod tests {
         prepare_create(def, &mut obj, Some("default")).unwrap();
         assert_eq!(obj["kind"], "Deployment");
         assert_eq!(obj["apiVersion"], "apps/v1");
-        assert!(obj["metadata"]["name"].as_str().unwrap().starts_with("web-"));
+        assert!(
+            obj["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("web-")
+        );
         assert_eq!(obj["metadata"]["name"].as_str().unwrap().len(), 9);
         assert_eq!(obj["metadata"]["namespace"], "default");
         assert_eq!(obj["metadata"]["generation"], 1);
@@ -367,11 +457,26 @@ mod tests {
         assert_eq!(obj["status"], json!({}));
         assert_eq!(obj["spec"]["replicas"], 1);
         let mut bad = json!({"metadata": {"name": "Bad_Name"}});
-        assert_eq!(prepare_create(def, &mut bad, Some("default")).unwrap_err().code(), 422);
+        assert_eq!(
+            prepare_create(def, &mut bad, Some("default"))
+                .unwrap_err()
+                .code(),
+            422
+        );
         let mut wrong = json!({"kind": "Pod", "metadata": {"name": "x"}});
-        assert_eq!(prepare_create(def, &mut wrong, Some("default")).unwrap_err().code(), 400);
+        assert_eq!(
+            prepare_create(def, &mut wrong, Some("default"))
+                .unwrap_err()
+                .code(),
+            400
+        );
         let mut other_ns = json!({"metadata": {"name": "x", "namespace": "b"}});
-        assert_eq!(prepare_create(def, &mut other_ns, Some("a")).unwrap_err().code(), 400);
+        assert_eq!(
+            prepare_create(def, &mut other_ns, Some("a"))
+                .unwrap_err()
+                .code(),
+            400
+        );
     }
 
     #[test]

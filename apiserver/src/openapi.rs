@@ -15,14 +15,18 @@ use std::sync::OnceLock;
 
 use k8s_openapi::schemars::generate::SchemaSettings;
 use k8s_openapi::schemars::{JsonSchema, SchemaGenerator};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::registry::{self, ResourceDef};
 use crate::typed::with_kinds;
 
 /// The URL path segment of a group/version (`api/v1`, `apis/apps/v1`).
 fn gv_path(group: &str, version: &str) -> String {
-    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
 }
 
 /// The v3 root document: where each group/version document lives.
@@ -60,7 +64,13 @@ fn gvk(def: &ResourceDef) -> Value {
     json!({"group": def.group, "version": def.version, "kind": def.kind})
 }
 
-fn operation(def: &ResourceDef, action: &str, schema_ref: &str, params: &[&str], body: Option<&[&str]>) -> Value {
+fn operation(
+    def: &ResourceDef,
+    action: &str,
+    schema_ref: &str,
+    params: &[&str],
+    body: Option<&[&str]>,
+) -> Value {
     let mut op = json!({
         "operationId": format!("{action}{}", def.kind),
         "x-kubernetes-action": action,
@@ -69,22 +79,46 @@ fn operation(def: &ResourceDef, action: &str, schema_ref: &str, params: &[&str],
         "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": schema_ref}}}}},
     });
     if let (Some(types), Some(map)) = (body, op.as_object_mut()) {
-        let content: Map<String, Value> = types.iter().map(|t| ((*t).to_owned(), json!({"schema": {"$ref": schema_ref}}))).collect();
-        map.insert("requestBody".into(), json!({"content": content, "required": true}));
+        let content: Map<String, Value> = types
+            .iter()
+            .map(|t| ((*t).to_owned(), json!({"schema": {"$ref": schema_ref}})))
+            .collect();
+        map.insert(
+            "requestBody".into(),
+            json!({"content": content, "required": true}),
+        );
     }
     op
 }
 
 const WRITE_PARAMS: &[&str] = &["dryRun", "fieldManager", "fieldValidation"];
-const LIST_PARAMS: &[&str] = &["labelSelector", "fieldSelector", "limit", "continue", "resourceVersion", "resourceVersionMatch", "timeoutSeconds", "watch", "allowWatchBookmarks"];
-const PATCH_TYPES: &[&str] = &["application/json-patch+json", "application/merge-patch+json"];
+const LIST_PARAMS: &[&str] = &[
+    "labelSelector",
+    "fieldSelector",
+    "limit",
+    "continue",
+    "resourceVersion",
+    "resourceVersionMatch",
+    "timeoutSeconds",
+    "watch",
+    "allowWatchBookmarks",
+];
+const PATCH_TYPES: &[&str] = &[
+    "application/json-patch+json",
+    "application/merge-patch+json",
+];
 
 fn build_gv(group: &str, version: &str) -> Value {
     let mut generator = SchemaSettings::openapi3().into_generator();
     let mut paths = BTreeMap::new();
     let mut kinds = Vec::new();
-    for def in registry::RESOURCES.iter().filter(|r| r.group == group && r.version == version) {
-        let Some(name) = schema_name(def, &mut generator) else { continue };
+    for def in registry::RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+    {
+        let Some(name) = schema_name(def, &mut generator) else {
+            continue;
+        };
         let schema_ref = format!("#/components/schemas/{name}");
         let base = format!("/{}", gv_path(group, version));
         let collection = if def.namespaced {
@@ -125,7 +159,12 @@ pub fn v3_group_version(path: &str) -> Option<&'static [u8]> {
     DOCS.get_or_init(|| {
         registry::group_versions()
             .into_iter()
-            .map(|(g, v)| (gv_path(g, v), serde_json::to_vec(&build_gv(g, v)).unwrap_or_default()))
+            .map(|(g, v)| {
+                (
+                    gv_path(g, v),
+                    serde_json::to_vec(&build_gv(g, v)).unwrap_or_default(),
+                )
+            })
             .collect()
     })
     .get(path)
@@ -180,12 +219,29 @@ mod tests {
         assert!(root["paths"]["apis/apps/v1"]["serverRelativeURL"].is_string());
         let doc: Value = serde_json::from_slice(v3_group_version("apis/apps/v1").unwrap()).unwrap();
         let schema = &doc["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"];
-        assert_eq!(schema["x-kubernetes-group-version-kind"][0]["kind"], "Deployment");
-        assert!(schema["description"].as_str().unwrap().contains("Deployment"));
-        let meta_ref = schema["properties"]["metadata"]["allOf"][0]["$ref"].as_str().unwrap();
+        assert_eq!(
+            schema["x-kubernetes-group-version-kind"][0]["kind"],
+            "Deployment"
+        );
+        assert!(
+            schema["description"]
+                .as_str()
+                .unwrap()
+                .contains("Deployment")
+        );
+        let meta_ref = schema["properties"]["metadata"]["allOf"][0]["$ref"]
+            .as_str()
+            .unwrap();
         assert!(meta_ref.starts_with("#/components/schemas/"), "{meta_ref}");
-        let patch = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
-        assert!(patch["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation"));
+        let patch =
+            &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
+        assert!(
+            patch["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "fieldValidation")
+        );
         assert!(v3_group_version("apis/nope/v1").is_none());
     }
 

@@ -40,7 +40,9 @@ pub async fn handle<E: Engine>(state: Arc<ApiState<E>>, request: Request<Body>) 
     };
     let code = response.status().as_u16();
     let elapsed = started.elapsed();
-    state.metrics.observe(&log.verb, &log.resource, code, elapsed.as_secs_f64());
+    state
+        .metrics
+        .observe(&log.verb, &log.resource, code, elapsed.as_secs_f64());
     tracing::info!(
         target: "bulwark::request",
         user = %log.user,
@@ -62,7 +64,10 @@ struct LogFields {
 }
 
 fn not_found() -> ApiError {
-    ApiError::new(StatusReason::NotFound, "the server could not find the requested resource")
+    ApiError::new(
+        StatusReason::NotFound,
+        "the server could not find the requested resource",
+    )
 }
 
 async fn run<E: Engine>(
@@ -86,13 +91,22 @@ async fn run<E: Engine>(
     // 2. What is asked.
     let path = parts.uri.path();
     let query = Query::parse(parts.uri.query());
-    let is_api_path = path == "/api" || path.starts_with("/api/") || path == "/apis" || path.starts_with("/apis/");
+    let is_api_path = path == "/api"
+        || path.starts_with("/api/")
+        || path == "/apis"
+        || path.starts_with("/apis/");
     let resource_request = if is_api_path {
         match request_info::parse(&parts.method, path, &query.0) {
             Ok(r) => r,
             Err(PathError::NotFound) => return Err(not_found()),
             Err(PathError::MethodNotAllowed) => {
-                return Err(ApiError::new(StatusReason::MethodNotAllowed, format!("the server does not allow this method on the requested resource: {}", parts.method)));
+                return Err(ApiError::new(
+                    StatusReason::MethodNotAllowed,
+                    format!(
+                        "the server does not allow this method on the requested resource: {}",
+                        parts.method
+                    ),
+                ));
             }
         }
     } else {
@@ -114,7 +128,10 @@ async fn run<E: Engine>(
             namespace: r.namespace.as_deref(),
             name: r.name.as_deref(),
         },
-        None => RequestAttributes::NonResource { verb: verb_text, path },
+        None => RequestAttributes::NonResource {
+            verb: verb_text,
+            path,
+        },
     };
     log.verb = verb_text.to_owned();
     log.resource = match &resource_request {
@@ -126,14 +143,24 @@ async fn run<E: Engine>(
     };
     let decision = state.authorizer.authorize(&user, &attributes);
     if !decision.allowed {
-        return Err(ApiError::new(StatusReason::Forbidden, authz::forbidden_message(&user, &attributes, &decision.reason)));
+        return Err(ApiError::new(
+            StatusReason::Forbidden,
+            authz::forbidden_message(&user, &attributes, &decision.reason),
+        ));
     }
 
     // 4. Dispatch.
     match resource_request {
         Some(req) => {
             let format = negotiate::negotiate(&parts.headers)?;
-            let ctx = Ctx { state, req: &req, query: &query, headers: &parts.headers, user: &user, format };
+            let ctx = Ctx {
+                state,
+                req: &req,
+                query: &query,
+                headers: &parts.headers,
+                user: &user,
+                format,
+            };
             dispatch_resource(&ctx, &req, &parts.headers, body).await
         }
         None => non_resource(state, &parts.method, path, &parts.headers),
@@ -147,8 +174,15 @@ async fn dispatch_resource<E: Engine>(
     body: Body,
 ) -> Result<Response, ApiError> {
     use crate::registry::Subresource;
-    let needs_body = matches!(req.verb, Verb::Create | Verb::Update | Verb::Patch | Verb::Delete | Verb::DeleteCollection);
-    let bytes = if needs_body { negotiate::read_body(headers, body).await? } else { bytes::Bytes::new() };
+    let needs_body = matches!(
+        req.verb,
+        Verb::Create | Verb::Update | Verb::Patch | Verb::Delete | Verb::DeleteCollection
+    );
+    let bytes = if needs_body {
+        negotiate::read_body(headers, body).await?
+    } else {
+        bytes::Bytes::new()
+    };
     match (req.verb, req.subresource) {
         (Verb::Get, _) => resource::get(ctx).await,
         (Verb::List, _) => collection::list(ctx).await,
@@ -163,12 +197,25 @@ async fn dispatch_resource<E: Engine>(
 }
 
 fn text(code: StatusCode, body: &'static str) -> Response {
-    (code, [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+    (
+        code,
+        [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
-fn non_resource<E: Engine>(state: &ApiState<E>, method: &Method, path: &str, headers: &http::HeaderMap) -> Result<Response, ApiError> {
+fn non_resource<E: Engine>(
+    state: &ApiState<E>,
+    method: &Method,
+    path: &str,
+    headers: &http::HeaderMap,
+) -> Result<Response, ApiError> {
     if method != Method::GET && method != Method::HEAD {
-        return Err(ApiError::new(StatusReason::MethodNotAllowed, format!("the server does not allow this method on {path}")));
+        return Err(ApiError::new(
+            StatusReason::MethodNotAllowed,
+            format!("the server does not allow this method on {path}"),
+        ));
     }
     let ok = |v: serde_json::Value| Ok(respond::json(StatusCode::OK, &v, &[]));
     match path {
@@ -184,13 +231,29 @@ fn non_resource<E: Engine>(state: &ApiState<E>, method: &Method, path: &str, hea
         } else {
             text(StatusCode::SERVICE_UNAVAILABLE, "not ready: bootstrapping")
         }),
-        "/metrics" => Ok((StatusCode::OK, [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()),
+        "/metrics" => Ok((
+            StatusCode::OK,
+            [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            state.metrics.render(),
+        )
+            .into_response()),
         "/api" => ok(discovery::core_versions()),
         "/apis" => ok(discovery::groups()),
         "/openapi/v2" => {
-            let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let accept = headers
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
             if accept.contains("protobuf") {
-                Ok((StatusCode::OK, [(http::header::CONTENT_TYPE, "application/com.github.proto-openapi.spec.v2.v1.0+protobuf")], openapi::v2_protobuf()).into_response())
+                Ok((
+                    StatusCode::OK,
+                    [(
+                        http::header::CONTENT_TYPE,
+                        "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+                    )],
+                    openapi::v2_protobuf(),
+                )
+                    .into_response())
             } else {
                 ok(openapi::v2_json())
             }
@@ -199,7 +262,12 @@ fn non_resource<E: Engine>(state: &ApiState<E>, method: &Method, path: &str, hea
         _ => {
             if let Some(gv) = path.strip_prefix("/openapi/v3/") {
                 let doc = openapi::v3_group_version(gv).ok_or_else(not_found)?;
-                return Ok((StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], doc).into_response());
+                return Ok((
+                    StatusCode::OK,
+                    [(http::header::CONTENT_TYPE, "application/json")],
+                    doc,
+                )
+                    .into_response());
             }
             let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
             let doc = match parts.as_slice() {

@@ -188,10 +188,21 @@ mod tests {
 
     #[test]
     fn lookups() {
-        assert_eq!(lookup("apps", "v1", "deployments").unwrap().kind, "Deployment");
+        assert_eq!(
+            lookup("apps", "v1", "deployments").unwrap().kind,
+            "Deployment"
+        );
         assert!(lookup("", "v1", "deployments").is_none());
-        assert!(lookup("", "v1", "pods").unwrap().supports_field("spec.nodeName"));
-        assert!(!lookup("", "v1", "namespaces").unwrap().supports_field("metadata.namespace"));
+        assert!(
+            lookup("", "v1", "pods")
+                .unwrap()
+                .supports_field("spec.nodeName")
+        );
+        assert!(
+            !lookup("", "v1", "namespaces")
+                .unwrap()
+                .supports_field("metadata.namespace")
+        );
         assert_eq!(group_versions().first(), Some(&("", "v1")));
     }
 }

@@ -162,28 +162,65 @@ mod tests {
     #[test]
     fn paths() {
         let r = p(Method::GET, "/api/v1/namespaces/default/pods/web");
-        assert_eq!((r.def.plural, r.namespace.as_deref(), r.name.as_deref(), r.verb),
-                   ("pods", Some("default"), Some("web"), Verb::Get));
+        assert_eq!(
+            (
+                r.def.plural,
+                r.namespace.as_deref(),
+                r.name.as_deref(),
+                r.verb
+            ),
+            ("pods", Some("default"), Some("web"), Verb::Get)
+        );
         let r = p(Method::GET, "/api/v1/namespaces/kube-system");
-        assert_eq!((r.def.plural, r.name.as_deref()), ("namespaces", Some("kube-system")));
+        assert_eq!(
+            (r.def.plural, r.name.as_deref()),
+            ("namespaces", Some("kube-system"))
+        );
         let r = p(Method::PUT, "/api/v1/namespaces/x/status");
-        assert_eq!((r.def.plural, r.subresource, r.verb), ("namespaces", Some(Subresource::Status), Verb::Update));
+        assert_eq!(
+            (r.def.plural, r.subresource, r.verb),
+            ("namespaces", Some(Subresource::Status), Verb::Update)
+        );
         let r = p(Method::GET, "/apis/apps/v1/deployments");
         assert_eq!((r.namespace, r.verb), (None, Verb::List));
-        let r = parse(&Method::GET, "/apis/apps/v1/namespaces/a/deployments", &[("watch".into(), "1".into())]).unwrap().unwrap();
+        let r = parse(
+            &Method::GET,
+            "/apis/apps/v1/namespaces/a/deployments",
+            &[("watch".into(), "1".into())],
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(r.verb, Verb::Watch);
         let r = p(Method::GET, "/api/v1/watch/namespaces/a/configmaps");
         assert_eq!(r.verb, Verb::Watch);
         let r = p(Method::POST, "/api/v1/namespaces/a/pods/p/binding");
-        assert_eq!((r.verb, r.subresource), (Verb::Create, Some(Subresource::Binding)));
+        assert_eq!(
+            (r.verb, r.subresource),
+            (Verb::Create, Some(Subresource::Binding))
+        );
         let r = p(Method::DELETE, "/api/v1/namespaces/a/configmaps");
         assert_eq!(r.verb, Verb::DeleteCollection);
         assert!(parse(&Method::GET, "/api/v1", &[]).unwrap().is_none());
         assert!(parse(&Method::GET, "/apis/apps", &[]).unwrap().is_none());
-        assert_eq!(parse(&Method::GET, "/api/v1/nope", &[]).unwrap_err(), PathError::NotFound);
-        assert_eq!(parse(&Method::GET, "/api/v1/namespaces/a/nodes", &[]).unwrap_err(), PathError::NotFound);
-        assert_eq!(parse(&Method::GET, "/api/v1/namespaces/a/pods/p/exec", &[]).unwrap_err(), PathError::NotFound);
-        assert_eq!(parse(&Method::POST, "/api/v1/namespaces/a/pods/p", &[]).unwrap_err(), PathError::MethodNotAllowed);
-        assert_eq!(parse(&Method::GET, "/api/v1//pods", &[]).unwrap_err(), PathError::NotFound);
+        assert_eq!(
+            parse(&Method::GET, "/api/v1/nope", &[]).unwrap_err(),
+            PathError::NotFound
+        );
+        assert_eq!(
+            parse(&Method::GET, "/api/v1/namespaces/a/nodes", &[]).unwrap_err(),
+            PathError::NotFound
+        );
+        assert_eq!(
+            parse(&Method::GET, "/api/v1/namespaces/a/pods/p/exec", &[]).unwrap_err(),
+            PathError::NotFound
+        );
+        assert_eq!(
+            parse(&Method::POST, "/api/v1/namespaces/a/pods/p", &[]).unwrap_err(),
+            PathError::MethodNotAllowed
+        );
+        assert_eq!(
+            parse(&Method::GET, "/api/v1//pods", &[]).unwrap_err(),
+            PathError::NotFound
+        );
     }
 }

@@ -6,13 +6,13 @@ use axum::response::Response;
 use bulwark_api::{Status, StatusReason};
 use bulwark_store::{Engine, KeyValue, Revision, StoreError};
 use http::{HeaderMap, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::admission::AdmissionRequest;
 use crate::auth::UserInfo;
-use crate::error::{from_store, ApiError};
+use crate::error::{ApiError, from_store};
 use crate::negotiate::{self, FieldValidation, Format, Query};
-use crate::object::{self, meta_str, UpdateKind};
+use crate::object::{self, UpdateKind, meta_str};
 use crate::patch::{self, PatchType};
 use crate::registry::{ResourceDef, Subresource};
 use crate::request_info::{ResourceRequest, Verb};
@@ -47,7 +47,10 @@ impl<E: Engine> Ctx<'_, E> {
 
     /// The namespace, if the kind is namespaced.
     pub fn namespace(&self) -> Option<&str> {
-        self.req.namespace.as_deref().filter(|_| self.def().namespaced)
+        self.req
+            .namespace
+            .as_deref()
+            .filter(|_| self.def().namespaced)
     }
 
     fn name(&self) -> &str {
@@ -72,7 +75,13 @@ impl<E: Engine> Ctx<'_, E> {
 
     /// Reads the addressed object (404 if absent).
     pub async fn current(&self) -> Result<(KeyValue, Value), ApiError> {
-        let kv = self.state.store.get(&self.key()).await.map_err(|e| self.store_err(e))?.ok_or_else(|| self.not_found())?;
+        let kv = self
+            .state
+            .store
+            .get(&self.key())
+            .await
+            .map_err(|e| self.store_err(e))?
+            .ok_or_else(|| self.not_found())?;
         let obj = storage::decode(&kv)?;
         Ok((kv, obj))
     }
@@ -82,13 +91,24 @@ impl<E: Engine> Ctx<'_, E> {
     }
 
     /// Runs admission plugins; returns their warnings.
-    pub async fn admit(&self, verb: Verb, object: Option<&Value>, old: Option<&Value>) -> Result<Vec<String>, ApiError> {
+    pub async fn admit(
+        &self,
+        verb: Verb,
+        object: Option<&Value>,
+        old: Option<&Value>,
+    ) -> Result<Vec<String>, ApiError> {
         let namespace_object = if self.def().namespaced && verb == Verb::Create {
             let ns_def = crate::registry::lookup("", "v1", "namespaces");
             match (ns_def, self.namespace()) {
                 (Some(ns_def), Some(ns)) => {
                     let key = storage::object_key(ns_def, None, ns);
-                    match self.state.store.get(&key).await.map_err(|e| self.store_err(e))? {
+                    match self
+                        .state
+                        .store
+                        .get(&key)
+                        .await
+                        .map_err(|e| self.store_err(e))?
+                    {
                         Some(kv) => Some(storage::decode(&kv)?),
                         None => None,
                     }
@@ -98,7 +118,11 @@ impl<E: Engine> Ctx<'_, E> {
         } else {
             None
         };
-        let name = object.or(old).and_then(|o| meta_str(o, "name")).unwrap_or(self.name()).to_owned();
+        let name = object
+            .or(old)
+            .and_then(|o| meta_str(o, "name"))
+            .unwrap_or(self.name())
+            .to_owned();
         let request = AdmissionRequest {
             def: self.def(),
             verb,
@@ -119,9 +143,17 @@ impl<E: Engine> Ctx<'_, E> {
 
 /// Decodes through the upstream type and applies `fieldValidation`; returns the pruned object
 /// and warnings.
-pub fn validate_fields(def: &ResourceDef, obj: &Value, mode: FieldValidation) -> Result<(Value, Vec<String>), ApiError> {
+pub fn validate_fields(
+    def: &ResourceDef,
+    obj: &Value,
+    mode: FieldValidation,
+) -> Result<(Value, Vec<String>), ApiError> {
     let decoded = typed::decode(def, obj)?;
-    let messages: Vec<String> = decoded.unknown_fields.iter().map(|f| format!("unknown field \"{f}\"")).collect();
+    let messages: Vec<String> = decoded
+        .unknown_fields
+        .iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect();
     match mode {
         FieldValidation::Strict if !messages.is_empty() => Err(ApiError::bad_request(format!(
             "strict decoding error: {}",
@@ -136,7 +168,11 @@ pub fn validate_fields(def: &ResourceDef, obj: &Value, mode: FieldValidation) ->
 pub async fn get<E: Engine>(ctx: &Ctx<'_, E>) -> Result<Response, ApiError> {
     let (_, obj) = ctx.current().await?;
     if ctx.req.subresource == Some(Subresource::Scale) {
-        return Ok(respond::json(StatusCode::OK, &crate::subresource::scale_of(ctx.def(), &obj)?, &[]));
+        return Ok(respond::json(
+            StatusCode::OK,
+            &crate::subresource::scale_of(ctx.def(), &obj)?,
+            &[],
+        ));
     }
     Ok(ctx.respond(StatusCode::OK, &obj, &[]))
 }
@@ -175,7 +211,11 @@ pub struct Written {
 /// Reads the object, lets `mutate` produce the new version, runs admission and writes it with
 /// compare-and-swap. A race is retried unless the caller pinned a resourceVersion (409).
 /// Objects whose deletion is pending and whose last finalizer goes away are deleted.
-pub async fn read_modify_write<E, F>(ctx: &Ctx<'_, E>, verb: Verb, mut mutate: F) -> Result<Written, ApiError>
+pub async fn read_modify_write<E, F>(
+    ctx: &Ctx<'_, E>,
+    verb: Verb,
+    mut mutate: F,
+) -> Result<Written, ApiError>
 where
     E: Engine,
     F: FnMut(&Value) -> Result<(Value, Vec<String>), ApiError>,
@@ -201,16 +241,38 @@ where
         }
         warnings.extend(ctx.admit(verb, Some(&new), Some(&old)).await?);
         if new == old || dry_run {
-            return Ok(Written { object: new, warnings });
+            return Ok(Written {
+                object: new,
+                warnings,
+            });
         }
         if deletion_complete(ctx.def(), &new) {
-            match ctx.state.store.delete(&ctx.key(), Some(old_kv.mod_revision)).await {
-                Ok(_) => return Ok(Written { object: new, warnings }),
+            match ctx
+                .state
+                .store
+                .delete(&ctx.key(), Some(old_kv.mod_revision))
+                .await
+            {
+                Ok(_) => {
+                    return Ok(Written {
+                        object: new,
+                        warnings,
+                    });
+                }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(ctx.store_err(e)),
             }
         }
-        match ctx.state.store.update(&ctx.key(), storage::encode(&new)?, Some(old_kv.mod_revision)).await {
+        match ctx
+            .state
+            .store
+            .update(
+                &ctx.key(),
+                storage::encode(&new)?,
+                Some(old_kv.mod_revision),
+            )
+            .await
+        {
             Ok(kv) => {
                 return Ok(Written {
                     object: storage::decode(&kv)?,
@@ -221,13 +283,21 @@ where
             Err(e) => return Err(ctx.store_err(e)),
         }
     }
-    Err(ApiError::new(StatusReason::Conflict, "too many concurrent writers on this object; try again"))
+    Err(ApiError::new(
+        StatusReason::Conflict,
+        "too many concurrent writers on this object; try again",
+    ))
 }
 
 fn finalizers(obj: &Value) -> Vec<String> {
     obj.pointer("/metadata/finalizers")
         .and_then(Value::as_array)
-        .map(|f| f.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|f| {
+            f.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -237,10 +307,17 @@ fn deletion_complete(def: &ResourceDef, obj: &Value) -> bool {
         return false;
     }
     if def.kind == "Namespace" {
-        return obj.pointer("/spec/finalizers").and_then(Value::as_array).is_none_or(Vec::is_empty);
+        return obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty);
     }
     // Pods bound to a node wait for the node agent's final delete.
-    !(def.kind == "Pod" && obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty()))
+    !(def.kind == "Pod"
+        && obj
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty()))
 }
 
 fn update_kind(req: &ResourceRequest) -> UpdateKind {
@@ -255,8 +332,12 @@ pub async fn update<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response
     negotiate::require_json(ctx.headers)?;
     let submitted = negotiate::parse_json(body)?;
     match ctx.req.subresource {
-        Some(Subresource::Scale) => return crate::subresource::write_scale(ctx, |_| Ok(submitted.clone())).await,
-        Some(Subresource::Approval) => return crate::subresource::write_approval(ctx, &submitted).await,
+        Some(Subresource::Scale) => {
+            return crate::subresource::write_scale(ctx, |_| Ok(submitted.clone())).await;
+        }
+        Some(Subresource::Approval) => {
+            return crate::subresource::write_approval(ctx, &submitted).await;
+        }
         _ => {}
     }
     let mode = ctx.query.field_validation()?;
@@ -268,7 +349,8 @@ pub async fn update<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response
         // The submitted resourceVersion is the client's precondition.
         let rv = meta_str(&submitted, "resourceVersion").map(str::to_owned);
         object::prepare_update(ctx.def(), &mut new, old, kind)?;
-        if let (Some(rv), Some(meta)) = (rv, new.get_mut("metadata").and_then(Value::as_object_mut)) {
+        if let (Some(rv), Some(meta)) = (rv, new.get_mut("metadata").and_then(Value::as_object_mut))
+        {
             meta.insert("resourceVersion".into(), Value::String(rv));
         }
         Ok((new, warnings))
@@ -283,12 +365,17 @@ pub async fn patch<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response,
     let Some(patch_type) = PatchType::from_content_type(&content_type) else {
         return Err(ApiError::new(
             StatusReason::UnsupportedMediaType,
-            format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {content_type:?})"),
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {content_type:?})"
+            ),
         ));
     };
     match ctx.req.subresource {
         Some(Subresource::Scale) => {
-            return crate::subresource::write_scale(ctx, |scale| patch::apply(patch_type, scale, body)).await;
+            return crate::subresource::write_scale(ctx, |scale| {
+                patch::apply(patch_type, scale, body)
+            })
+            .await;
         }
         Some(Subresource::Approval) => {
             let (_, current) = ctx.current().await?;
@@ -305,7 +392,8 @@ pub async fn patch<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response,
         object::check_kind(ctx.def(), &mut new)?;
         let (mut new, warnings) = validate_fields(ctx.def(), &new, mode)?;
         object::prepare_update(ctx.def(), &mut new, old, kind)?;
-        if let (Some(rv), Some(meta)) = (rv, new.get_mut("metadata").and_then(Value::as_object_mut)) {
+        if let (Some(rv), Some(meta)) = (rv, new.get_mut("metadata").and_then(Value::as_object_mut))
+        {
             meta.insert("resourceVersion".into(), Value::String(rv));
         }
         Ok((new, warnings))
@@ -337,17 +425,31 @@ impl DeleteOptions {
                 return Err(ApiError::bad_request("DeleteOptions must be a JSON object"));
             }
             opts.grace_period = v.get("gracePeriodSeconds").and_then(Value::as_i64);
-            opts.propagation = v.get("propagationPolicy").and_then(Value::as_str).map(str::to_owned);
-            opts.uid = v.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_owned);
-            opts.resource_version = v.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_owned);
+            opts.propagation = v
+                .get("propagationPolicy")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            opts.uid = v
+                .pointer("/preconditions/uid")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            opts.resource_version = v
+                .pointer("/preconditions/resourceVersion")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
             if let Some(dry) = v.get("dryRun").and_then(Value::as_array)
                 && dry.iter().any(|d| d.as_str() != Some("All"))
             {
-                return Err(ApiError::bad_request("invalid dry run option; the only supported value is All"));
+                return Err(ApiError::bad_request(
+                    "invalid dry run option; the only supported value is All",
+                ));
             }
         }
         if let Some(g) = query.get("gracePeriodSeconds") {
-            opts.grace_period = Some(g.parse().map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds {g:?}")))?);
+            opts.grace_period =
+                Some(g.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid gracePeriodSeconds {g:?}"))
+                })?);
         }
         if let Some(p) = query.get("propagationPolicy") {
             opts.propagation = Some(p.to_owned());
@@ -362,7 +464,9 @@ impl DeleteOptions {
             .into());
         }
         if opts.grace_period.is_some_and(|g| g < 0) {
-            return Err(ApiError::bad_request("gracePeriodSeconds must be non-negative"));
+            return Err(ApiError::bad_request(
+                "gracePeriodSeconds must be non-negative",
+            ));
         }
         Ok(opts)
     }
@@ -371,7 +475,11 @@ impl DeleteOptions {
 fn dry_run_in_body(body: &[u8]) -> bool {
     serde_json::from_slice::<Value>(body)
         .ok()
-        .and_then(|v| v.get("dryRun").and_then(Value::as_array).map(|d| !d.is_empty()))
+        .and_then(|v| {
+            v.get("dryRun")
+                .and_then(Value::as_array)
+                .map(|d| !d.is_empty())
+        })
         .unwrap_or(false)
 }
 
@@ -384,15 +492,26 @@ pub enum Deleted {
 }
 
 /// Deletes one object following upstream's rules.
-pub async fn delete_one<E: Engine>(ctx: &Ctx<'_, E>, opts: &DeleteOptions, dry_run: bool) -> Result<Deleted, ApiError> {
+pub async fn delete_one<E: Engine>(
+    ctx: &Ctx<'_, E>,
+    opts: &DeleteOptions,
+    dry_run: bool,
+) -> Result<Deleted, ApiError> {
     for _ in 0..MAX_RETRIES {
         let (kv, old) = ctx.current().await?;
         if let Some(uid) = &opts.uid
             && meta_str(&old, "uid") != Some(uid.as_str())
         {
-            return Err(Status::conflict(ctx.def().group, ctx.def().plural, ctx.name(), &format!(
-                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta_str(&old, "uid").unwrap_or_default()
-            )).into());
+            return Err(Status::conflict(
+                ctx.def().group,
+                ctx.def().plural,
+                ctx.name(),
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    meta_str(&old, "uid").unwrap_or_default()
+                ),
+            )
+            .into());
         }
         if let Some(rv) = &opts.resource_version
             && *rv != kv.mod_revision.to_string()
@@ -409,17 +528,29 @@ pub async fn delete_one<E: Engine>(ctx: &Ctx<'_, E>, opts: &DeleteOptions, dry_r
             _ => {}
         }
         let is_namespace = ctx.def().kind == "Namespace" && ctx.def().group.is_empty();
-        let bound_pod = ctx.def().kind == "Pod" && old.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+        let bound_pod = ctx.def().kind == "Pod"
+            && old
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty());
         let grace = opts
             .grace_period
-            .or_else(|| old.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
+            .or_else(|| {
+                old.pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+            })
             .unwrap_or(30);
         let graceful = bound_pod && grace > 0;
         if pending_finalizers.is_empty() && !graceful && !is_namespace {
             if dry_run {
                 return Ok(Deleted::Removed(old));
             }
-            match ctx.state.store.delete(&ctx.key(), Some(kv.mod_revision)).await {
+            match ctx
+                .state
+                .store
+                .delete(&ctx.key(), Some(kv.mod_revision))
+                .await
+            {
                 Ok(_) => return Ok(Deleted::Removed(old)),
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(ctx.store_err(e)),
@@ -431,13 +562,19 @@ pub async fn delete_one<E: Engine>(ctx: &Ctx<'_, E>, opts: &DeleteOptions, dry_r
         let mut new = old.clone();
         let when = if graceful {
             let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(grace);
-            at.replace_nanosecond(0).unwrap_or(at).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+            at.replace_nanosecond(0)
+                .unwrap_or(at)
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
         } else {
             object::now_rfc3339()
         };
         let meta = object::meta_mut(&mut new)?;
         meta.insert("deletionTimestamp".into(), json!(when));
-        meta.insert("deletionGracePeriodSeconds".into(), json!(if graceful { grace } else { 0 }));
+        meta.insert(
+            "deletionGracePeriodSeconds".into(),
+            json!(if graceful { grace } else { 0 }),
+        );
         let generation = meta.get("generation").and_then(Value::as_i64).unwrap_or(0) + 1;
         meta.insert("generation".into(), json!(generation));
         if !pending_finalizers.is_empty() {
@@ -450,13 +587,21 @@ pub async fn delete_one<E: Engine>(ctx: &Ctx<'_, E>, opts: &DeleteOptions, dry_r
         if dry_run {
             return Ok(Deleted::Pending(new));
         }
-        match ctx.state.store.update(&ctx.key(), storage::encode(&new)?, Some(kv.mod_revision)).await {
+        match ctx
+            .state
+            .store
+            .update(&ctx.key(), storage::encode(&new)?, Some(kv.mod_revision))
+            .await
+        {
             Ok(kv) => return Ok(Deleted::Pending(storage::decode(&kv)?)),
             Err(StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(ctx.store_err(e)),
         }
     }
-    Err(ApiError::new(StatusReason::Conflict, "too many concurrent writers on this object; try again"))
+    Err(ApiError::new(
+        StatusReason::Conflict,
+        "too many concurrent writers on this object; try again",
+    ))
 }
 
 /// DELETE one object.
@@ -465,7 +610,9 @@ pub async fn delete<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response
     let dry_run = ctx.query.dry_run()? || dry_run_in_body(body);
     match delete_one(ctx, &opts, dry_run).await? {
         Deleted::Pending(obj) => Ok(ctx.respond(StatusCode::OK, &obj, &[])),
-        Deleted::Removed(obj) if ctx.def().kind == "Pod" => Ok(ctx.respond(StatusCode::OK, &obj, &[])),
+        Deleted::Removed(obj) if ctx.def().kind == "Pod" => {
+            Ok(ctx.respond(StatusCode::OK, &obj, &[]))
+        }
         Deleted::Removed(obj) => {
             let mut details = bulwark_api::status::StatusDetails {
                 name: ctx.name().to_owned(),
@@ -474,14 +621,20 @@ pub async fn delete<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response
                 ..Default::default()
             };
             details.uid = meta_str(&obj, "uid").unwrap_or_default().to_owned();
-            Ok(respond::json(StatusCode::OK, &serde_json::to_value(Status::success(Some(details))).unwrap_or_default(), &[]))
+            Ok(respond::json(
+                StatusCode::OK,
+                &serde_json::to_value(Status::success(Some(details))).unwrap_or_default(),
+                &[],
+            ))
         }
     }
 }
 
 /// The revision a resourceVersion string names (400 if malformed).
 pub fn parse_rv(text: &str) -> Result<Revision, ApiError> {
-    text.parse::<u64>()
-        .map(Revision)
-        .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {text:?}: must be a decimal integer")))
+    text.parse::<u64>().map(Revision).map_err(|_| {
+        ApiError::bad_request(format!(
+            "invalid resourceVersion {text:?}: must be a decimal integer"
+        ))
+    })
 }

@@ -2,7 +2,7 @@
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::negotiate::Format;
 use crate::registry::ResourceDef;
@@ -11,9 +11,17 @@ use crate::table::{self, IncludeObject};
 /// A JSON response with `code` and `Warning: 299` headers.
 pub fn json(code: StatusCode, body: &Value, warnings: &[String]) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let mut response = (code, [(http::header::CONTENT_TYPE, "application/json")], bytes).into_response();
+    let mut response = (
+        code,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        bytes,
+    )
+        .into_response();
     for warning in warnings {
-        let text = format!("299 - {}", serde_json::to_string(warning).unwrap_or_default());
+        let text = format!(
+            "299 - {}",
+            serde_json::to_string(warning).unwrap_or_default()
+        );
         if let Ok(value) = HeaderValue::from_str(&text) {
             response.headers_mut().append(http::header::WARNING, value);
         }
@@ -22,12 +30,31 @@ pub fn json(code: StatusCode, body: &Value, warnings: &[String]) -> Response {
 }
 
 /// One object, as JSON or as a one-row Table.
-pub fn object(def: &ResourceDef, format: Format, include: IncludeObject, code: StatusCode, obj: &Value, warnings: &[String]) -> Response {
+pub fn object(
+    def: &ResourceDef,
+    format: Format,
+    include: IncludeObject,
+    code: StatusCode,
+    obj: &Value,
+    warnings: &[String],
+) -> Response {
     match format {
         Format::Json => json(code, obj, warnings),
         Format::Table => {
-            let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null);
-            json(code, &table::table(def, std::slice::from_ref(obj), json!({"resourceVersion": rv}), include), warnings)
+            let rv = obj
+                .pointer("/metadata/resourceVersion")
+                .cloned()
+                .unwrap_or(Value::Null);
+            json(
+                code,
+                &table::table(
+                    def,
+                    std::slice::from_ref(obj),
+                    json!({"resourceVersion": rv}),
+                    include,
+                ),
+                warnings,
+            )
         }
     }
 }

@@ -76,14 +76,15 @@ pub async fn serve<E: Engine>(
                     }
                 });
             let conn = ConnInfo { peer, client_cert };
-            let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-                request.extensions_mut().insert(conn.clone());
-                let state = Arc::clone(&state);
-                async move {
-                    let request = request.map(Body::new);
-                    Ok::<_, std::convert::Infallible>(pipeline::handle(state, request).await)
-                }
-            });
+            let service =
+                hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                    request.extensions_mut().insert(conn.clone());
+                    let state = Arc::clone(&state);
+                    async move {
+                        let request = request.map(Body::new);
+                        Ok::<_, std::convert::Infallible>(pipeline::handle(state, request).await)
+                    }
+                });
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder.http2().max_concurrent_streams(MAX_STREAMS);
             let connection = builder.serve_connection(TokioIo::new(tls), service);
@@ -93,7 +94,10 @@ pub async fn serve<E: Engine>(
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::info!("shutdown: open connections did not finish in time");
     }
 }

@@ -11,13 +11,21 @@ use crate::error::ApiError;
 use crate::registry::ResourceDef;
 
 fn group_segment(def: &ResourceDef) -> &str {
-    if def.group.is_empty() { "core" } else { def.group }
+    if def.group.is_empty() {
+        "core"
+    } else {
+        def.group
+    }
 }
 
 /// The key of one object.
 pub fn object_key(def: &ResourceDef, namespace: Option<&str>, name: &str) -> String {
     match namespace.filter(|_| def.namespaced) {
-        Some(ns) => format!("/registry/{}/{}/{ns}/{name}", group_segment(def), def.plural),
+        Some(ns) => format!(
+            "/registry/{}/{}/{ns}/{name}",
+            group_segment(def),
+            def.plural
+        ),
         None => format!("/registry/{}/{}/{name}", group_segment(def), def.plural),
     }
 }
@@ -43,7 +51,10 @@ pub fn encode(obj: &Value) -> Result<Vec<u8>, ApiError> {
 pub fn decode_at(bytes: &[u8], revision: u64) -> Result<Value, ApiError> {
     let mut obj: Value = serde_json::from_slice(bytes).map_err(ApiError::internal)?;
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.insert("resourceVersion".into(), Value::String(revision.to_string()));
+        meta.insert(
+            "resourceVersion".into(),
+            Value::String(revision.to_string()),
+        );
     }
     Ok(obj)
 }
@@ -62,10 +73,22 @@ mod tests {
     fn keys_do_not_collide() {
         let cm = lookup("", "v1", "configmaps").unwrap();
         let ns = lookup("", "v1", "namespaces").unwrap();
-        assert_eq!(object_key(cm, Some("a"), "x"), "/registry/core/configmaps/a/x");
-        assert_eq!(collection_prefix(cm, Some("a")), "/registry/core/configmaps/a/");
-        assert_eq!(object_key(ns, Some("ignored"), "a"), "/registry/core/namespaces/a");
+        assert_eq!(
+            object_key(cm, Some("a"), "x"),
+            "/registry/core/configmaps/a/x"
+        );
+        assert_eq!(
+            collection_prefix(cm, Some("a")),
+            "/registry/core/configmaps/a/"
+        );
+        assert_eq!(
+            object_key(ns, Some("ignored"), "a"),
+            "/registry/core/namespaces/a"
+        );
         let ev = lookup("events.k8s.io", "v1", "events").unwrap();
-        assert_eq!(collection_prefix(ev, None), "/registry/events.k8s.io/events/");
+        assert_eq!(
+            collection_prefix(ev, None),
+            "/registry/events.k8s.io/events/"
+        );
     }
 }

@@ -9,14 +9,14 @@ use axum::response::Response;
 use bulwark_api::{Status, StatusCause};
 use bulwark_store::Engine;
 use http::StatusCode;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::negotiate;
 use crate::object::meta_str;
 use crate::registry::ResourceDef;
 use crate::request_info::Verb;
-use crate::resource::{read_modify_write, Ctx};
+use crate::resource::{Ctx, read_modify_write};
 use crate::respond;
 
 /// The `Scale` view of a scalable object.
@@ -25,7 +25,12 @@ pub fn scale_of(def: &ResourceDef, obj: &Value) -> Result<Value, ApiError> {
     let selector = obj
         .pointer("/spec/selector/matchLabels")
         .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join(","))
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
         .unwrap_or_default();
     let _ = def;
     Ok(json!({
@@ -54,9 +59,15 @@ where
             _ => None,
         };
         let Some(replicas) = replicas else {
-            return Err(Status::invalid("autoscaling", "Scale", meta_str(old, "name").unwrap_or_default(), vec![
-                StatusCause::invalid("spec.replicas", "must be a non-negative 32-bit integer"),
-            ])
+            return Err(Status::invalid(
+                "autoscaling",
+                "Scale",
+                meta_str(old, "name").unwrap_or_default(),
+                vec![StatusCause::invalid(
+                    "spec.replicas",
+                    "must be a non-negative 32-bit integer",
+                )],
+            )
             .into());
         };
         let mut new = old.clone();
@@ -78,12 +89,22 @@ where
         Ok((new, Vec::new()))
     })
     .await?;
-    Ok(respond::json(StatusCode::OK, &scale_of(def, &written.object)?, &written.warnings))
+    Ok(respond::json(
+        StatusCode::OK,
+        &scale_of(def, &written.object)?,
+        &written.warnings,
+    ))
 }
 
 /// Writes a CSR's approval conditions from `submitted`, nothing else.
-pub async fn write_approval<E: Engine>(ctx: &Ctx<'_, E>, submitted: &Value) -> Result<Response, ApiError> {
-    let conditions = submitted.pointer("/status/conditions").cloned().unwrap_or_else(|| json!([]));
+pub async fn write_approval<E: Engine>(
+    ctx: &Ctx<'_, E>,
+    submitted: &Value,
+) -> Result<Response, ApiError> {
+    let conditions = submitted
+        .pointer("/status/conditions")
+        .cloned()
+        .unwrap_or_else(|| json!([]));
     let Some(list) = conditions.as_array() else {
         return Err(ApiError::bad_request("status.conditions must be a list"));
     };
@@ -91,16 +112,32 @@ pub async fn write_approval<E: Engine>(ctx: &Ctx<'_, E>, submitted: &Value) -> R
     for (i, c) in list.iter().enumerate() {
         let ty = c.get("type").and_then(Value::as_str).unwrap_or_default();
         if !matches!(ty, "Approved" | "Denied" | "Failed") {
-            causes.push(StatusCause::invalid(format!("status.conditions[{i}].type"), format!("Unsupported value: {ty:?}")));
+            causes.push(StatusCause::invalid(
+                format!("status.conditions[{i}].type"),
+                format!("Unsupported value: {ty:?}"),
+            ));
         }
     }
-    let approved = list.iter().any(|c| c.get("type").and_then(Value::as_str) == Some("Approved"));
-    let denied = list.iter().any(|c| c.get("type").and_then(Value::as_str) == Some("Denied"));
+    let approved = list
+        .iter()
+        .any(|c| c.get("type").and_then(Value::as_str) == Some("Approved"));
+    let denied = list
+        .iter()
+        .any(|c| c.get("type").and_then(Value::as_str) == Some("Denied"));
     if approved && denied {
-        causes.push(StatusCause::invalid("status.conditions", "Approved and Denied conditions are mutually exclusive"));
+        causes.push(StatusCause::invalid(
+            "status.conditions",
+            "Approved and Denied conditions are mutually exclusive",
+        ));
     }
     if !causes.is_empty() {
-        return Err(Status::invalid("certificates.k8s.io", "CertificateSigningRequest", ctx.req.name.as_deref().unwrap_or_default(), causes).into());
+        return Err(Status::invalid(
+            "certificates.k8s.io",
+            "CertificateSigningRequest",
+            ctx.req.name.as_deref().unwrap_or_default(),
+            causes,
+        )
+        .into());
     }
     let rv = meta_str(submitted, "resourceVersion").map(str::to_owned);
     let written = read_modify_write(ctx, Verb::Update, |old| {
@@ -111,29 +148,51 @@ pub async fn write_approval<E: Engine>(ctx: &Ctx<'_, E>, submitted: &Value) -> R
                 status.insert("conditions".into(), conditions.clone());
             }
         }
-        if let (Some(rv), Some(meta)) = (&rv, new.get_mut("metadata").and_then(Value::as_object_mut)) {
+        if let (Some(rv), Some(meta)) =
+            (&rv, new.get_mut("metadata").and_then(Value::as_object_mut))
+        {
             meta.insert("resourceVersion".into(), json!(rv));
         }
         Ok((new, Vec::new()))
     })
     .await?;
-    Ok(respond::json(StatusCode::OK, &written.object, &written.warnings))
+    Ok(respond::json(
+        StatusCode::OK,
+        &written.object,
+        &written.warnings,
+    ))
 }
 
 /// POST `pods/<name>/binding`: sets `spec.nodeName` of an unbound pod.
 pub async fn bind<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response, ApiError> {
     negotiate::require_json(ctx.headers)?;
     let binding = negotiate::parse_json(body)?;
-    let node = binding.pointer("/target/name").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let node = binding
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     let pod_name = ctx.req.name.clone().unwrap_or_default();
     if node.is_empty() {
-        return Err(Status::invalid("", "Binding", &pod_name, vec![StatusCause::required("target.name")]).into());
+        return Err(Status::invalid(
+            "",
+            "Binding",
+            &pod_name,
+            vec![StatusCause::required("target.name")],
+        )
+        .into());
     }
     if let Some(kind) = binding.pointer("/target/kind").and_then(Value::as_str)
         && !kind.is_empty()
         && kind != "Node"
     {
-        return Err(Status::invalid("", "Binding", &pod_name, vec![StatusCause::invalid("target.kind", "must be empty or Node")]).into());
+        return Err(Status::invalid(
+            "",
+            "Binding",
+            &pod_name,
+            vec![StatusCause::invalid("target.kind", "must be empty or Node")],
+        )
+        .into());
     }
     read_modify_write(ctx, Verb::Create, |old| {
         if old.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty()) {
@@ -158,5 +217,9 @@ pub async fn bind<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response, 
         Ok((new, Vec::new()))
     })
     .await?;
-    Ok(respond::json(StatusCode::CREATED, &serde_json::to_value(Status::success(None)).unwrap_or_default(), &[]))
+    Ok(respond::json(
+        StatusCode::CREATED,
+        &serde_json::to_value(Status::success(None)).unwrap_or_default(),
+        &[],
+    ))
 }

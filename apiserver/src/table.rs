@@ -2,7 +2,7 @@
 //! columns upstream prints for the common kinds, so `kubectl get` shows READY, STATUS, AGE and
 //! friends without knowing the kinds itself.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::object::{meta_str, parse_time};
@@ -42,7 +42,11 @@ pub fn human_duration(seconds: i64) -> String {
     let minutes = s / 60;
     if minutes < 10 {
         let rest = s % 60;
-        return if rest == 0 { format!("{minutes}m") } else { format!("{minutes}m{rest}s") };
+        return if rest == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{rest}s")
+        };
     }
     if minutes < 180 {
         return format!("{minutes}m");
@@ -50,7 +54,11 @@ pub fn human_duration(seconds: i64) -> String {
     let hours = minutes / 60;
     if hours < 8 {
         let rest = minutes % 60;
-        return if rest == 0 { format!("{hours}h") } else { format!("{hours}h{rest}m") };
+        return if rest == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{rest}m")
+        };
     }
     if hours < 48 {
         return format!("{hours}h");
@@ -58,7 +66,11 @@ pub fn human_duration(seconds: i64) -> String {
     if hours < 24 * 8 {
         let rest = hours % 24;
         let days = hours / 24;
-        return if rest == 0 { format!("{days}d") } else { format!("{days}d{rest}h") };
+        return if rest == 0 {
+            format!("{days}d")
+        } else {
+            format!("{days}d{rest}h")
+        };
     }
     if hours < 24 * 365 * 2 {
         return format!("{}d", hours / 24);
@@ -66,7 +78,11 @@ pub fn human_duration(seconds: i64) -> String {
     let years = hours / 24 / 365;
     if hours < 24 * 365 * 8 {
         let days = (hours / 24) % 365;
-        return if days == 0 { format!("{years}y") } else { format!("{years}y{days}d") };
+        return if days == 0 {
+            format!("{years}y")
+        } else {
+            format!("{years}y{days}d")
+        };
     }
     format!("{years}y")
 }
@@ -87,7 +103,10 @@ fn int(obj: &Value, pointer: &str) -> i64 {
 }
 
 fn text(obj: &Value, pointer: &str) -> String {
-    obj.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_owned()
+    obj.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn len(obj: &Value, pointer: &str) -> i64 {
@@ -104,9 +123,19 @@ fn or_none(s: String) -> String {
 
 fn pod_cells(pod: &Value) -> Vec<Value> {
     let total = len(pod, "/spec/containers");
-    let statuses = pod.pointer("/status/containerStatuses").and_then(Value::as_array).cloned().unwrap_or_default();
-    let ready = statuses.iter().filter(|s| s.get("ready") == Some(&Value::Bool(true))).count();
-    let restarts: i64 = statuses.iter().map(|s| s.get("restartCount").and_then(Value::as_i64).unwrap_or(0)).sum();
+    let statuses = pod
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let ready = statuses
+        .iter()
+        .filter(|s| s.get("ready") == Some(&Value::Bool(true)))
+        .count();
+    let restarts: i64 = statuses
+        .iter()
+        .map(|s| s.get("restartCount").and_then(Value::as_i64).unwrap_or(0))
+        .sum();
     let mut status = text(pod, "/status/reason");
     if status.is_empty() {
         status = text(pod, "/status/phase");
@@ -132,14 +161,24 @@ fn pod_cells(pod: &Value) -> Vec<Value> {
 fn images(obj: &Value, pointer: &str, field: &str) -> String {
     obj.pointer(pointer)
         .and_then(Value::as_array)
-        .map(|cs| cs.iter().filter_map(|c| c.get(field).and_then(Value::as_str)).collect::<Vec<_>>().join(","))
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c.get(field).and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
         .unwrap_or_default()
 }
 
 fn selector(obj: &Value) -> String {
     obj.pointer("/spec/selector/matchLabels")
         .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join(","))
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
         .unwrap_or_default()
 }
 
@@ -167,7 +206,10 @@ fn node_status(node: &Value) -> String {
     let ready = node
         .pointer("/status/conditions")
         .and_then(Value::as_array)
-        .and_then(|cs| cs.iter().find(|c| c.get("type").and_then(Value::as_str) == Some("Ready")))
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
+        })
         .and_then(|c| c.get("status").and_then(Value::as_str));
     let mut status = match ready {
         Some("True") => "Ready".to_owned(),
@@ -181,18 +223,35 @@ fn node_status(node: &Value) -> String {
 
 fn node_roles(node: &Value) -> String {
     let roles: Vec<String> = crate::object::labels(node)
-        .map(|l| l.keys().filter_map(|k| k.strip_prefix("node-role.kubernetes.io/")).map(str::to_owned).collect())
+        .map(|l| {
+            l.keys()
+                .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/"))
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
-    if roles.is_empty() { "<none>".into() } else { roles.join(",") }
+    if roles.is_empty() {
+        "<none>".into()
+    } else {
+        roles.join(",")
+    }
 }
 
 fn csr_condition(csr: &Value) -> String {
     let types: Vec<String> = csr
         .pointer("/status/conditions")
         .and_then(Value::as_array)
-        .map(|cs| cs.iter().filter_map(|c| c.get("type").and_then(Value::as_str).map(str::to_owned)).collect())
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c.get("type").and_then(Value::as_str).map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
-    let mut out = if types.is_empty() { "Pending".to_owned() } else { types.join(",") };
+    let mut out = if types.is_empty() {
+        "Pending".to_owned()
+    } else {
+        types.join(",")
+    };
     if csr.pointer("/status/certificate").is_some() {
         out.push_str(",Issued");
     }
@@ -204,23 +263,85 @@ type Column = (&'static str, &'static str, u8);
 /// Columns (name, type, priority) after NAME, and the cells of one object.
 fn columns(def: &ResourceDef) -> &'static [Column] {
     match (def.group, def.plural) {
-        ("", "pods") => &[("Ready", "string", 0), ("Status", "string", 0), ("Restarts", "integer", 0), ("Age", "string", 0), ("IP", "string", 1), ("Node", "string", 1)],
+        ("", "pods") => &[
+            ("Ready", "string", 0),
+            ("Status", "string", 0),
+            ("Restarts", "integer", 0),
+            ("Age", "string", 0),
+            ("IP", "string", 1),
+            ("Node", "string", 1),
+        ],
         ("", "namespaces") => &[("Status", "string", 0), ("Age", "string", 0)],
-        ("", "nodes") => &[("Status", "string", 0), ("Roles", "string", 0), ("Age", "string", 0), ("Version", "string", 0)],
-        ("", "services") => &[("Type", "string", 0), ("Cluster-IP", "string", 0), ("External-IP", "string", 0), ("Port(s)", "string", 0), ("Age", "string", 0), ("Selector", "string", 1)],
+        ("", "nodes") => &[
+            ("Status", "string", 0),
+            ("Roles", "string", 0),
+            ("Age", "string", 0),
+            ("Version", "string", 0),
+        ],
+        ("", "services") => &[
+            ("Type", "string", 0),
+            ("Cluster-IP", "string", 0),
+            ("External-IP", "string", 0),
+            ("Port(s)", "string", 0),
+            ("Age", "string", 0),
+            ("Selector", "string", 1),
+        ],
         ("", "configmaps") => &[("Data", "integer", 0), ("Age", "string", 0)],
-        ("", "secrets") => &[("Type", "string", 0), ("Data", "integer", 0), ("Age", "string", 0)],
+        ("", "secrets") => &[
+            ("Type", "string", 0),
+            ("Data", "integer", 0),
+            ("Age", "string", 0),
+        ],
         ("", "serviceaccounts") => &[("Secrets", "integer", 0), ("Age", "string", 0)],
         ("", "endpoints") => &[("Endpoints", "string", 0), ("Age", "string", 0)],
-        ("", "events") | ("events.k8s.io", "events") => &[("Type", "string", 0), ("Reason", "string", 0), ("Object", "string", 0), ("Message", "string", 0), ("Age", "string", 0)],
-        ("apps", "deployments") => &[("Ready", "string", 0), ("Up-to-date", "integer", 0), ("Available", "integer", 0), ("Age", "string", 0), ("Containers", "string", 1), ("Images", "string", 1), ("Selector", "string", 1)],
-        ("apps", "replicasets") => &[("Desired", "integer", 0), ("Current", "integer", 0), ("Ready", "integer", 0), ("Age", "string", 0), ("Containers", "string", 1), ("Images", "string", 1)],
-        ("apps", "daemonsets") => &[("Desired", "integer", 0), ("Current", "integer", 0), ("Ready", "integer", 0), ("Up-to-date", "integer", 0), ("Available", "integer", 0), ("Age", "string", 0)],
+        ("", "events") | ("events.k8s.io", "events") => &[
+            ("Type", "string", 0),
+            ("Reason", "string", 0),
+            ("Object", "string", 0),
+            ("Message", "string", 0),
+            ("Age", "string", 0),
+        ],
+        ("apps", "deployments") => &[
+            ("Ready", "string", 0),
+            ("Up-to-date", "integer", 0),
+            ("Available", "integer", 0),
+            ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1),
+        ],
+        ("apps", "replicasets") => &[
+            ("Desired", "integer", 0),
+            ("Current", "integer", 0),
+            ("Ready", "integer", 0),
+            ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+        ],
+        ("apps", "daemonsets") => &[
+            ("Desired", "integer", 0),
+            ("Current", "integer", 0),
+            ("Ready", "integer", 0),
+            ("Up-to-date", "integer", 0),
+            ("Available", "integer", 0),
+            ("Age", "string", 0),
+        ],
         ("apps", "statefulsets") => &[("Ready", "string", 0), ("Age", "string", 0)],
         ("batch", "jobs") => &[("Completions", "string", 0), ("Age", "string", 0)],
-        ("batch", "cronjobs") => &[("Schedule", "string", 0), ("Suspend", "boolean", 0), ("Active", "integer", 0), ("Last Schedule", "string", 0), ("Age", "string", 0)],
+        ("batch", "cronjobs") => &[
+            ("Schedule", "string", 0),
+            ("Suspend", "boolean", 0),
+            ("Active", "integer", 0),
+            ("Last Schedule", "string", 0),
+            ("Age", "string", 0),
+        ],
         ("coordination.k8s.io", "leases") => &[("Holder", "string", 0), ("Age", "string", 0)],
-        ("certificates.k8s.io", "certificatesigningrequests") => &[("Age", "string", 0), ("SignerName", "string", 0), ("Requestor", "string", 0), ("Condition", "string", 0)],
+        ("certificates.k8s.io", "certificatesigningrequests") => &[
+            ("Age", "string", 0),
+            ("SignerName", "string", 0),
+            ("Requestor", "string", 0),
+            ("Condition", "string", 0),
+        ],
         _ => &[("Age", "string", 0)],
     }
 }
@@ -229,56 +350,153 @@ fn cells(def: &ResourceDef, o: &Value) -> Vec<Value> {
     match (def.group, def.plural) {
         ("", "pods") => pod_cells(o),
         ("", "namespaces") => vec![json!(text(o, "/status/phase")), age(o)],
-        ("", "nodes") => vec![json!(node_status(o)), json!(node_roles(o)), age(o), json!(text(o, "/status/nodeInfo/kubeletVersion"))],
+        ("", "nodes") => vec![
+            json!(node_status(o)),
+            json!(node_roles(o)),
+            age(o),
+            json!(text(o, "/status/nodeInfo/kubeletVersion")),
+        ],
         ("", "services") => vec![
             json!(text(o, "/spec/type")),
             json!(or_none(text(o, "/spec/clusterIP"))),
             json!("<none>"),
             json!(service_ports(o)),
             age(o),
-            json!(or_none(o.pointer("/spec/selector").and_then(Value::as_object).map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join(",")).unwrap_or_default())),
+            json!(or_none(
+                o.pointer("/spec/selector")
+                    .and_then(Value::as_object)
+                    .map(|m| m
+                        .iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                        .collect::<Vec<_>>()
+                        .join(","))
+                    .unwrap_or_default()
+            )),
         ],
         ("", "configmaps") => vec![json!(len(o, "/data") + len(o, "/binaryData")), age(o)],
         ("", "secrets") => vec![json!(text(o, "/type")), json!(len(o, "/data")), age(o)],
         ("", "serviceaccounts") => vec![json!(len(o, "/secrets")), age(o)],
-        ("", "endpoints") => vec![json!(or_none(o.pointer("/subsets").and_then(Value::as_array).map(|ss| ss.iter().flat_map(|s| {
-            let ports: Vec<i64> = s.get("ports").and_then(Value::as_array).map(|p| p.iter().map(|p| int(p, "/port")).collect()).unwrap_or_default();
-            let ips: Vec<String> = s.get("addresses").and_then(Value::as_array).map(|a| a.iter().map(|a| text(a, "/ip")).collect()).unwrap_or_default();
-            ips.into_iter().flat_map(move |ip| ports.clone().into_iter().map(move |p| format!("{ip}:{p}")))
-        }).collect::<Vec<_>>().join(",")).unwrap_or_default())), age(o)],
+        ("", "endpoints") => vec![
+            json!(or_none(
+                o.pointer("/subsets")
+                    .and_then(Value::as_array)
+                    .map(|ss| ss
+                        .iter()
+                        .flat_map(|s| {
+                            let ports: Vec<i64> = s
+                                .get("ports")
+                                .and_then(Value::as_array)
+                                .map(|p| p.iter().map(|p| int(p, "/port")).collect())
+                                .unwrap_or_default();
+                            let ips: Vec<String> = s
+                                .get("addresses")
+                                .and_then(Value::as_array)
+                                .map(|a| a.iter().map(|a| text(a, "/ip")).collect())
+                                .unwrap_or_default();
+                            ips.into_iter().flat_map(move |ip| {
+                                ports.clone().into_iter().map(move |p| format!("{ip}:{p}"))
+                            })
+                        })
+                        .collect::<Vec<_>>()
+                        .join(","))
+                    .unwrap_or_default()
+            )),
+            age(o),
+        ],
         ("", "events") => vec![
-            json!(text(o, "/type")), json!(text(o, "/reason")),
-            json!(format!("{}/{}", text(o, "/involvedObject/kind").to_lowercase(), text(o, "/involvedObject/name"))),
-            json!(text(o, "/message")), age(o),
+            json!(text(o, "/type")),
+            json!(text(o, "/reason")),
+            json!(format!(
+                "{}/{}",
+                text(o, "/involvedObject/kind").to_lowercase(),
+                text(o, "/involvedObject/name")
+            )),
+            json!(text(o, "/message")),
+            age(o),
         ],
         ("events.k8s.io", "events") => vec![
-            json!(text(o, "/type")), json!(text(o, "/reason")),
-            json!(format!("{}/{}", text(o, "/regarding/kind").to_lowercase(), text(o, "/regarding/name"))),
-            json!(text(o, "/note")), age(o),
+            json!(text(o, "/type")),
+            json!(text(o, "/reason")),
+            json!(format!(
+                "{}/{}",
+                text(o, "/regarding/kind").to_lowercase(),
+                text(o, "/regarding/name")
+            )),
+            json!(text(o, "/note")),
+            age(o),
         ],
         ("apps", "deployments") => vec![
-            json!(format!("{}/{}", int(o, "/status/readyReplicas"), int(o, "/spec/replicas"))),
-            json!(int(o, "/status/updatedReplicas")), json!(int(o, "/status/availableReplicas")), age(o),
-            json!(images(o, "/spec/template/spec/containers", "name")), json!(images(o, "/spec/template/spec/containers", "image")), json!(selector(o)),
+            json!(format!(
+                "{}/{}",
+                int(o, "/status/readyReplicas"),
+                int(o, "/spec/replicas")
+            )),
+            json!(int(o, "/status/updatedReplicas")),
+            json!(int(o, "/status/availableReplicas")),
+            age(o),
+            json!(images(o, "/spec/template/spec/containers", "name")),
+            json!(images(o, "/spec/template/spec/containers", "image")),
+            json!(selector(o)),
         ],
         ("apps", "replicasets") => vec![
-            json!(int(o, "/spec/replicas")), json!(int(o, "/status/replicas")), json!(int(o, "/status/readyReplicas")), age(o),
-            json!(images(o, "/spec/template/spec/containers", "name")), json!(images(o, "/spec/template/spec/containers", "image")),
+            json!(int(o, "/spec/replicas")),
+            json!(int(o, "/status/replicas")),
+            json!(int(o, "/status/readyReplicas")),
+            age(o),
+            json!(images(o, "/spec/template/spec/containers", "name")),
+            json!(images(o, "/spec/template/spec/containers", "image")),
         ],
         ("apps", "daemonsets") => vec![
-            json!(int(o, "/status/desiredNumberScheduled")), json!(int(o, "/status/currentNumberScheduled")), json!(int(o, "/status/numberReady")),
-            json!(int(o, "/status/updatedNumberScheduled")), json!(int(o, "/status/numberAvailable")), age(o),
+            json!(int(o, "/status/desiredNumberScheduled")),
+            json!(int(o, "/status/currentNumberScheduled")),
+            json!(int(o, "/status/numberReady")),
+            json!(int(o, "/status/updatedNumberScheduled")),
+            json!(int(o, "/status/numberAvailable")),
+            age(o),
         ],
-        ("apps", "statefulsets") => vec![json!(format!("{}/{}", int(o, "/status/readyReplicas"), int(o, "/spec/replicas"))), age(o)],
-        ("batch", "jobs") => vec![json!(format!("{}/{}", int(o, "/status/succeeded"), o.pointer("/spec/completions").and_then(Value::as_i64).unwrap_or(1))), age(o)],
+        ("apps", "statefulsets") => vec![
+            json!(format!(
+                "{}/{}",
+                int(o, "/status/readyReplicas"),
+                int(o, "/spec/replicas")
+            )),
+            age(o),
+        ],
+        ("batch", "jobs") => vec![
+            json!(format!(
+                "{}/{}",
+                int(o, "/status/succeeded"),
+                o.pointer("/spec/completions")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1)
+            )),
+            age(o),
+        ],
         ("batch", "cronjobs") => vec![
-            json!(text(o, "/spec/schedule")), json!(o.pointer("/spec/suspend").and_then(Value::as_bool).unwrap_or(false)),
+            json!(text(o, "/spec/schedule")),
+            json!(
+                o.pointer("/spec/suspend")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+            ),
             json!(len(o, "/status/active")),
-            json!(o.pointer("/status/lastScheduleTime").and_then(Value::as_str).and_then(parse_time).map_or("<none>".into(), |t| human_duration((OffsetDateTime::now_utc() - t).whole_seconds()))),
+            json!(
+                o.pointer("/status/lastScheduleTime")
+                    .and_then(Value::as_str)
+                    .and_then(parse_time)
+                    .map_or("<none>".into(), |t| human_duration(
+                        (OffsetDateTime::now_utc() - t).whole_seconds()
+                    ))
+            ),
             age(o),
         ],
         ("coordination.k8s.io", "leases") => vec![json!(text(o, "/spec/holderIdentity")), age(o)],
-        ("certificates.k8s.io", "certificatesigningrequests") => vec![age(o), json!(text(o, "/spec/signerName")), json!(text(o, "/spec/username")), json!(csr_condition(o))],
+        ("certificates.k8s.io", "certificatesigningrequests") => vec![
+            age(o),
+            json!(text(o, "/spec/signerName")),
+            json!(text(o, "/spec/username")),
+            json!(csr_condition(o)),
+        ],
         _ => vec![age(o)],
     }
 }
@@ -303,8 +521,15 @@ fn row(def: &ResourceDef, obj: &Value, include: IncludeObject) -> Value {
 }
 
 /// A Table of `objects`, with list metadata (`resourceVersion`, `continue`).
-pub fn table(def: &ResourceDef, objects: &[Value], list_meta: Value, include: IncludeObject) -> Value {
-    let mut defs = vec![json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0})];
+pub fn table(
+    def: &ResourceDef,
+    objects: &[Value],
+    list_meta: Value,
+    include: IncludeObject,
+) -> Value {
+    let mut defs = vec![
+        json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0}),
+    ];
     defs.extend(columns(def).iter().map(|(name, ty, priority)| {
         json!({"name": name, "type": ty, "format": "", "description": name, "priority": priority})
     }));
@@ -324,7 +549,17 @@ mod tests {
 
     #[test]
     fn durations_match_upstream() {
-        for (s, want) in [(5, "5s"), (119, "119s"), (125, "2m5s"), (600, "10m"), (3 * 3600, "3h"), (3 * 3600 + 60, "3h1m"), (50 * 3600, "2d2h"), (9 * 86400, "9d"), (3 * 365 * 86400, "3y")] {
+        for (s, want) in [
+            (5, "5s"),
+            (119, "119s"),
+            (125, "2m5s"),
+            (600, "10m"),
+            (3 * 3600, "3h"),
+            (3 * 3600 + 60, "3h1m"),
+            (50 * 3600, "2d2h"),
+            (9 * 86400, "9d"),
+            (3 * 365 * 86400, "3y"),
+        ] {
             assert_eq!(human_duration(s), want, "{s}");
         }
     }
@@ -332,9 +567,15 @@ mod tests {
     #[test]
     fn every_kind_has_matching_cells() {
         for def in crate::registry::RESOURCES {
-            let obj = json!({"metadata": {"name": "x", "creationTimestamp": "2020-01-01T00:00:00Z"}});
+            let obj =
+                json!({"metadata": {"name": "x", "creationTimestamp": "2020-01-01T00:00:00Z"}});
             let t = table(def, &[obj], json!({}), IncludeObject::Metadata);
-            assert_eq!(t["rows"][0]["cells"].as_array().unwrap().len(), t["columnDefinitions"].as_array().unwrap().len(), "{}", def.plural);
+            assert_eq!(
+                t["rows"][0]["cells"].as_array().unwrap().len(),
+                t["columnDefinitions"].as_array().unwrap().len(),
+                "{}",
+                def.plural
+            );
         }
         let d = lookup("apps", "v1", "deployments").unwrap();
         let obj = json!({"metadata": {"name": "web"}, "spec": {"replicas": 3}, "status": {"readyReplicas": 2}});

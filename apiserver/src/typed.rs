@@ -125,7 +125,14 @@ mod tests {
             "spec": {"replicass": 2, "selector": {"matchLabels": {"a": "b"}},
                      "template": {"spec": {"containers": [{"name": "c", "image": "i", "nope": true}]}}}
         })).unwrap();
-        assert_eq!(d.unknown_fields, ["metadata.bogus", "spec.replicass", "spec.template.spec.containers[0].nope"]);
+        assert_eq!(
+            d.unknown_fields,
+            [
+                "metadata.bogus",
+                "spec.replicass",
+                "spec.template.spec.containers[0].nope"
+            ]
+        );
         assert!(d.object["spec"].get("replicass").is_none());
         assert_eq!(d.object["metadata"]["labels"]["a"], "b");
         let err = decode(def, &json!({"metadata": {"name": 5}})).unwrap_err();

@@ -14,10 +14,10 @@ use axum::body::Body;
 use axum::response::Response;
 use bulwark_store::{Engine, Event, EventKind, Revision, StoreError};
 use bytes::Bytes;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::collection::{self, Selectors};
-use crate::error::{from_store, ApiError};
+use crate::error::{ApiError, from_store};
 use crate::negotiate::Format;
 use crate::object::meta_str;
 use crate::registry::ResourceDef;
@@ -43,11 +43,20 @@ impl Encoder {
             Format::Json => obj.clone(),
             Format::Table if kind == "BOOKMARK" || kind == "ERROR" => obj.clone(),
             Format::Table => {
-                let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null);
-                table::table(self.def, std::slice::from_ref(obj), json!({"resourceVersion": rv}), self.include)
+                let rv = obj
+                    .pointer("/metadata/resourceVersion")
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                table::table(
+                    self.def,
+                    std::slice::from_ref(obj),
+                    json!({"resourceVersion": rv}),
+                    self.include,
+                )
             }
         };
-        let mut bytes = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+        let mut bytes =
+            serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
         bytes.push(b'\n');
         Bytes::from(bytes)
     }
@@ -65,9 +74,15 @@ impl Encoder {
 }
 
 /// Turns a store event into a watch event for this selection, if it concerns it.
-fn translate(event: &Event, selectors: &Selectors, name: Option<&str>) -> Result<Option<(&'static str, Value)>, ApiError> {
+fn translate(
+    event: &Event,
+    selectors: &Selectors,
+    name: Option<&str>,
+) -> Result<Option<(&'static str, Value)>, ApiError> {
     let revision = event.revision().0;
-    let wanted = |obj: &Value| selectors.matches(obj) && name.is_none_or(|n| meta_str(obj, "name") == Some(n));
+    let wanted = |obj: &Value| {
+        selectors.matches(obj) && name.is_none_or(|n| meta_str(obj, "name") == Some(n))
+    };
     let prev = match &event.prev {
         Some(kv) => Some(storage::decode(kv)?),
         None => None,
@@ -101,12 +116,19 @@ pub async fn watch<E: Engine>(ctx: &Ctx<'_, E>) -> Result<Response, ApiError> {
         .uint("timeoutSeconds")?
         .map_or(DEFAULT_TIMEOUT, |s| Duration::from_secs(s).min(MAX_TIMEOUT));
     let bookmarks = ctx.query.flag("allowWatchBookmarks");
-    let encoder = Encoder { def, format: ctx.format, include: IncludeObject::parse(ctx.query.get("includeObject")) };
+    let encoder = Encoder {
+        def,
+        format: ctx.format,
+        include: IncludeObject::parse(ctx.query.get("includeObject")),
+    };
     let mut initial = Vec::new();
     let start = match ctx.query.get("resourceVersion") {
         None | Some("") | Some("0") => {
             let page = collection::read_page(ctx, &selectors, 0, None, None).await?;
-            for obj in page.items.iter().filter(|o| name.as_deref().is_none_or(|n| meta_str(o, "name") == Some(n))) {
+            for obj in page.items.iter().filter(|o| {
+                name.as_deref()
+                    .is_none_or(|n| meta_str(o, "name") == Some(n))
+            }) {
                 initial.push(encoder.line("ADDED", obj));
             }
             Revision(page.revision)

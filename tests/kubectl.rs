@@ -1,0 +1,290 @@
+//! End-to-end: the real `bulwark server` binary driven by real kubectl, as a person would.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
+
+#[path = "support/server.rs"]
+mod server;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use server::TestServer;
+
+const DEPLOYMENT: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels:
+    app: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+      - name: app
+        image: registry.local/web:1
+        ports:
+        - containerPort: 80
+        env:
+        - name: MODE
+          value: blue
+      - name: sidecar
+        image: registry.local/side:1
+"#;
+
+fn write(server: &TestServer, name: &str, text: &str) -> String {
+    let path = server.dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn deployment_lifecycle_with_kubectl() {
+    let s = TestServer::start();
+    let first = write(&s, "deploy.yaml", DEPLOYMENT);
+    assert!(
+        s.ok(&["apply", "-f", &first])
+            .contains("deployment.apps/web created")
+    );
+
+    // Apply again, changed: strategic merge keeps merge keys, drops the removed container.
+    let changed = DEPLOYMENT
+        .replace("web:1", "web:2")
+        .replace("replicas: 2", "replicas: 3")
+        .replace(
+            "      - name: sidecar\n        image: registry.local/side:1\n",
+            "",
+        );
+    let second = write(&s, "deploy2.yaml", &changed);
+    assert!(
+        s.ok(&["apply", "-f", &second])
+            .contains("deployment.apps/web configured")
+    );
+    let obj: serde_json::Value =
+        serde_json::from_str(&s.ok(&["get", "deploy", "web", "-o", "json"])).unwrap();
+    let containers = obj["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap();
+    assert_eq!(containers.len(), 1, "{containers:?}");
+    assert_eq!(containers[0]["image"], "registry.local/web:2");
+    assert_eq!(containers[0]["env"][0]["value"], "blue");
+    assert_eq!(obj["spec"]["replicas"], 3);
+    assert_eq!(obj["metadata"]["generation"], 2);
+
+    // Server-side Table.
+    let table = s.ok(&["get", "deployments"]);
+    assert!(
+        table.contains("READY") && table.contains("UP-TO-DATE") && table.contains("AGE"),
+        "{table}"
+    );
+    assert!(table.contains("0/3"), "{table}");
+    let yaml = s.ok(&["get", "deploy", "web", "-o", "yaml"]);
+    assert!(
+        yaml.contains("image: registry.local/web:2") && !yaml.contains("sidecar"),
+        "{yaml}"
+    );
+
+    // Replace (edit through a full PUT).
+    let mut edited = obj.clone();
+    edited["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.local/web:3".into();
+    let replaced = write(&s, "replaced.json", &edited.to_string());
+    assert!(s.ok(&["replace", "-f", &replaced]).contains("replaced"));
+    // The same stale object again: optimistic concurrency says no.
+    let stale = s.kubectl(&["replace", "-f", &replaced]);
+    assert!(!stale.status.success());
+    assert!(
+        String::from_utf8_lossy(&stale.stderr).contains("the object has been modified"),
+        "{}",
+        String::from_utf8_lossy(&stale.stderr)
+    );
+
+    s.ok(&["label", "deploy", "web", "tier=front"]);
+    s.ok(&["annotate", "deploy", "web", "owner=team-a"]);
+    s.ok(&["scale", "deploy", "web", "--replicas=5"]);
+    let fields = s.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas} {.metadata.labels.tier} {.metadata.annotations.owner} {.spec.template.spec.containers[0].image}"]);
+    assert_eq!(fields, "5 front team-a registry.local/web:3");
+    assert!(
+        s.ok(&["get", "deploy", "-l", "tier=front", "-o", "name"])
+            .contains("deployment.apps/web")
+    );
+    assert!(
+        s.ok(&["get", "deploy", "-l", "tier in (back)", "-o", "name"])
+            .trim()
+            .is_empty()
+    );
+
+    assert!(s.ok(&["delete", "deploy", "web"]).contains("deleted"));
+    let gone = s.kubectl(&["get", "deploy", "web"]);
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains("NotFound"),
+        "{}",
+        String::from_utf8_lossy(&gone.stderr)
+    );
+}
+
+#[test]
+fn get_watch_sees_changes() {
+    let s = TestServer::start();
+    let mut watch = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&s.kubeconfig)
+        .args(["get", "configmaps", "--watch", "--output-watch-events"])
+        .env("HOME", s.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = watch.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // Give the watch time to start, then change things until all three events were seen.
+    std::thread::sleep(Duration::from_millis(700));
+    let cm = write(
+        &s,
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\ndata:\n  a: b\n",
+    );
+    s.ok(&["apply", "-f", &cm]);
+    s.ok(&["label", "cm", "watched", "seen=yes"]);
+    s.ok(&["delete", "cm", "watched"]);
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen.len() < 3 && Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200))
+            && line.contains("watched")
+        {
+            // Table rows: EVENT NAME DATA AGE.
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            seen.push(format!("{} {} {}", cells[0], cells[1], cells[2]));
+        }
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert_eq!(
+        seen,
+        ["ADDED watched 1", "MODIFIED watched 1", "DELETED watched 1"],
+    );
+}
+
+#[test]
+fn discovery_explain_and_access() {
+    let s = TestServer::start();
+    let resources = s.ok(&["api-resources"]);
+    for needle in [
+        "deployments",
+        "deploy",
+        "apps/v1",
+        "certificatesigningrequests",
+        "leases",
+        "cronjobs",
+    ] {
+        assert!(
+            resources.contains(needle),
+            "{needle} missing from:\n{resources}"
+        );
+    }
+    let explain = s.ok(&["explain", "deployment.spec.replicas"]);
+    assert!(explain.contains("Number of desired pods"), "{explain}");
+    let namespaces = s.ok(&["get", "namespaces"]);
+    assert!(
+        namespaces.contains("kube-system") && namespaces.contains("Active"),
+        "{namespaces}"
+    );
+    assert!(s.ok(&["version"]).contains("Server Version"));
+
+    // A person onboarded with `bulwark kubeconfig` is authenticated but, until policies grant
+    // anything, denied (default deny): 403, not 401.
+    let alice = s.dir.path().join("alice.kubeconfig");
+    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args([
+            "kubeconfig",
+            "--user",
+            "alice",
+            "--group",
+            "dev",
+            "--ttl",
+            "1h",
+            "--data-dir",
+        ])
+        .arg(s.data_dir())
+        .arg("--out")
+        .arg(&alice)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&alice).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let denied = s.kubectl_as(&alice, &["get", "configmaps"]);
+    let err = String::from_utf8_lossy(&denied.stderr);
+    assert!(
+        err.contains("Forbidden")
+            && err.contains("User \"alice\" cannot list resource \"configmaps\""),
+        "{err}"
+    );
+
+    // Namespaced objects need an existing, Active namespace; deleting one marks it
+    // Terminating (the namespace controller empties it later) and refuses new content.
+    let ns = write(
+        &s,
+        "ns.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: scratch\n",
+    );
+    let cm = write(
+        &s,
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: scratch\n",
+    );
+    let missing = s.kubectl(&["apply", "-f", &cm]);
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("namespaces \"scratch\" not found"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+    s.ok(&["apply", "-f", &ns]);
+    s.ok(&["apply", "-f", &cm]);
+    s.ok(&["delete", "namespace", "scratch", "--wait=false"]);
+    assert!(
+        s.ok(&["get", "namespace", "scratch"])
+            .contains("Terminating")
+    );
+    let cm2 = write(
+        &s,
+        "cm2.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c2\n  namespace: scratch\n",
+    );
+    let refused = s.kubectl(&["apply", "-f", &cm2]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("because it is being terminated"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let protected = s.kubectl(&["delete", "namespace", "kube-system", "--wait=false"]);
+    assert!(
+        String::from_utf8_lossy(&protected.stderr).contains("may not be deleted"),
+        "{}",
+        String::from_utf8_lossy(&protected.stderr)
+    );
+}
