@@ -1,3 +1,7 @@
+#![allow(
+    dead_code,
+    reason = "each test crate uses a different part of the harness"
+)]
 //! Starts the real `bulwark server` binary on a free port with a fresh data directory, and
 //! runs real kubectl against it.
 
@@ -21,7 +25,10 @@ impl TestServer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
             .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("BULWARK_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
@@ -29,10 +36,9 @@ impl TestServer {
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            // Keeps draining after the URL line so the server never writes into a closed pipe.
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
+                let _ = tx.send(line);
             }
         });
         let deadline = Instant::now() + Duration::from_secs(60);

@@ -1,0 +1,342 @@
+//! Bad input against the real server: every case gets a clear `metav1.Status` with the
+//! upstream code and reason, and the server keeps serving.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
+
+#[path = "support/server.rs"]
+mod server;
+
+use bulwark_apiserver::client::{ApiClient, ClientResponse, Credentials};
+use http::Method;
+use serde_json::json;
+use server::TestServer;
+
+const CMS: &str = "/api/v1/namespaces/default/configmaps";
+
+async fn admin(s: &TestServer) -> ApiClient {
+    match ApiClient::connect(&s.credentials(), true).await {
+        Ok(c) => c,
+        Err(e) => {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            panic!("{e}: {}", s.log())
+        }
+    }
+}
+
+fn assert_status(r: &ClientResponse, code: u16, reason: &str) {
+    let body = r.json();
+    assert_eq!(r.status.as_u16(), code, "{body}");
+    assert_eq!(body["kind"], "Status", "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["reason"], reason, "{body}");
+}
+
+async fn post_raw(c: &ApiClient, path: &str, content_type: &str, body: Vec<u8>) -> ClientResponse {
+    c.send(Method::POST, path, &[("content-type", content_type)], body)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn bad_requests_get_status_errors() {
+    let s = TestServer::start();
+    let c = admin(&s).await;
+
+    assert_status(
+        &post_raw(&c, CMS, "application/json", b"{\"metadata\": ".to_vec()).await,
+        400,
+        "BadRequest",
+    );
+    let deep = "[".repeat(100_000) + &"]".repeat(100_000);
+    assert_status(
+        &post_raw(&c, CMS, "application/json", deep.into_bytes()).await,
+        400,
+        "BadRequest",
+    );
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}});
+    assert_status(&c.post_json(CMS, &pod).await.unwrap(), 400, "BadRequest");
+    let wrong_type = json!({"metadata": {"name": "x"}, "data": {"a": 5}});
+    assert_status(
+        &c.post_json(CMS, &wrong_type).await.unwrap(),
+        400,
+        "BadRequest",
+    );
+
+    let huge = json!({"metadata": {"name": "big"}, "data": {"a": "x".repeat(4 * 1024 * 1024)}});
+    assert_status(
+        &c.post_json(CMS, &huge).await.unwrap(),
+        413,
+        "RequestEntityTooLarge",
+    );
+
+    let invalid = c
+        .post_json(
+            CMS,
+            &json!({"metadata": {"name": "Bad_Name", "labels": {"ok": "-bad-"}}}),
+        )
+        .await
+        .unwrap();
+    assert_status(&invalid, 422, "Invalid");
+    let causes = invalid.json()["details"]["causes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(
+        causes.iter().any(|c| c["field"] == "metadata.name"),
+        "{causes:?}"
+    );
+    assert!(
+        causes.iter().any(|c| c["field"] == "metadata.labels.ok"),
+        "{causes:?}"
+    );
+    assert_status(
+        &c.post_json(CMS, &json!({"metadata": {}})).await.unwrap(),
+        422,
+        "Invalid",
+    );
+
+    let unknown = json!({"metadata": {"name": "strict"}, "data": {}, "dta": {"a": "b"}});
+    let strict = c
+        .post_json(&format!("{CMS}?fieldValidation=Strict"), &unknown)
+        .await
+        .unwrap();
+    assert_status(&strict, 400, "BadRequest");
+    assert!(
+        strict.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field \"dta\"")
+    );
+    let warn = c
+        .post_json(&format!("{CMS}?fieldValidation=Warn"), &unknown)
+        .await
+        .unwrap();
+    assert_eq!(warn.status.as_u16(), 201);
+    let warning = warn.headers.get("warning").unwrap().to_str().unwrap();
+    assert!(
+        warning.starts_with("299 - ") && warning.contains("unknown field"),
+        "{warning}"
+    );
+    assert!(
+        warn.json().get("dta").is_none(),
+        "unknown fields are pruned"
+    );
+    assert_status(
+        &c.post_json(&format!("{CMS}?fieldValidation=Loose"), &unknown)
+            .await
+            .unwrap(),
+        400,
+        "BadRequest",
+    );
+
+    for selector in [
+        "labelSelector=a%20in%20b",
+        "labelSelector=%3D%3D",
+        "fieldSelector=spec.nodeName%3Dx",
+        "fieldSelector=nonsense",
+    ] {
+        assert_status(
+            &c.get(&format!("{CMS}?{selector}")).await.unwrap(),
+            400,
+            "BadRequest",
+        );
+    }
+    assert_status(
+        &c.get(&format!("{CMS}?limit=1&continue=garbage"))
+            .await
+            .unwrap(),
+        400,
+        "BadRequest",
+    );
+    assert_status(
+        &c.get(&format!("{CMS}?limit=-3")).await.unwrap(),
+        400,
+        "BadRequest",
+    );
+
+    assert_status(
+        &post_raw(&c, CMS, "application/xml", b"<x/>".to_vec()).await,
+        415,
+        "UnsupportedMediaType",
+    );
+    let patch = c
+        .send(
+            Method::PATCH,
+            &format!("{CMS}/strict"),
+            &[("content-type", "application/json")],
+            b"{}".to_vec(),
+        )
+        .await
+        .unwrap();
+    assert_status(&patch, 415, "UnsupportedMediaType");
+    let proto_only = c
+        .send(
+            Method::GET,
+            CMS,
+            &[("accept", "application/vnd.kubernetes.protobuf")],
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    assert_status(&proto_only, 406, "NotAcceptable");
+
+    assert_status(
+        &c.get("/api/v1/namespaces/default/widgets").await.unwrap(),
+        404,
+        "NotFound",
+    );
+    assert_status(
+        &c.get(&format!("{CMS}/nope")).await.unwrap(),
+        404,
+        "NotFound",
+    );
+    assert_status(
+        &c.send(Method::POST, &format!("{CMS}/x"), &[], Vec::new())
+            .await
+            .unwrap(),
+        405,
+        "MethodNotAllowed",
+    );
+    let nowhere = c
+        .post_json(
+            "/api/v1/namespaces/missing/configmaps",
+            &json!({"metadata": {"name": "x"}}),
+        )
+        .await
+        .unwrap();
+    assert_status(&nowhere, 404, "NotFound");
+
+    // Still serving, and the rejected objects left nothing behind.
+    let list = c.get(CMS).await.unwrap().json();
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["strict"]);
+}
+
+#[tokio::test]
+async fn unauthenticated_and_foreign_certificates_are_rejected() {
+    let s = TestServer::start();
+    let creds = s.credentials();
+    let anonymous = ApiClient::connect(&creds, false).await.unwrap();
+    assert_status(
+        &anonymous.get("/api/v1/namespaces").await.unwrap(),
+        401,
+        "Unauthorized",
+    );
+    assert_status(
+        &anonymous.get("/version").await.unwrap(),
+        401,
+        "Unauthorized",
+    );
+
+    // A certificate from another CA with the admin's name and group: the TLS layer refuses it.
+    let other = tempfile::tempdir().unwrap();
+    let options = bulwark_pki::BootstrapOptions {
+        extra_sans: vec![],
+        server_url: s.url.clone(),
+    };
+    bulwark_pki::ClusterPki::load_or_bootstrap(&other.path().join("data"), &options).unwrap();
+    let foreign =
+        Credentials::from_kubeconfig(&other.path().join("data/admin.kubeconfig")).unwrap();
+    let forged = Credentials {
+        server: creds.server.clone(),
+        ca_pem: creds.ca_pem.clone(),
+        cert_pem: foreign.cert_pem,
+        key_pem: foreign.key_pem,
+    };
+    match ApiClient::connect(&forged, true).await {
+        Err(_) => {}
+        Ok(client) => {
+            let result = client.get("/api/v1/namespaces").await;
+            assert!(
+                result.is_err() || result.as_ref().unwrap().status.as_u16() == 401,
+                "foreign certificate accepted: {result:?}"
+            );
+        }
+    }
+    // The real admin still gets in.
+    let admin = ApiClient::connect(&creds, true).await.unwrap();
+    assert_eq!(
+        admin
+            .get("/api/v1/namespaces")
+            .await
+            .unwrap()
+            .status
+            .as_u16(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn dry_run_generate_name_and_pagination() {
+    let s = TestServer::start();
+    let c = admin(&s).await;
+    let dry = c
+        .post_json(
+            &format!("{CMS}?dryRun=All"),
+            &json!({"metadata": {"name": "dry"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(dry.status.as_u16(), 201);
+    assert_eq!(
+        c.get(&format!("{CMS}/dry")).await.unwrap().status.as_u16(),
+        404
+    );
+
+    for i in 0..7 {
+        let r = c.post_json(CMS, &json!({"metadata": {"generateName": "page-", "labels": {"i": i.to_string(), "even": (i % 2 == 0).to_string()}}})).await.unwrap();
+        assert_eq!(r.status.as_u16(), 201, "{}", r.json());
+        assert!(
+            r.json()["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("page-")
+        );
+    }
+    let mut seen = 0;
+    let mut token = String::new();
+    let mut revision = None;
+    loop {
+        let page = c
+            .get(&format!(
+                "{CMS}?limit=2&labelSelector=even%3Dtrue&continue={token}"
+            ))
+            .await
+            .unwrap()
+            .json();
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 2);
+        seen += items.len();
+        let rv = page["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            *revision.get_or_insert(rv.clone()),
+            rv,
+            "every page is read at one revision"
+        );
+        match page["metadata"]["continue"].as_str() {
+            Some(t) => token = t.to_owned(),
+            None => break,
+        }
+        // Writes between pages do not show up in this list.
+        c.post_json(
+            CMS,
+            &json!({"metadata": {"generateName": "late-", "labels": {"even": "true"}}}),
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(seen, 4);
+}
