@@ -1,0 +1,206 @@
+"""API behaviour checks from an independent client: the official Kubernetes Python client.
+
+Run by tests/python_client.rs against a fresh `bulwark server`; KUBECONFIG points at its
+admin kubeconfig. Each check raises on failure; the script prints one line per check.
+"""
+
+import sys
+import threading
+import time
+
+from kubernetes import client, config, watch
+from kubernetes.client.rest import ApiException
+
+NS = "py-checks"
+
+
+def expect_status(fn, code, reason=None):
+    try:
+        fn()
+    except ApiException as e:
+        assert e.status == code, f"expected {code}, got {e.status}: {e.body}"
+        if reason:
+            assert f'"reason":"{reason}"' in e.body.replace(" ", ""), e.body
+        return e
+    raise AssertionError(f"expected HTTP {code}, call succeeded")
+
+
+def check(name):
+    def wrap(fn):
+        CHECKS.append((name, fn))
+        return fn
+    return wrap
+
+
+CHECKS = []
+
+
+@check("namespace and configmap CRUD")
+def crud(core, apps):
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
+    cm = core.create_namespaced_config_map(NS, client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name="cfg", labels={"app": "demo"}), data={"k": "v"}))
+    assert cm.metadata.uid and cm.metadata.resource_version and cm.metadata.creation_timestamp
+    got = core.read_namespaced_config_map("cfg", NS)
+    assert got.data == {"k": "v"}
+    got.data["k"] = "v2"
+    updated = core.replace_namespaced_config_map("cfg", NS, got)
+    assert int(updated.metadata.resource_version) > int(cm.metadata.resource_version)
+    patched = core.patch_namespaced_config_map("cfg", NS, {"data": {"extra": "1"}})
+    assert patched.data == {"k": "v2", "extra": "1"}
+    core.delete_namespaced_config_map("cfg", NS)
+    expect_status(lambda: core.read_namespaced_config_map("cfg", NS), 404, "NotFound")
+
+
+@check("optimistic concurrency: stale update is 409, create twice is 409")
+def conflicts(core, apps):
+    cm = core.create_namespaced_config_map(NS, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="c1"), data={"a": "1"}))
+    core.patch_namespaced_config_map("c1", NS, {"data": {"a": "2"}})
+    cm.data["a"] = "stale"
+    expect_status(lambda: core.replace_namespaced_config_map("c1", NS, cm), 409, "Conflict")
+    expect_status(lambda: core.create_namespaced_config_map(NS, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="c1"))), 409, "AlreadyExists")
+    core.delete_namespaced_config_map("c1", NS)
+
+
+@check("label and field selectors")
+def selectors(core, apps):
+    for i in range(6):
+        core.create_namespaced_config_map(NS, client.V1ConfigMap(metadata=client.V1ObjectMeta(
+            name=f"sel-{i}", labels={"tier": "web" if i % 2 else "db", "idx": str(i)})))
+    names = lambda items: sorted(i.metadata.name for i in items)
+    assert names(core.list_namespaced_config_map(NS, label_selector="tier=web").items) == ["sel-1", "sel-3", "sel-5"]
+    assert names(core.list_namespaced_config_map(NS, label_selector="tier!=web,idx in (0,2)").items) == ["sel-0", "sel-2"]
+    assert names(core.list_namespaced_config_map(NS, label_selector="!tier").items) == []
+    assert names(core.list_namespaced_config_map(NS, field_selector="metadata.name=sel-4").items) == ["sel-4"]
+    assert names(core.list_namespaced_config_map(NS, field_selector="metadata.name!=sel-4", label_selector="tier=db").items) == ["sel-0", "sel-2"]
+    expect_status(lambda: core.list_namespaced_config_map(NS, label_selector="tier in web"), 400, "BadRequest")
+    expect_status(lambda: core.list_namespaced_config_map(NS, field_selector="spec.bogus=x"), 400, "BadRequest")
+    core.delete_collection_namespaced_config_map(NS, label_selector="tier")
+    assert core.list_namespaced_config_map(NS).items == []
+
+
+@check("pagination with limit and continue")
+def pagination(core, apps):
+    for i in range(11):
+        core.create_namespaced_config_map(NS, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=f"page-{i:02}")))
+    seen, token, pages = [], None, 0
+    while True:
+        page = core.list_namespaced_config_map(NS, limit=4, _continue=token)
+        pages += 1
+        seen += [i.metadata.name for i in page.items]
+        token = page.metadata._continue
+        if not token:
+            break
+    assert pages == 3 and seen == [f"page-{i:02}" for i in range(11)], (pages, seen)
+    core.delete_collection_namespaced_config_map(NS)
+
+
+@check("watch: events in order, from a resourceVersion, with bookmarks allowed")
+def watching(core, apps):
+    start = core.list_namespaced_config_map(NS).metadata.resource_version
+    events = []
+
+    def consume():
+        w = watch.Watch()
+        for ev in w.stream(core.list_namespaced_config_map, NS, resource_version=start,
+                           allow_watch_bookmarks=True, timeout_seconds=20):
+            events.append((ev["type"], ev["object"].metadata.name))
+            if ev["type"] == "DELETED":
+                w.stop()
+
+    t = threading.Thread(target=consume)
+    t.start()
+    time.sleep(0.3)
+    core.create_namespaced_config_map(NS, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="watched")))
+    core.patch_namespaced_config_map("watched", NS, {"metadata": {"labels": {"x": "y"}}})
+    core.delete_namespaced_config_map("watched", NS)
+    t.join(25)
+    assert events == [("ADDED", "watched"), ("MODIFIED", "watched"), ("DELETED", "watched")], events
+
+
+@check("deployment status and scale subresources")
+def subresources(core, apps):
+    dep = client.V1Deployment(
+        metadata=client.V1ObjectMeta(name="web"),
+        spec=client.V1DeploymentSpec(
+            replicas=2,
+            selector=client.V1LabelSelector(match_labels={"app": "web"}),
+            template=client.V1PodTemplateSpec(
+                metadata=client.V1ObjectMeta(labels={"app": "web"}),
+                spec=client.V1PodSpec(containers=[client.V1Container(name="app", image="registry.local/web:1")]))))
+    created = apps.create_namespaced_deployment(NS, dep)
+    assert created.metadata.generation == 1
+    # Status writes go through /status only; main-resource writes ignore status.
+    created.status = client.V1DeploymentStatus(replicas=2, ready_replicas=1)
+    after_main = apps.replace_namespaced_deployment("web", NS, created)
+    assert not after_main.status.ready_replicas
+    st = apps.patch_namespaced_deployment_status("web", NS, {"status": {"replicas": 2, "readyReplicas": 1}})
+    assert st.status.ready_replicas == 1 and st.metadata.generation == 1
+    # Scale changes spec.replicas and bumps generation; status writes do not.
+    scale = apps.read_namespaced_deployment_scale("web", NS)
+    assert scale.spec.replicas == 2 and scale.status.selector == "app=web"
+    apps.patch_namespaced_deployment_scale("web", NS, {"spec": {"replicas": 4}})
+    d = apps.read_namespaced_deployment("web", NS)
+    assert d.spec.replicas == 4 and d.metadata.generation == 2 and d.status.ready_replicas == 1
+    # Label-only change: no generation bump.
+    d = apps.patch_namespaced_deployment("web", NS, {"metadata": {"labels": {"l": "1"}}})
+    assert d.metadata.generation == 2
+    apps.delete_namespaced_deployment("web", NS)
+
+
+@check("pod binding and field selectors on spec.nodeName / status.phase")
+def binding(core, apps):
+    pod = client.V1Pod(metadata=client.V1ObjectMeta(name="p1"),
+                       spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="registry.local/x:1")]))
+    created = core.create_namespaced_pod(NS, pod)
+    assert created.status.phase == "Pending"
+    assert [p.metadata.name for p in core.list_namespaced_pod(NS, field_selector="status.phase=Pending").items] == ["p1"]
+    core.create_namespaced_pod_binding("p1", NS, client.V1Binding(
+        metadata=client.V1ObjectMeta(name="p1"), target=client.V1ObjectReference(kind="Node", name="node-a")),
+        _preload_content=False)
+    assert core.read_namespaced_pod("p1", NS).spec.node_name == "node-a"
+    assert [p.metadata.name for p in core.list_namespaced_pod(NS, field_selector="spec.nodeName=node-a").items] == ["p1"]
+    e = expect_status(lambda: core.create_namespaced_pod_binding("p1", NS, client.V1Binding(
+        metadata=client.V1ObjectMeta(name="p1"), target=client.V1ObjectReference(kind="Node", name="node-b")),
+        _preload_content=False), 409, "Conflict")
+    # A bound pod's deletion is graceful: it gets a deletionTimestamp and stays for its node.
+    core.delete_namespaced_pod("p1", NS)
+    assert core.read_namespaced_pod("p1", NS).metadata.deletion_timestamp is not None
+    core.delete_namespaced_pod("p1", NS, grace_period_seconds=0)
+
+
+@check("finalizers hold deletion until removed; preconditions")
+def finalizers(core, apps):
+    core.create_namespaced_config_map(NS, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="fin", finalizers=["example.com/hold"])))
+    core.delete_namespaced_config_map("fin", NS)
+    held = core.read_namespaced_config_map("fin", NS)
+    assert held.metadata.deletion_timestamp is not None
+    core.patch_namespaced_config_map("fin", NS, [{"op": "remove", "path": "/metadata/finalizers"}])
+    expect_status(lambda: core.read_namespaced_config_map("fin", NS), 404)
+    cm = core.create_namespaced_config_map(NS, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="pre")))
+    expect_status(lambda: core.delete_namespaced_config_map("pre", NS, body=client.V1DeleteOptions(
+        preconditions=client.V1Preconditions(uid="00000000-0000-0000-0000-000000000000"))), 409, "Conflict")
+    core.delete_namespaced_config_map("pre", NS, body=client.V1DeleteOptions(
+        preconditions=client.V1Preconditions(uid=cm.metadata.uid, resource_version=cm.metadata.resource_version)))
+
+
+@check("error codes for invalid objects and unknown resources")
+def errors(core, apps):
+    e = expect_status(lambda: core.create_namespaced_config_map(NS, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="UPPER"))), 422, "Invalid")
+    assert "metadata.name" in e.body
+    expect_status(lambda: core.read_namespaced_secret("absent", NS), 404, "NotFound")
+    expect_status(lambda: core.create_namespaced_config_map("no-such-ns", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="x"))), 404, "NotFound")
+    expect_status(lambda: core.delete_namespace("default"), 403, "Forbidden")
+
+
+def main():
+    config.load_kube_config()
+    core, apps = client.CoreV1Api(), client.AppsV1Api()
+    for name, fn in CHECKS:
+        fn(core, apps)
+        print(f"ok - {name}", flush=True)
+    print(f"{len(CHECKS)} checks passed")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
