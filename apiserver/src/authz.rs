@@ -63,7 +63,7 @@ impl BootstrapAuthorizer {
 
 impl Authorizer for BootstrapAuthorizer {
     fn authorize(&self, user: &UserInfo, _attributes: &RequestAttributes<'_>) -> Decision {
-        if user.groups.iter().any(|g| *g == self.admin_group) {
+        if user.groups.contains(&self.admin_group) {
             Decision {
                 allowed: true,
                 reason: format!("member of the bootstrap admin group {}", self.admin_group),

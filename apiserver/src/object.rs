@@ -252,14 +252,14 @@ pub fn prepare_create(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    if name.is_empty() {
-        if let Some(prefix) = meta.get("generateName").and_then(Value::as_str) {
-            let prefix = prefix.to_owned();
-            meta.insert(
-                "name".into(),
-                Value::String(format!("{prefix}{}", generated_suffix())),
-            );
-        }
+    if name.is_empty()
+        && let Some(prefix) = meta.get("generateName").and_then(Value::as_str)
+    {
+        let prefix = prefix.to_owned();
+        meta.insert(
+            "name".into(),
+            Value::String(format!("{prefix}{}", generated_suffix())),
+        );
     }
     match (
         def.namespaced,
@@ -352,13 +352,13 @@ pub fn prepare_update(
             };
         }
         *new = merged;
-    } else if def.has(Subresource::Status) {
-        if let Some(root) = new.as_object_mut() {
-            match old.get("status") {
-                Some(status) => root.insert("status".into(), status.clone()),
-                None => root.remove("status"),
-            };
-        }
+    } else if def.has(Subresource::Status)
+        && let Some(root) = new.as_object_mut()
+    {
+        match old.get("status") {
+            Some(status) => root.insert("status".into(), status.clone()),
+            None => root.remove("status"),
+        };
     }
     let new_name = meta_str(new, "name").unwrap_or_default().to_owned();
     let old_name = old_meta

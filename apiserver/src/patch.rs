@@ -133,7 +133,7 @@ fn strip_directives(value: &Value) -> Value {
     }
 }
 
-fn directive<'a>(value: &'a Value) -> Option<&'a str> {
+fn directive(value: &Value) -> Option<&str> {
     value.get("$patch").and_then(Value::as_str)
 }
 

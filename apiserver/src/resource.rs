@@ -170,7 +170,7 @@ pub async fn get<E: Engine>(ctx: &Ctx<'_, E>) -> Result<Response, ApiError> {
     if ctx.req.subresource == Some(Subresource::Scale) {
         return Ok(respond::json(
             StatusCode::OK,
-            &crate::subresource::scale_of(ctx.def(), &obj)?,
+            &crate::subresource::scale_of(&obj),
             &[],
         ));
     }

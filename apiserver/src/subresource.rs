@@ -14,13 +14,12 @@ use serde_json::{Value, json};
 use crate::error::ApiError;
 use crate::negotiate;
 use crate::object::meta_str;
-use crate::registry::ResourceDef;
 use crate::request_info::Verb;
 use crate::resource::{Ctx, read_modify_write};
 use crate::respond;
 
 /// The `Scale` view of a scalable object.
-pub fn scale_of(def: &ResourceDef, obj: &Value) -> Result<Value, ApiError> {
+pub fn scale_of(obj: &Value) -> Value {
     let meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
     let selector = obj
         .pointer("/spec/selector/matchLabels")
@@ -32,8 +31,7 @@ pub fn scale_of(def: &ResourceDef, obj: &Value) -> Result<Value, ApiError> {
                 .join(",")
         })
         .unwrap_or_default();
-    let _ = def;
-    Ok(json!({
+    json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
         "metadata": {
@@ -42,7 +40,7 @@ pub fn scale_of(def: &ResourceDef, obj: &Value) -> Result<Value, ApiError> {
         },
         "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)},
         "status": {"replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0), "selector": selector},
-    }))
+    })
 }
 
 /// Writes `spec.replicas` from a new Scale computed by `change` from the current one.
@@ -50,9 +48,8 @@ pub async fn write_scale<E: Engine, F>(ctx: &Ctx<'_, E>, change: F) -> Result<Re
 where
     F: Fn(&Value) -> Result<Value, ApiError>,
 {
-    let def = ctx.def();
     let written = read_modify_write(ctx, Verb::Update, |old| {
-        let scale = change(&scale_of(def, old)?)?;
+        let scale = change(&scale_of(old))?;
         let replicas = match scale.pointer("/spec/replicas") {
             Some(Value::Number(n)) => n.as_i64().filter(|r| *r >= 0 && *r <= i64::from(i32::MAX)),
             None => Some(0),
@@ -91,7 +88,7 @@ where
     .await?;
     Ok(respond::json(
         StatusCode::OK,
-        &scale_of(def, &written.object)?,
+        &scale_of(&written.object),
         &written.warnings,
     ))
 }

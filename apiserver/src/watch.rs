@@ -87,7 +87,7 @@ fn translate(
         Some(kv) => Some(storage::decode(kv)?),
         None => None,
     };
-    let prev_matched = prev.as_ref().is_some_and(|p| wanted(p));
+    let prev_matched = prev.as_ref().is_some_and(&wanted);
     match event.kind {
         EventKind::Put => {
             let current = storage::decode_at(&event.kv.value, revision)?;
