@@ -22,6 +22,7 @@ pub mod client;
 pub mod collection;
 pub mod discovery;
 pub mod error;
+pub mod event_cache;
 pub mod metrics;
 pub mod negotiate;
 pub mod object;
@@ -61,6 +62,7 @@ pub fn default_state<E: Engine>(store: Store<E>, admin_group: &str) -> ApiState<
         authenticators: vec![Box::new(auth::X509Authenticator)],
         authorizer: Box::new(authz::BootstrapAuthorizer::new(admin_group)),
         admission: vec![Box::new(admission::NamespaceLifecycle)],
+        events: Arc::default(),
         metrics: metrics::Metrics::default(),
         ready: std::sync::atomic::AtomicBool::new(false),
     }

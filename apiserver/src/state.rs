@@ -1,5 +1,6 @@
 //! The server's shared state: the store and the pipeline stages every request passes.
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use bulwark_store::{Engine, Store};
@@ -7,6 +8,7 @@ use bulwark_store::{Engine, Store};
 use crate::admission::AdmissionPlugin;
 use crate::auth::Authenticator;
 use crate::authz::Authorizer;
+use crate::event_cache::EventCache;
 use crate::metrics::Metrics;
 
 /// Everything a request handler needs.
@@ -19,6 +21,8 @@ pub struct ApiState<E: Engine> {
     pub authorizer: Box<dyn Authorizer>,
     /// Admission plugins, run in order on writes.
     pub admission: Vec<Box<dyn AdmissionPlugin>>,
+    /// Watch events decoded once for all watchers.
+    pub events: Arc<EventCache>,
     /// Request metrics.
     pub metrics: Metrics,
     /// Set once bootstrap objects exist; `/readyz` reports it.

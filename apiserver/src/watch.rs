@@ -10,9 +10,10 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::event_cache::{SharedEvent, encode_line};
 use axum::body::Body;
 use axum::response::Response;
-use bulwark_store::{Engine, Event, EventKind, Revision, StoreError};
+use bulwark_store::{Engine, Event, Revision, StoreError};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
@@ -55,10 +56,7 @@ impl Encoder {
                 )
             }
         };
-        let mut bytes =
-            serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
-        bytes.push(b'\n');
-        Bytes::from(bytes)
+        encode_line(kind, &object)
     }
 
     fn bookmark(&self, revision: Revision) -> Bytes {
@@ -73,36 +71,25 @@ impl Encoder {
     }
 }
 
-/// Turns a store event into a watch event for this selection, if it concerns it.
-fn translate(
-    event: &Event,
+/// Which watch event a store event is for this selection, and its object.
+fn translate<'a>(
+    shared: &'a SharedEvent,
     selectors: &Selectors,
     name: Option<&str>,
-) -> Result<Option<(&'static str, Value)>, ApiError> {
-    let revision = event.revision().0;
+) -> Option<(&'static str, &'a Value)> {
     let wanted = |obj: &Value| {
         selectors.matches(obj) && name.is_none_or(|n| meta_str(obj, "name") == Some(n))
     };
-    let prev = match &event.prev {
-        Some(kv) => Some(storage::decode(kv)?),
-        None => None,
-    };
-    let prev_matched = prev.as_ref().is_some_and(&wanted);
-    match event.kind {
-        EventKind::Put => {
-            let current = storage::decode_at(&event.kv.value, revision)?;
-            let now_matches = wanted(&current);
-            Ok(match (prev_matched, now_matches) {
-                (true, true) => Some(("MODIFIED", current)),
-                (false, true) => Some(("ADDED", current)),
-                (true, false) => Some(("DELETED", current)),
-                (false, false) => None,
-            })
-        }
-        EventKind::Delete => match (prev_matched, &event.prev) {
-            (true, Some(kv)) => Ok(Some(("DELETED", storage::decode_at(&kv.value, revision)?))),
-            _ => Ok(None),
+    let prev_matched = shared.prev.as_ref().is_some_and(&wanted);
+    match (&shared.current, &shared.deleted) {
+        (Some(current), _) => match (prev_matched, wanted(current)) {
+            (true, true) => Some(("MODIFIED", current)),
+            (false, true) => Some(("ADDED", current)),
+            (true, false) => Some(("DELETED", current)),
+            (false, false) => None,
         },
+        (None, Some(deleted)) if prev_matched => Some(("DELETED", deleted)),
+        _ => None,
     }
 }
 
@@ -137,6 +124,7 @@ pub async fn watch<E: Engine>(ctx: &Ctx<'_, E>) -> Result<Response, ApiError> {
     };
     let prefix = storage::collection_prefix(def, ctx.namespace());
     let watcher = ctx.state.store.watch(&prefix, start).await;
+    let events = Arc::clone(&ctx.state.events);
     let stream = async_stream::stream! {
         for line in initial {
             yield Ok::<Bytes, Infallible>(line);
@@ -163,13 +151,18 @@ pub async fn watch<E: Engine>(ctx: &Ctx<'_, E>) -> Result<Response, ApiError> {
                             return;
                         }
                     };
-                    match translate(&event, &selectors, name.as_deref()) {
-                        Ok(Some((kind, obj))) => yield Ok(encoder.line(kind, &obj)),
-                        Ok(None) => {}
+                    let shared = match events.get(&event) {
+                        Ok(shared) => shared,
                         Err(e) => {
                             yield Ok(encoder.error(&e));
                             return;
                         }
+                    };
+                    if let Some((kind, obj)) = translate(&shared, &selectors, name.as_deref()) {
+                        yield Ok(match encoder.format {
+                            Format::Json => shared.json_line(kind, obj),
+                            Format::Table => encoder.line(kind, obj),
+                        });
                     }
                 }
                 _ = ticker.tick(), if bookmarks => {

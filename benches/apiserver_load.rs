@@ -1,0 +1,353 @@
+//! Load generator for `bulwark server` (the real binary, embedded store, TLS with client
+//! certificates, persistent HTTP/2 connections). Prints cold start to /readyz, creates/s,
+//! gets/s, list latency over 10,000 ConfigMaps, watch delivery latency p50/p99 with 1,000
+//! concurrent watchers, and server RSS idle and under load.
+//!
+//! Run: `cargo bench --bench apiserver_load` (BULWARK_BENCH_SECONDS sets each throughput
+//! phase's length, default 3).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "benchmark harness"
+)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bulwark_apiserver::client::{ApiClient, Credentials};
+use http::Method;
+use http_body_util::BodyExt;
+use serde_json::json;
+
+fn connections() -> usize {
+    std::env::var("BULWARK_BENCH_CONNECTIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4)
+}
+const WRITERS: usize = 64;
+const READERS: usize = 64;
+const LIST_OBJECTS: usize = 10_000;
+const WATCHERS: usize = 1_000;
+const WATCH_EVENTS: usize = 200;
+/// Pause between watched updates: 20 updates/s, 20,000 deliveries/s with 1,000 watchers.
+const WATCH_INTERVAL_MS: u64 = 50;
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+}
+
+struct Server {
+    child: Child,
+    _dir: tempfile::TempDir,
+    kubeconfig: std::path::PathBuf,
+    started: Instant,
+}
+
+fn start_server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("server start");
+        if line.starts_with("Bulwark API server listening on ") {
+            break;
+        }
+    }
+    Server {
+        child,
+        kubeconfig: data.join("admin.kubeconfig"),
+        _dir: dir,
+        started,
+    }
+}
+
+async fn connect_all(creds: &Credentials) -> Vec<ApiClient> {
+    let mut clients = Vec::new();
+    for _ in 0..connections() {
+        clients.push(ApiClient::connect(creds, true).await.unwrap());
+    }
+    clients
+}
+
+async fn throughput<F, Fut>(clients: &[ApiClient], workers: usize, seconds: u64, op: F) -> f64
+where
+    F: Fn(ApiClient, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let op = Arc::new(op);
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let (client, op, done, stop) = (
+            clients[w % clients.len()].clone(),
+            Arc::clone(&op),
+            Arc::clone(&done),
+            Arc::clone(&stop),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                op(client.clone(), (w as u64) << 32 | i).await;
+                i += 1;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = start.elapsed().as_secs_f64();
+    let count = done.load(Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    count as f64 / elapsed
+}
+
+#[tokio::main]
+async fn main() {
+    let seconds: u64 = std::env::var("BULWARK_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let server = start_server();
+    let pid = server.child.id();
+    let creds = Credentials::from_kubeconfig(&server.kubeconfig).unwrap();
+    // Cold start: process spawn to the first 200 from /readyz.
+    let ready = loop {
+        if let Ok(c) = ApiClient::connect(&creds, true).await
+            && let Ok(r) = c.get("/readyz").await
+            && r.status.as_u16() == 200
+        {
+            break server.started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_idle = rss_kib(pid);
+    let clients = connect_all(&creds).await;
+    let c0 = clients[0].clone();
+    for ns in ["bench-w", "bench-l"] {
+        let r = c0
+            .post_json("/api/v1/namespaces", &json!({"metadata": {"name": ns}}))
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 201);
+    }
+
+    let creates = throughput(&clients, WRITERS, seconds, |c, i| async move {
+        let r = c
+            .post_json("/api/v1/namespaces/bench-w/configmaps", &json!({"metadata": {"name": format!("cm-{i:x}")}, "data": {"k": "v".repeat(1024)}}))
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 201);
+    })
+    .await;
+    let rss_load = rss_kib(pid);
+
+    let target = c0
+        .post_json(
+            "/api/v1/namespaces/bench-w/configmaps",
+            &json!({"metadata": {"name": "hot"}, "data": {"k": "v"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(target.status.as_u16(), 201);
+    let gets = throughput(&clients, READERS, seconds, |c, _| async move {
+        let r = c
+            .get("/api/v1/namespaces/bench-w/configmaps/hot")
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 200);
+    })
+    .await;
+
+    // 10,000 ConfigMaps in one namespace, listed whole.
+    let next = Arc::new(AtomicU64::new(0));
+    let mut fill = Vec::new();
+    for w in 0..WRITERS {
+        let (c, next) = (clients[w % clients.len()].clone(), Arc::clone(&next));
+        fill.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= LIST_OBJECTS as u64 {
+                    break;
+                }
+                let r = c.post_json("/api/v1/namespaces/bench-l/configmaps", &json!({"metadata": {"name": format!("item-{i:05}"), "labels": {"bench": "list"}}, "data": {"k": "v".repeat(256)}})).await.unwrap();
+                assert_eq!(r.status.as_u16(), 201);
+            }
+        }));
+    }
+    for f in fill {
+        f.await.unwrap();
+    }
+    let mut list_ms = Vec::new();
+    for _ in 0..10 {
+        let t = Instant::now();
+        let r = c0
+            .get("/api/v1/namespaces/bench-l/configmaps")
+            .await
+            .unwrap();
+        list_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(r.json()["items"].as_array().unwrap().len(), LIST_OBJECTS);
+    }
+    list_ms.sort_by(f64::total_cmp);
+
+    // 1,000 watchers on one object; each update carries its send time.
+    // Watch from "now" (the list's revision), as an informer does after its initial list.
+    let rv = c0
+        .get("/api/v1/namespaces/bench-w/configmaps?fieldSelector=metadata.name%3Dhot")
+        .await
+        .unwrap()
+        .json()["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let latencies = Arc::new(std::sync::Mutex::new(Vec::<f64>::new()));
+    let mut watchers = Vec::new();
+    let opened = Arc::new(AtomicU64::new(0));
+    for w in 0..WATCHERS {
+        let (c, latencies, rv, opened) = (
+            clients[w % clients.len()].clone(),
+            Arc::clone(&latencies),
+            rv.clone(),
+            Arc::clone(&opened),
+        );
+        watchers.push(tokio::spawn(async move {
+            let path = format!("/api/v1/namespaces/bench-w/configmaps?watch=1&fieldSelector=metadata.name%3Dhot&resourceVersion={rv}&timeoutSeconds=120");
+            let response = c.stream(Method::GET, &path).await.unwrap();
+            opened.fetch_add(1, Ordering::Relaxed);
+            let mut body = response.into_body();
+            let mut buffer = Vec::new();
+            let mut seen = 0;
+            while seen < WATCH_EVENTS {
+                let Some(frame) = body.frame().await else { break };
+                let Ok(data) = frame.unwrap().into_data() else { continue };
+                buffer.extend_from_slice(&data);
+                while let Some(pos) = buffer.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buffer.drain(..=pos).collect();
+                    // Only the send time is read, so the client's parsing does not crowd out the server.
+                    let text = std::str::from_utf8(&line).unwrap();
+                    let sent = text.split_once("\"sent\":\"").and_then(|(_, rest)| rest.split('"').next()).and_then(|s| s.parse::<u64>().ok());
+                    if let Some(sent) = sent {
+                        let latency = (now_micros().saturating_sub(sent)) as f64 / 1000.0;
+                        latencies.lock().unwrap().push(latency);
+                        seen += 1;
+                    }
+                }
+            }
+        }));
+    }
+    while opened.load(Ordering::Relaxed) < WATCHERS as u64 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut rss_watch = 0;
+    for i in 0..WATCH_EVENTS {
+        let patch = json!({"data": {"sent": now_micros().to_string()}});
+        let r = c0
+            .send(
+                Method::PATCH,
+                "/api/v1/namespaces/bench-w/configmaps/hot",
+                &[("content-type", "application/merge-patch+json")],
+                serde_json::to_vec(&patch).unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 200);
+        if i == WATCH_EVENTS / 2 {
+            rss_watch = rss_kib(pid);
+        }
+        tokio::time::sleep(Duration::from_millis(WATCH_INTERVAL_MS)).await;
+    }
+    for w in watchers {
+        tokio::time::timeout(Duration::from_secs(60), w)
+            .await
+            .expect("watchers finish")
+            .unwrap();
+    }
+    let mut lat = latencies.lock().unwrap().clone();
+    lat.sort_by(f64::total_cmp);
+    if std::env::var("BULWARK_BENCH_DEBUG").is_ok() {
+        for p in [0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999] {
+            eprintln!("p{p}: {:.2} ms", percentile(&lat, p));
+        }
+    }
+
+    println!(
+        "bulwark apiserver load (embedded store, TLS 1.3 + client certs, {} HTTP/2 connections)",
+        clients.len()
+    );
+    println!(
+        "  cold start to /readyz          {:>9.1} ms",
+        ready.as_secs_f64() * 1000.0
+    );
+    println!("  creates/s ({WRITERS} writers, 1 KiB)   {creates:>9.0}");
+    println!("  gets/s ({READERS} readers)             {gets:>9.0}");
+    println!(
+        "  list {LIST_OBJECTS} ConfigMaps p50 / max {:>7.1} / {:.1} ms",
+        percentile(&list_ms, 0.5),
+        percentile(&list_ms, 1.0)
+    );
+    println!(
+        "  watch latency p50 / p99        {:>7.2} / {:.2} ms ({WATCHERS} watchers, {} deliveries, an update every {WATCH_INTERVAL_MS} ms)",
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        lat.len()
+    );
+    println!(
+        "  RSS idle / creates / 1k watchers {:>6.1} / {:.1} / {:.1} MiB",
+        rss_idle as f64 / 1024.0,
+        rss_load as f64 / 1024.0,
+        rss_watch as f64 / 1024.0
+    );
+    let mut child = server.child;
+    let _ = child.kill();
+    let _ = child.wait();
+}
