@@ -91,7 +91,12 @@ impl EngineJob for Server {
         let store = Store::open(engine, StoreOptions::default())
             .await
             .context("opening the store")?;
-        let state = Arc::new(bulwark_apiserver::default_state(store.clone(), ADMIN_GROUP));
+        let tokens = bulwark_apiserver::sa_token::TokenKeys::from_pem(pki.sa_signing_key())?;
+        let state = Arc::new(bulwark_apiserver::default_state(
+            store.clone(),
+            ADMIN_GROUP,
+            Some(Arc::new(tokens)),
+        ));
         bulwark_apiserver::bootstrap(&state)
             .await
             .map_err(|e| anyhow::anyhow!("bootstrapping system namespaces: {e}"))?;

@@ -34,6 +34,8 @@ pub struct UserInfo {
     pub method: AuthMethod,
     /// The client certificate fingerprint, for x509 users.
     pub cert_fingerprint: Option<String>,
+    /// For service-account tokens: the account that must still exist.
+    pub bound_account: Option<crate::sa_token::BoundAccount>,
 }
 
 /// The result of one authenticator.
@@ -68,6 +70,7 @@ impl Authenticator for X509Authenticator {
                     groups,
                     method: AuthMethod::X509,
                     cert_fingerprint: Some(id.fingerprint.clone()),
+                    bound_account: None,
                 })
             }
             None => AuthOutcome::NoCredentials,

@@ -127,6 +127,7 @@ mod tests {
             groups: groups.iter().map(|g| (*g).to_owned()).collect(),
             method: AuthMethod::X509,
             cert_fingerprint: None,
+            bound_account: None,
         }
     }
 

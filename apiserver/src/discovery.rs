@@ -63,6 +63,9 @@ fn subresource_entry(def: &ResourceDef, sub: Subresource) -> Value {
         Subresource::Binding => {
             json!({"name": name, "singularName": "", "namespaced": def.namespaced, "kind": "Binding", "verbs": ["create"]})
         }
+        Subresource::Token => {
+            json!({"name": name, "singularName": "", "namespaced": def.namespaced, "group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest", "verbs": ["create"]})
+        }
         Subresource::Approval => {
             json!({"name": name, "singularName": "", "namespaced": def.namespaced, "kind": def.kind, "verbs": ["get", "patch", "update"]})
         }

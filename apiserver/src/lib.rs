@@ -33,6 +33,7 @@ pub mod registry;
 pub mod request_info;
 pub mod resource;
 pub mod respond;
+pub mod sa_token;
 pub mod server;
 pub mod state;
 pub mod storage;
@@ -54,12 +55,24 @@ pub use state::ApiState;
 pub const SYSTEM_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
 
-/// Builds the default state: x509 authentication, the bootstrap authorizer for `admin_group`,
-/// and the built-in admission plugins.
-pub fn default_state<E: Engine>(store: Store<E>, admin_group: &str) -> ApiState<E> {
+/// Builds the default state: x509 and (with `tokens`) service-account token authentication,
+/// the bootstrap authorizer for `admin_group`, and the built-in admission plugins.
+pub fn default_state<E: Engine>(
+    store: Store<E>,
+    admin_group: &str,
+    tokens: Option<Arc<sa_token::TokenKeys>>,
+) -> ApiState<E> {
+    let mut authenticators: Vec<Box<dyn auth::Authenticator>> =
+        vec![Box::new(auth::X509Authenticator)];
+    if let Some(keys) = &tokens {
+        authenticators.push(Box::new(sa_token::ServiceAccountAuthenticator::new(
+            Arc::clone(keys),
+        )));
+    }
     ApiState {
         store,
-        authenticators: vec![Box::new(auth::X509Authenticator)],
+        tokens,
+        authenticators,
         authorizer: Box::new(authz::BootstrapAuthorizer::new(admin_group)),
         admission: vec![Box::new(admission::NamespaceLifecycle)],
         events: Arc::default(),

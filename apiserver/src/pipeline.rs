@@ -86,6 +86,12 @@ async fn run<E: Engine>(
         tracing::debug!(peer = %conn.peer, %why, "authentication failed");
         ApiError::new(StatusReason::Unauthorized, "Unauthorized")
     })?;
+    if let Some(bound) = &user.bound_account
+        && !service_account_exists(state, bound).await?
+    {
+        tracing::debug!(user = %user.name, "token for a deleted or replaced service account");
+        return Err(ApiError::new(StatusReason::Unauthorized, "Unauthorized"));
+    }
     log.user.clone_from(&user.name);
 
     // 2. What is asked.
@@ -167,6 +173,21 @@ async fn run<E: Engine>(
     }
 }
 
+/// Whether the service account a token is bound to still exists with the same uid.
+async fn service_account_exists<E: Engine>(
+    state: &ApiState<E>,
+    bound: &crate::sa_token::BoundAccount,
+) -> Result<bool, ApiError> {
+    let def = crate::registry::lookup("", "v1", "serviceaccounts")
+        .ok_or_else(|| ApiError::internal("serviceaccounts are not registered"))?;
+    let key = crate::storage::object_key(def, Some(&bound.namespace), &bound.name);
+    let Some(kv) = state.store.get(&key).await.map_err(ApiError::internal)? else {
+        return Ok(false);
+    };
+    let obj = crate::storage::decode(&kv)?;
+    Ok(crate::object::meta_str(&obj, "uid") == Some(bound.uid.as_str()))
+}
+
 async fn dispatch_resource<E: Engine>(
     ctx: &Ctx<'_, E>,
     req: &ResourceRequest,
@@ -188,6 +209,7 @@ async fn dispatch_resource<E: Engine>(
         (Verb::List, _) => collection::list(ctx).await,
         (Verb::Watch, _) => watch::watch(ctx).await,
         (Verb::Create, Some(Subresource::Binding)) => subresource::bind(ctx, &bytes).await,
+        (Verb::Create, Some(Subresource::Token)) => subresource::token_request(ctx, &bytes).await,
         (Verb::Create, _) => resource::create(ctx, &bytes).await,
         (Verb::Update, _) => resource::update(ctx, &bytes).await,
         (Verb::Patch, _) => resource::patch(ctx, &bytes).await,

@@ -26,6 +26,8 @@ pub enum Subresource {
     Binding,
     /// `certificatesigningrequests/approval`: writes approval conditions.
     Approval,
+    /// `serviceaccounts/token`: TokenRequest.
+    Token,
 }
 
 impl Subresource {
@@ -36,6 +38,7 @@ impl Subresource {
             Self::Scale => "scale",
             Self::Binding => "binding",
             Self::Approval => "approval",
+            Self::Token => "token",
         }
     }
 }
@@ -90,7 +93,7 @@ impl ResourceDef {
     }
 }
 
-use Subresource::{Approval, Binding, Scale, Status};
+use Subresource::{Approval, Binding, Scale, Status, Token};
 
 const ALL: &[&str] = &["all"];
 const NONE: &[&str] = &[];
@@ -123,7 +126,7 @@ pub static RESOURCES: &[ResourceDef] = &[
     res!("", "v1", "Secret", "secrets", "secret", short: &[], cat: NONE, ns: true,
          sub: &[], name: NameRule::Subdomain, fields: &["type"]),
     res!("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", short: &["sa"],
-         cat: NONE, ns: true, sub: &[], name: NameRule::Subdomain, fields: &[]),
+         cat: NONE, ns: true, sub: &[Token], name: NameRule::Subdomain, fields: &[]),
     res!("", "v1", "Pod", "pods", "pod", short: &["po"], cat: ALL, ns: true,
          sub: &[Status, Binding], name: NameRule::Subdomain,
          fields: &["spec.nodeName", "spec.restartPolicy", "spec.schedulerName",

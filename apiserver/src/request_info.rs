@@ -133,8 +133,8 @@ pub fn parse(
         ("GET", false, _) if watch => Verb::Watch,
         ("GET", false, _) => Verb::List,
         ("POST", false, None) => Verb::Create,
-        // Subresources created by POST: pods/binding.
-        ("POST", true, Some(Subresource::Binding)) => Verb::Create,
+        // Subresources created by POST: pods/binding, serviceaccounts/token.
+        ("POST", true, Some(Subresource::Binding | Subresource::Token)) => Verb::Create,
         ("PUT", true, _) => Verb::Update,
         ("PATCH", true, _) => Verb::Patch,
         ("DELETE", true, None) => Verb::Delete,

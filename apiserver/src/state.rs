@@ -23,6 +23,8 @@ pub struct ApiState<E: Engine> {
     pub admission: Vec<Box<dyn AdmissionPlugin>>,
     /// Watch events decoded once for all watchers.
     pub events: Arc<EventCache>,
+    /// Service-account token keys (TokenRequest and bearer-token authentication).
+    pub tokens: Option<Arc<crate::sa_token::TokenKeys>>,
     /// Request metrics.
     pub metrics: Metrics,
     /// Set once bootstrap objects exist; `/readyz` reports it.

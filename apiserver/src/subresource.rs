@@ -4,6 +4,7 @@
 //!   writes change only `spec.replicas`.
 //! - `approval` (certificatesigningrequests): writes only `status.conditions`.
 //! - `binding` (pods): assigns an unbound pod to a node, once.
+//! - `token` (serviceaccounts): TokenRequest, a bound token for an existing account.
 
 use axum::response::Response;
 use bulwark_api::{Status, StatusCause};
@@ -219,4 +220,80 @@ pub async fn bind<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response, 
         &serde_json::to_value(Status::success(None)).unwrap_or_default(),
         &[],
     ))
+}
+
+/// POST `serviceaccounts/<name>/token`: issues a bound token (TokenRequest).
+pub async fn token_request<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response, ApiError> {
+    use crate::sa_token::{DEFAULT_EXPIRATION, ISSUER, MAX_EXPIRATION, MIN_EXPIRATION};
+    negotiate::require_json(ctx.headers)?;
+    let request = negotiate::parse_json(body)?;
+    let name = ctx.req.name.clone().unwrap_or_default();
+    let Some(keys) = &ctx.state.tokens else {
+        return Err(ApiError::new(
+            bulwark_api::StatusReason::ServiceUnavailable,
+            "service-account token issuance is not configured",
+        ));
+    };
+    let lifetime = match request.pointer("/spec/expirationSeconds") {
+        None | Some(Value::Null) => DEFAULT_EXPIRATION,
+        Some(v) => v
+            .as_i64()
+            .filter(|s| (MIN_EXPIRATION..=MAX_EXPIRATION).contains(s))
+            .ok_or_else(|| {
+                ApiError::from(Status::invalid(
+                    "authentication.k8s.io",
+                    "TokenRequest",
+                    &name,
+                    vec![StatusCause::invalid(
+                        "spec.expirationSeconds",
+                        format!("must be between {MIN_EXPIRATION} and {MAX_EXPIRATION} seconds"),
+                    )],
+                ))
+            })?,
+    };
+    let audiences: Vec<String> = match request.pointer("/spec/audiences").and_then(Value::as_array)
+    {
+        Some(list) if !list.is_empty() => list
+            .iter()
+            .map(|a| a.as_str().map(str::to_owned))
+            .collect::<Option<_>>()
+            .ok_or_else(|| ApiError::bad_request("spec.audiences must be a list of strings"))?,
+        _ => vec![ISSUER.to_owned()],
+    };
+    if request
+        .pointer("/spec/boundObjectRef")
+        .is_some_and(|v| !v.is_null())
+    {
+        return Err(Status::invalid(
+            "authentication.k8s.io",
+            "TokenRequest",
+            &name,
+            vec![StatusCause::invalid(
+                "spec.boundObjectRef",
+                "binding tokens to objects is not supported yet; omit boundObjectRef",
+            )],
+        )
+        .into());
+    }
+    let (_, account) = ctx.current().await?;
+    let uid = meta_str(&account, "uid").unwrap_or_default().to_owned();
+    let namespace = ctx.namespace().unwrap_or_default().to_owned();
+    let (token, expires) = keys
+        .issue(&namespace, &name, &uid, audiences.clone(), lifetime)
+        .map_err(ApiError::internal)?;
+    let expiration = time::OffsetDateTime::from_unix_timestamp(expires)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default();
+    let body = json!({
+        "kind": "TokenRequest",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"name": name, "namespace": namespace, "creationTimestamp": crate::object::now_rfc3339()},
+        "spec": {"audiences": audiences, "expirationSeconds": lifetime, "boundObjectRef": null},
+        "status": {"token": token, "expirationTimestamp": expiration},
+    });
+    Ok(respond::json(StatusCode::CREATED, &body, &[]))
 }

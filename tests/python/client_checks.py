@@ -184,6 +184,36 @@ def finalizers(core, apps):
         preconditions=client.V1Preconditions(uid=cm.metadata.uid, resource_version=cm.metadata.resource_version)))
 
 
+@check("service-account tokens: TokenRequest, bearer authentication, revocation by deletion")
+def tokens(core, apps):
+    sa = core.create_namespaced_service_account(NS, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="robot")))
+    tr = core.create_namespaced_service_account_token("robot", NS, client.AuthenticationV1TokenRequest(
+        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=600)))
+    token = tr.status.token
+    assert token.count(".") == 2 and tr.status.expiration_timestamp is not None
+
+    def as_bearer(value):
+        base = client.Configuration.get_default_copy()
+        cfg = client.Configuration(host=base.host)
+        cfg.ssl_ca_cert = base.ssl_ca_cert
+        cfg.api_key = {"authorization": value}
+        return client.CoreV1Api(client.ApiClient(cfg))
+
+    # Authenticated as the service account, then denied by default (no policy grants it).
+    e = expect_status(lambda: as_bearer("Bearer " + token).list_namespaced_config_map(NS), 403, "Forbidden")
+    assert f"system:serviceaccount:{NS}:robot" in e.body, e.body
+    expect_status(lambda: as_bearer("Bearer " + token[:-4] + "AAAA").list_namespaced_config_map(NS), 401, "Unauthorized")
+    expect_status(lambda: as_bearer("Bearer not-a-token").list_namespaced_config_map(NS), 401, "Unauthorized")
+    expect_status(lambda: core.create_namespaced_service_account_token("robot", NS, client.AuthenticationV1TokenRequest(
+        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=60))), 422, "Invalid")
+    expect_status(lambda: core.create_namespaced_service_account_token("ghost", NS, client.AuthenticationV1TokenRequest(
+        spec=client.V1TokenRequestSpec(audiences=[]))), 404, "NotFound")
+    # Deleting the account revokes its tokens, even if one with the same name comes back.
+    core.delete_namespaced_service_account("robot", NS)
+    core.create_namespaced_service_account(NS, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="robot")))
+    expect_status(lambda: as_bearer("Bearer " + token).list_namespaced_config_map(NS), 401, "Unauthorized")
+
+
 @check("error codes for invalid objects and unknown resources")
 def errors(core, apps):
     e = expect_status(lambda: core.create_namespaced_config_map(NS, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="UPPER"))), 422, "Invalid")
