@@ -119,6 +119,27 @@ impl EngineJob for Server {
             }
         });
 
+        // SIGHUP: reload the serving certificate from disk (e.g. replaced by an operator's
+        // own tooling), without a restart.
+        #[cfg(unix)]
+        if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            let pki = Arc::clone(&pki);
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    let pki = Arc::clone(&pki);
+                    match tokio::task::spawn_blocking(move || pki.reload_serving_from_disk()).await
+                    {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            tracing::error!(error = %e, "SIGHUP: serving certificate not reloaded; keeping the current one")
+                        }
+                        Err(e) => tracing::error!(error = %e, "SIGHUP: reload task failed"),
+                    }
+                }
+            });
+        }
+
         let kubeconfig = bulwark_pki::bootstrap::admin_kubeconfig_path(&args.data_dir);
         println!("Bulwark API server listening on {url}");
         println!("Admin credentials: {}", kubeconfig.display());

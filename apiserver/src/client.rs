@@ -99,6 +99,7 @@ impl ClientResponse {
 pub struct ApiClient {
     sender: http2::SendRequest<Full<Bytes>>,
     authority: String,
+    server_cert: Option<Vec<u8>>,
 }
 
 /// A streaming response body (for watches).
@@ -132,12 +133,27 @@ impl ApiClient {
         let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
             .connect(server_name, tcp)
             .await?;
+        let server_cert = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.as_ref().to_vec());
         let (sender, connection) =
             http2::handshake(TokioExecutor::new(), TokioIo::new(tls)).await?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
-        Ok(Self { sender, authority })
+        Ok(Self {
+            sender,
+            authority,
+            server_cert,
+        })
+    }
+
+    /// The leaf certificate the server presented (DER).
+    pub fn server_certificate(&self) -> Option<&[u8]> {
+        self.server_cert.as_deref()
     }
 
     fn build(

@@ -23,6 +23,7 @@ pub mod collection;
 pub mod discovery;
 pub mod error;
 pub mod event_cache;
+pub mod inflight;
 pub mod metrics;
 pub mod negotiate;
 pub mod object;
@@ -77,6 +78,7 @@ pub fn default_state<E: Engine>(
         admission: vec![Box::new(admission::NamespaceLifecycle)],
         events: Arc::default(),
         metrics: metrics::Metrics::default(),
+        inflight: inflight::InflightLimit::default(),
         ready: std::sync::atomic::AtomicBool::new(false),
     }
 }

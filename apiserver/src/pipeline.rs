@@ -155,7 +155,11 @@ async fn run<E: Engine>(
         ));
     }
 
-    // 4. Dispatch.
+    // 4. Dispatch (watches are long-lived and exempt from the in-flight limit).
+    let _permit = match &resource_request {
+        Some(r) if r.verb == Verb::Watch => None,
+        _ => Some(state.inflight.acquire()?),
+    };
     match resource_request {
         Some(req) => {
             let format = negotiate::negotiate(&parts.headers)?;

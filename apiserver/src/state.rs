@@ -27,6 +27,8 @@ pub struct ApiState<E: Engine> {
     pub tokens: Option<Arc<crate::sa_token::TokenKeys>>,
     /// Request metrics.
     pub metrics: Metrics,
+    /// Concurrent request limit (429 beyond it).
+    pub inflight: crate::inflight::InflightLimit,
     /// Set once bootstrap objects exist; `/readyz` reports it.
     pub ready: AtomicBool,
 }

@@ -259,6 +259,17 @@ impl ClusterPki {
         Ok(true)
     }
 
+    /// Reloads the serving certificate and key from disk (an operator replaced them) and swaps
+    /// them in; a broken pair is refused and the current one stays.
+    pub fn reload_serving_from_disk(&self) -> Result<(), PkiError> {
+        let dir = pki_dir(&self.data_dir);
+        let cert = files::read_public(&dir.join("apiserver.crt"))?;
+        let key = files::read_private(&dir.join("apiserver.key"))?;
+        self.serving.replace(&cert, &key)?;
+        tracing::info!("reloaded the apiserver serving certificate from disk");
+        Ok(())
+    }
+
     /// Issues a new serving certificate now, persists it and swaps it in without a restart.
     pub fn rotate_serving(&self) -> Result<(), PkiError> {
         let dir = pki_dir(&self.data_dir);

@@ -103,6 +103,16 @@ impl TestServer {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Sends a signal (e.g. "HUP") to the server process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
     pub fn credentials(&self) -> bulwark_apiserver::client::Credentials {
         bulwark_apiserver::client::Credentials::from_kubeconfig(&self.kubeconfig)
             .expect("credentials")

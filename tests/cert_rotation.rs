@@ -1,0 +1,87 @@
+//! The serving certificate is swapped in a running server: after new files and a SIGHUP, new
+//! connections get the new certificate while an open connection keeps working.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
+
+#[path = "support/server.rs"]
+mod server;
+
+use std::time::{Duration, Instant};
+
+use bulwark_apiserver::client::ApiClient;
+
+#[tokio::test]
+async fn serving_certificate_rotates_without_restart() {
+    let s = server::TestServer::start();
+    let creds = s.credentials();
+    let before = ApiClient::connect(&creds, true).await.unwrap();
+    let old_leaf = before.server_certificate().unwrap().to_vec();
+
+    // An operator replaces the serving pair (issued by the same cluster CA) and sends SIGHUP.
+    let pki = s.data_dir().join("pki");
+    let ca = bulwark_pki::bootstrap::load_ca(&s.data_dir()).unwrap();
+    let issued = ca
+        .issue(&bulwark_pki::LeafSpec {
+            common_name: "bulwark-apiserver".into(),
+            organizations: vec![],
+            sans: vec!["127.0.0.1".into(), "localhost".into()],
+            usage: bulwark_pki::Usage::Server,
+            validity: Duration::from_secs(3600),
+        })
+        .unwrap();
+    bulwark_pki::files::write_private(
+        &pki.join("apiserver.key"),
+        issued.key_pem.expose().as_bytes(),
+    )
+    .unwrap();
+    bulwark_pki::files::write_public(&pki.join("apiserver.crt"), issued.cert_pem.as_bytes())
+        .unwrap();
+    let new_leaf = bulwark_pki::identity::first_cert_der(&issued.cert_pem).unwrap();
+    assert_ne!(old_leaf, new_leaf);
+    s.signal("HUP");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let after = ApiClient::connect(&creds, true).await.unwrap();
+        if after.server_certificate() == Some(new_leaf.as_slice()) {
+            assert_eq!(
+                after
+                    .get("/api/v1/namespaces")
+                    .await
+                    .unwrap()
+                    .status
+                    .as_u16(),
+                200
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "new certificate not served:\n{}",
+            s.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The connection opened before the swap still works.
+    assert_eq!(
+        before
+            .get("/api/v1/namespaces")
+            .await
+            .unwrap()
+            .status
+            .as_u16(),
+        200
+    );
+
+    // A broken pair on disk is refused; the server keeps serving the last good one.
+    std::fs::write(pki.join("apiserver.crt"), "not a certificate").unwrap();
+    s.signal("HUP");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let still = ApiClient::connect(&creds, true).await.unwrap();
+    assert_eq!(still.server_certificate(), Some(new_leaf.as_slice()));
+}
