@@ -28,24 +28,11 @@ pub(crate) struct KubeconfigArgs {
 }
 
 fn parse_ttl(text: &str) -> anyhow::Result<Duration> {
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let n: u64 = number
-        .parse()
-        .with_context(|| format!("invalid --ttl {text:?}"))?;
-    let seconds = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" | "" => n * 3600,
-        "d" => n * 86400,
-        _ => bail!("invalid --ttl {text:?}: use a number with s, m, h or d"),
-    };
-    if seconds == 0 || seconds > 366 * 86400 {
+    let ttl = crate::duration::parse(text).context("--ttl")?;
+    if ttl.is_zero() || ttl > Duration::from_secs(366 * 86400) {
         bail!("--ttl must be between 1s and 366d");
     }
-    Ok(Duration::from_secs(seconds))
+    Ok(ttl)
 }
 
 /// The server URL recorded in the admin kubeconfig.

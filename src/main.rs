@@ -1,6 +1,7 @@
 //! `bulwark`: one binary for every role of a Bulwark cluster. This file only parses flags and
 //! wires crates together; the logic lives in the workspace crates.
 
+mod duration;
 mod kubeconfig_cmd;
 mod server_cmd;
 mod store_cmd;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bulwark_pki::{ADMIN_GROUP, BootstrapOptions, ClusterPki};
-use bulwark_store::{Engine, Store, StoreOptions};
+use bulwark_store::{CompactionOptions, Engine, Store, StoreOptions};
 
 use crate::EngineJob;
 
@@ -28,6 +28,18 @@ pub(crate) struct ServerArgs {
     /// Extra DNS names or IPs for the serving certificate (repeatable).
     #[arg(long = "san")]
     pub(crate) sans: Vec<String>,
+    /// How much change history to keep for watches and list continue tokens; older
+    /// resourceVersions get 410 Expired (e.g. 5m, 1h).
+    #[arg(long, default_value = "5m", value_parser = parse_history)]
+    pub(crate) history: Duration,
+}
+
+fn parse_history(text: &str) -> Result<Duration, String> {
+    match crate::duration::parse(text) {
+        Ok(d) if d.is_zero() => Err("must be at least 1s".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("{e:#}")),
+    }
 }
 
 /// The server job.
@@ -88,7 +100,11 @@ impl EngineJob for Server {
             tracing::info!(what = created, "bootstrap: created");
         }
         let tls = bulwark_pki::tls::server_config(pki.serving(), pki.ca().cert_pem())?;
-        let store = Store::open(engine, StoreOptions::default())
+        let options = StoreOptions {
+            compaction: Some(CompactionOptions::with_window(args.history)),
+            ..StoreOptions::default()
+        };
+        let store = Store::open(engine, options)
             .await
             .context("opening the store")?;
         let tokens = bulwark_apiserver::sa_token::TokenKeys::from_pem(pki.sa_signing_key())?;

@@ -340,3 +340,56 @@ async fn dry_run_generate_name_and_pagination() {
     }
     assert_eq!(seen, 4);
 }
+
+#[tokio::test]
+async fn compacted_history_is_410_gone() {
+    // Keep only a second of history so compaction happens during the test.
+    let s = TestServer::start_with(&["--history", "1s"]);
+    let c = admin(&s).await;
+    for i in 0..5 {
+        c.post_json(CMS, &json!({"metadata": {"name": format!("h{i}")}}))
+            .await
+            .unwrap();
+    }
+    let first = c.get(&format!("{CMS}?limit=2")).await.unwrap().json();
+    let token = first["metadata"]["continue"].as_str().unwrap().to_owned();
+    let old_rv = first["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Keep writing until the compactor has passed the list's revision.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let expired = loop {
+        c.post_json(CMS, &json!({"metadata": {"generateName": "tick-"}}))
+            .await
+            .unwrap();
+        let r = c
+            .get(&format!("{CMS}?limit=2&continue={token}"))
+            .await
+            .unwrap();
+        if r.status.as_u16() == 410 {
+            break r;
+        }
+        assert_eq!(r.status.as_u16(), 200, "{}", r.json());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "history was never compacted: {}",
+            s.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_status(&expired, 410, "Expired");
+    // A watch from the compacted revision gets an ERROR event carrying 410 Expired.
+    let watch = c
+        .get(&format!(
+            "{CMS}?watch=1&resourceVersion={old_rv}&timeoutSeconds=5"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(watch.status.as_u16(), 200);
+    let event: serde_json::Value =
+        serde_json::from_slice(watch.body.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(event["type"], "ERROR", "{event}");
+    assert_eq!(event["object"]["code"], 410, "{event}");
+    assert_eq!(event["object"]["reason"], "Expired", "{event}");
+}

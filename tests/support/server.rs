@@ -19,12 +19,18 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts with extra `bulwark server` flags.
+    pub fn start_with(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
         let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
             .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data)
+            .args(extra)
             .env(
                 "RUST_LOG",
                 std::env::var("BULWARK_TEST_LOG").unwrap_or_else(|_| "info".into()),
