@@ -201,11 +201,19 @@ fn discovery_explain_and_access() {
     }
     let explain = s.ok(&["explain", "deployment.spec.replicas"]);
     assert!(explain.contains("Number of desired pods"), "{explain}");
-    let pod = write(&s, "pod.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: solo\nspec:\n  containers:\n  - name: c\n    image: registry.local/x:1\n");
+    let pod = write(
+        &s,
+        "pod.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: solo\nspec:\n  containers:\n  - name: c\n    image: registry.local/x:1\n",
+    );
     s.ok(&["apply", "-f", &pod]);
     let pods = s.ok(&["get", "pods", "-o", "wide"]);
     let header: Vec<&str> = pods.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"], "{pods}");
+    assert_eq!(
+        header,
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"],
+        "{pods}"
+    );
     assert!(pods.contains("0/1") && pods.contains("Pending"), "{pods}");
     let namespaces = s.ok(&["get", "namespaces"]);
     assert!(
