@@ -55,6 +55,19 @@ pub fn labels(obj: &Value) -> Option<&Map<String, Value>> {
         .and_then(Value::as_object)
 }
 
+/// A label map as a selector string, `k1=v1,k2=v2` (Scale status, Table columns).
+pub fn selector_string(labels: Option<&Value>) -> String {
+    labels
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
 /// The value of a dotted field path as a string, as field selectors compare it.
 pub fn field_value(obj: &Value, path: &str) -> String {
     let mut current = obj;

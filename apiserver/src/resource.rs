@@ -327,6 +327,22 @@ fn update_kind(req: &ResourceRequest) -> UpdateKind {
     }
 }
 
+/// Turns a client's new version of `old` (a PUT body or a patched object) into what is
+/// written: kind checked, decoded through the upstream type, server-owned fields kept. Its
+/// `resourceVersion`, if any, is the client's precondition, checked by [`read_modify_write`].
+fn prepared_update(
+    def: &ResourceDef,
+    mut candidate: Value,
+    old: &Value,
+    kind: UpdateKind,
+    mode: FieldValidation,
+) -> Result<(Value, Vec<String>), ApiError> {
+    object::check_kind(def, &mut candidate)?;
+    let (mut new, warnings) = validate_fields(def, &candidate, mode)?;
+    object::prepare_update(def, &mut new, old, kind)?;
+    Ok((new, warnings))
+}
+
 /// PUT: replace (main resource or status).
 pub async fn update<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response, ApiError> {
     negotiate::require_json(ctx.headers)?;
@@ -343,17 +359,7 @@ pub async fn update<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response
     let mode = ctx.query.field_validation()?;
     let kind = update_kind(ctx.req);
     let written = read_modify_write(ctx, Verb::Update, |old| {
-        let mut new = submitted.clone();
-        object::check_kind(ctx.def(), &mut new)?;
-        let (mut new, warnings) = validate_fields(ctx.def(), &new, mode)?;
-        // The submitted resourceVersion is the client's precondition.
-        let rv = meta_str(&submitted, "resourceVersion").map(str::to_owned);
-        object::prepare_update(ctx.def(), &mut new, old, kind)?;
-        if let (Some(rv), Some(meta)) = (rv, new.get_mut("metadata").and_then(Value::as_object_mut))
-        {
-            meta.insert("resourceVersion".into(), Value::String(rv));
-        }
-        Ok((new, warnings))
+        prepared_update(ctx.def(), submitted.clone(), old, kind, mode)
     })
     .await?;
     Ok(ctx.respond(StatusCode::OK, &written.object, &written.warnings))
@@ -387,16 +393,13 @@ pub async fn patch<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response,
     let mode = ctx.query.field_validation()?;
     let kind = update_kind(ctx.req);
     let written = read_modify_write(ctx, Verb::Patch, |old| {
-        let mut new = patch::apply(patch_type, old, body)?;
-        let rv = meta_str(&new, "resourceVersion").map(str::to_owned);
-        object::check_kind(ctx.def(), &mut new)?;
-        let (mut new, warnings) = validate_fields(ctx.def(), &new, mode)?;
-        object::prepare_update(ctx.def(), &mut new, old, kind)?;
-        if let (Some(rv), Some(meta)) = (rv, new.get_mut("metadata").and_then(Value::as_object_mut))
-        {
-            meta.insert("resourceVersion".into(), Value::String(rv));
-        }
-        Ok((new, warnings))
+        prepared_update(
+            ctx.def(),
+            patch::apply(patch_type, old, body)?,
+            old,
+            kind,
+            mode,
+        )
     })
     .await?;
     Ok(ctx.respond(StatusCode::OK, &written.object, &written.warnings))

@@ -22,16 +22,7 @@ use crate::respond;
 /// The `Scale` view of a scalable object.
 pub fn scale_of(obj: &Value) -> Value {
     let meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
-    let selector = obj
-        .pointer("/spec/selector/matchLabels")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
+    let selector = crate::object::selector_string(obj.pointer("/spec/selector/matchLabels"));
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",

@@ -171,15 +171,7 @@ fn images(obj: &Value, pointer: &str, field: &str) -> String {
 }
 
 fn selector(obj: &Value) -> String {
-    obj.pointer("/spec/selector/matchLabels")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default()
+    crate::object::selector_string(obj.pointer("/spec/selector/matchLabels"))
 }
 
 fn service_ports(svc: &Value) -> String {
@@ -362,16 +354,9 @@ fn cells(def: &ResourceDef, o: &Value) -> Vec<Value> {
             json!("<none>"),
             json!(service_ports(o)),
             age(o),
-            json!(or_none(
+            json!(or_none(crate::object::selector_string(
                 o.pointer("/spec/selector")
-                    .and_then(Value::as_object)
-                    .map(|m| m
-                        .iter()
-                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                        .collect::<Vec<_>>()
-                        .join(","))
-                    .unwrap_or_default()
-            )),
+            ))),
         ],
         ("", "configmaps") => vec![json!(len(o, "/data") + len(o, "/binaryData")), age(o)],
         ("", "secrets") => vec![json!(text(o, "/type")), json!(len(o, "/data")), age(o)],
