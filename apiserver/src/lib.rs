@@ -20,6 +20,7 @@ pub mod auth;
 pub mod authz;
 pub mod client;
 pub mod collection;
+pub mod defaults;
 pub mod discovery;
 pub mod error;
 pub mod event_cache;

@@ -209,36 +209,6 @@ pub fn validate_meta(def: &ResourceDef, obj: &Value) -> Vec<StatusCause> {
     causes
 }
 
-/// Applies upstream's defaults that clients and the Table output rely on.
-fn apply_defaults(def: &ResourceDef, obj: &mut Value) {
-    let Some(root) = obj.as_object_mut() else {
-        return;
-    };
-    match (def.group, def.kind) {
-        ("apps", "Deployment" | "ReplicaSet" | "StatefulSet") => {
-            if let Some(spec) = root.get_mut("spec").and_then(Value::as_object_mut) {
-                spec.entry("replicas").or_insert(json!(1));
-            }
-        }
-        ("", "Service") => {
-            if let Some(spec) = root.get_mut("spec").and_then(Value::as_object_mut) {
-                spec.entry("type").or_insert(json!("ClusterIP"));
-                spec.entry("sessionAffinity").or_insert(json!("None"));
-            }
-        }
-        ("", "Namespace") => {
-            let spec = root.entry("spec").or_insert_with(|| json!({}));
-            if let Some(spec) = spec.as_object_mut() {
-                spec.entry("finalizers").or_insert(json!(["kubernetes"]));
-            }
-        }
-        ("", "Secret") => {
-            root.entry("type").or_insert(json!("Opaque"));
-        }
-        _ => {}
-    }
-}
-
 /// The status an object starts with, for kinds whose status the server owns.
 fn initial_status(def: &ResourceDef, submitted: Option<Value>) -> Option<Value> {
     match (def.group, def.kind) {
@@ -311,7 +281,7 @@ pub fn prepare_create(
     ] {
         meta.remove(server_owned);
     }
-    apply_defaults(def, obj);
+    crate::defaults::apply(def, obj);
     if let Some(root) = obj.as_object_mut() {
         let submitted = root.remove("status");
         if let Some(status) = initial_status(def, submitted) {

@@ -339,6 +339,7 @@ fn prepared_update(
 ) -> Result<(Value, Vec<String>), ApiError> {
     object::check_kind(def, &mut candidate)?;
     let (mut new, warnings) = validate_fields(def, &candidate, mode)?;
+    crate::defaults::apply(def, &mut new);
     object::prepare_update(def, &mut new, old, kind)?;
     Ok((new, warnings))
 }
