@@ -13,7 +13,7 @@ pub(crate) struct KubeconfigArgs {
     /// User name (certificate CN).
     #[arg(long)]
     user: String,
-    /// Group (certificate O). At most one per certificate for now.
+    /// Group (a certificate O attribute); repeat for more groups.
     #[arg(long = "group")]
     groups: Vec<String>,
     /// Validity, e.g. 30m, 24h, 7d.

@@ -232,6 +232,8 @@ fn discovery_explain_and_access() {
             "alice",
             "--group",
             "dev",
+            "--group",
+            "ops",
             "--ttl",
             "1h",
             "--data-dir",

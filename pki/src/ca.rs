@@ -6,7 +6,6 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType, SerialNumber,
 };
-use ring::rand::{SecureRandom, SystemRandom};
 use time::OffsetDateTime;
 
 use crate::{PkiError, SecretPem};
@@ -28,8 +27,7 @@ pub enum Usage {
 pub struct LeafSpec {
     /// Subject CN: the user name for client certs.
     pub common_name: String,
-    /// Subject O: the groups for client certs. rcgen writes one attribute per type, so at
-    /// most one group per certificate (more are refused rather than silently dropped).
+    /// Subject O entries: the groups for client certs (one attribute per group).
     pub organizations: Vec<String>,
     /// DNS names and IP addresses (server certs).
     pub sans: Vec<String>,
@@ -63,13 +61,9 @@ impl std::fmt::Debug for CertificateAuthority {
 }
 
 fn random_serial() -> Result<SerialNumber, PkiError> {
-    let mut bytes = [0u8; 16];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| PkiError::InvalidRequest("system random source failed".into()))?;
-    // Positive and without a leading zero byte, as RFC 5280 asks.
-    bytes[0] = (bytes[0] & 0x7f) | 0x40;
-    Ok(SerialNumber::from_slice(&bytes))
+    Ok(SerialNumber::from_slice(
+        &crate::client_cert::random_serial()?,
+    ))
 }
 
 fn validity_window(params: &mut CertificateParams, validity: Duration) -> Result<(), PkiError> {
@@ -135,10 +129,21 @@ impl CertificateAuthority {
                 "common name must not be empty".into(),
             ));
         }
-        if spec.organizations.len() > 1 {
-            return Err(PkiError::InvalidRequest(
-                "at most one group (subject O) per certificate is supported".into(),
-            ));
+        if spec.usage == Usage::Client {
+            if !spec.sans.is_empty() {
+                return Err(PkiError::InvalidRequest(
+                    "client certificates carry no SANs".into(),
+                ));
+            }
+            let ca_der = crate::identity::first_cert_der(&self.cert_pem)?;
+            return crate::client_cert::issue(
+                &ca_der,
+                self.key.serialized_der(),
+                &spec.common_name,
+                &spec.organizations,
+                spec.validity,
+                &crate::client_cert::random_serial()?,
+            );
         }
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let mut params = CertificateParams::new(spec.sans.clone())?;
@@ -150,10 +155,7 @@ impl CertificateAuthority {
         params.distinguished_name = dn;
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![match spec.usage {
-            Usage::Server => ExtendedKeyUsagePurpose::ServerAuth,
-            Usage::Client => ExtendedKeyUsagePurpose::ClientAuth,
-        }];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.use_authority_key_identifier_extension = true;
         params.serial_number = Some(random_serial()?);
         if spec.usage == Usage::Client && !params.subject_alt_names.is_empty() {
@@ -192,7 +194,11 @@ mod tests {
         let client = ca
             .issue(&LeafSpec {
                 common_name: "alice".into(),
-                organizations: vec!["dev".into()],
+                organizations: vec![
+                    "dev".into(),
+                    "ops".into(),
+                    "system:authenticated-extra".into(),
+                ],
                 sans: vec![],
                 usage: Usage::Client,
                 validity: Duration::from_secs(600),
@@ -200,7 +206,7 @@ mod tests {
             .unwrap();
         let id = CertIdentity::from_pem(&client.cert_pem).unwrap();
         assert_eq!(id.user, "alice");
-        assert_eq!(id.groups, ["dev"]);
+        assert_eq!(id.groups, ["dev", "ops", "system:authenticated-extra"]);
         assert_eq!(id.fingerprint.len(), 64);
         let validity = CertValidity::from_pem(&client.cert_pem).unwrap();
         assert!(validity.not_after > validity.not_before);
@@ -226,7 +232,8 @@ mod tests {
             usage: Usage::Client,
             validity: Duration::from_secs(1),
         };
-        assert!(reloaded.issue(&two_groups).is_err());
+        let two = CertIdentity::from_pem(&reloaded.issue(&two_groups).unwrap().cert_pem).unwrap();
+        assert_eq!(two.groups, ["a", "b"]);
         assert!(
             reloaded
                 .issue(&LeafSpec {

@@ -15,6 +15,7 @@
 
 pub mod bootstrap;
 pub mod ca;
+mod client_cert;
 pub mod files;
 pub mod identity;
 pub mod kubeconfig;
