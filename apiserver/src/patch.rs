@@ -407,4 +407,45 @@ mod tests {
             400
         );
     }
+
+    fn arb_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            "[a-z$/]{0,6}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("$patch".to_owned()),
+                        Just("$retainKeys".to_owned()),
+                        Just("$setElementOrder/containers".to_owned()),
+                        Just("$deleteFromPrimitiveList/finalizers".to_owned()),
+                        Just("containers".to_owned()),
+                        Just("ports".to_owned()),
+                        Just("finalizers".to_owned()),
+                        Just("name".to_owned()),
+                        "[a-z]{1,4}",
+                    ],
+                    inner,
+                    0..5
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn patches_never_panic(original in arb_json(), patch in arb_json()) {
+            let body = serde_json::to_vec(&patch).unwrap();
+            for kind in [PatchType::StrategicMerge, PatchType::Merge, PatchType::Json] {
+                let _ = apply(kind, &original, &body);
+            }
+        }
+    }
 }

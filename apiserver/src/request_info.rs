@@ -223,4 +223,12 @@ mod tests {
             PathError::NotFound
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn paths_never_panic(path in "(/[a-z0-9.%-]{0,12}){0,9}/?", method in 0..5usize) {
+            let m = [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE][method].clone();
+            let _ = parse(&m, &path, &[]);
+        }
+    }
 }

@@ -139,4 +139,14 @@ mod tests {
         assert_eq!(err.code(), 400);
         assert!(err.0.message.contains("metadata.name"), "{}", err.0.message);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn decoding_garbage_never_panics(key in "[a-zA-Z]{1,8}", n in proptest::prelude::any::<i64>(), s in ".{0,8}") {
+            for def in crate::registry::RESOURCES {
+                let value = json!({"metadata": {"name": s.clone(), &key: n}, "spec": {&key: [s.clone(), n]}, "data": {&key: n}});
+                let _ = decode(def, &value);
+            }
+        }
+    }
 }
