@@ -106,7 +106,7 @@ pub async fn read_page<E: Engine>(
             .map_err(|e| from_store(e, def.group, def.plural, ""))?;
         revision = Some(page.revision);
         for kv in &page.items {
-            let obj = storage::decode(kv)?;
+            let obj = storage::decode(def, kv)?;
             if selectors.matches(&obj) {
                 items.push(obj);
             }

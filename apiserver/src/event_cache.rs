@@ -30,15 +30,22 @@ pub struct SharedEvent {
 impl SharedEvent {
     fn decode(event: &Event) -> Result<Self, ApiError> {
         let revision = event.revision().0;
-        let prev = event.prev.as_ref().map(storage::decode).transpose()?;
+        let prev = event
+            .prev
+            .as_ref()
+            .map(storage::decode_stored)
+            .transpose()?;
         let (current, deleted) = match event.kind {
-            EventKind::Put => (Some(storage::decode_at(&event.kv.value, revision)?), None),
+            EventKind::Put => (
+                Some(storage::decode_stored_at(&event.kv.value, revision)?),
+                None,
+            ),
             EventKind::Delete => (
                 None,
                 event
                     .prev
                     .as_ref()
-                    .map(|kv| storage::decode_at(&kv.value, revision))
+                    .map(|kv| storage::decode_stored_at(&kv.value, revision))
                     .transpose()?,
             ),
         };

@@ -12,14 +12,15 @@
 //!   revision.
 //! - Until the Cedar engine lands, [`authz::BootstrapAuthorizer`] allows only the bootstrap
 //!   admin group (default deny).
-//! - `core/v1` and `events.k8s.io/v1` Events are stored separately (upstream shares one
-//!   storage between the two shapes).
+//! - `core/v1` and `events.k8s.io/v1` Events share one storage, converted on the way in and
+//!   out ([`convert`]), as upstream.
 
 pub mod admission;
 pub mod auth;
 pub mod authz;
 pub mod client;
 pub mod collection;
+pub mod convert;
 pub mod defaults;
 pub mod discovery;
 pub mod error;
@@ -92,7 +93,7 @@ pub async fn bootstrap<E: Engine>(state: &Arc<ApiState<E>>) -> Result<(), ApiErr
         let mut obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
         object::prepare_create(def, &mut obj, None)?;
         let key = storage::object_key(def, None, name);
-        match state.store.create(&key, storage::encode(&obj)?).await {
+        match state.store.create(&key, storage::encode(def, &obj)?).await {
             Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
             Err(e) => return Err(error::from_store(e, "", "namespaces", name)),
         }

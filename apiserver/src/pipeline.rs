@@ -188,7 +188,7 @@ async fn service_account_exists<E: Engine>(
     let Some(kv) = state.store.get(&key).await.map_err(ApiError::internal)? else {
         return Ok(false);
     };
-    let obj = crate::storage::decode(&kv)?;
+    let obj = crate::storage::decode(def, &kv)?;
     Ok(crate::object::meta_str(&obj, "uid") == Some(bound.uid.as_str()))
 }
 

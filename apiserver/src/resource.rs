@@ -82,7 +82,7 @@ impl<E: Engine> Ctx<'_, E> {
             .await
             .map_err(|e| self.store_err(e))?
             .ok_or_else(|| self.not_found())?;
-        let obj = storage::decode(&kv)?;
+        let obj = storage::decode(self.def(), &kv)?;
         Ok((kv, obj))
     }
 
@@ -109,7 +109,7 @@ impl<E: Engine> Ctx<'_, E> {
                         .await
                         .map_err(|e| self.store_err(e))?
                     {
-                        Some(kv) => Some(storage::decode(&kv)?),
+                        Some(kv) => Some(storage::decode(ns_def, &kv)?),
                         None => None,
                     }
                 }
@@ -193,10 +193,10 @@ pub async fn create<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response
     let kv = ctx
         .state
         .store
-        .create(&key, storage::encode(&obj)?)
+        .create(&key, storage::encode(ctx.def(), &obj)?)
         .await
         .map_err(|e| from_store(e, ctx.def().group, ctx.def().plural, &name))?;
-    let created = storage::decode(&kv)?;
+    let created = storage::decode(ctx.def(), &kv)?;
     Ok(ctx.respond(StatusCode::CREATED, &created, &warnings))
 }
 
@@ -268,14 +268,14 @@ where
             .store
             .update(
                 &ctx.key(),
-                storage::encode(&new)?,
+                storage::encode(ctx.def(), &new)?,
                 Some(old_kv.mod_revision),
             )
             .await
         {
             Ok(kv) => {
                 return Ok(Written {
-                    object: storage::decode(&kv)?,
+                    object: storage::decode(ctx.def(), &kv)?,
                     warnings,
                 });
             }
@@ -594,10 +594,14 @@ pub async fn delete_one<E: Engine>(
         match ctx
             .state
             .store
-            .update(&ctx.key(), storage::encode(&new)?, Some(kv.mod_revision))
+            .update(
+                &ctx.key(),
+                storage::encode(ctx.def(), &new)?,
+                Some(kv.mod_revision),
+            )
             .await
         {
-            Ok(kv) => return Ok(Deleted::Pending(storage::decode(&kv)?)),
+            Ok(kv) => return Ok(Deleted::Pending(storage::decode(ctx.def(), &kv)?)),
             Err(StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(ctx.store_err(e)),
         }

@@ -1,12 +1,14 @@
 //! How objects map onto store keys and back:
 //! `/registry/<group|core>/<plural>/<namespace>/<name>` (namespaced) and
-//! `/registry/<group|core>/<plural>/<name>` (cluster-scoped). Values are the object's JSON
-//! without `resourceVersion`; on the way out `resourceVersion` is the store revision as a
-//! decimal string (DESIGN.md).
+//! `/registry/<group|core>/<plural>/<name>` (cluster-scoped), using the storage of the kind a
+//! resource shares it with ([`crate::convert`]). Values are the object's JSON in its stored
+//! shape without `resourceVersion`; on the way out `resourceVersion` is the store revision as
+//! a decimal string (DESIGN.md) and the object is converted to the served shape.
 
 use bulwark_store::KeyValue;
 use serde_json::Value;
 
+use crate::convert;
 use crate::error::ApiError;
 use crate::registry::ResourceDef;
 
@@ -19,7 +21,8 @@ fn group_segment(def: &ResourceDef) -> &str {
 }
 
 /// The key of one object.
-pub fn object_key(def: &ResourceDef, namespace: Option<&str>, name: &str) -> String {
+pub fn object_key(def: &'static ResourceDef, namespace: Option<&str>, name: &str) -> String {
+    let def = convert::storage_def(def);
     match namespace.filter(|_| def.namespaced) {
         Some(ns) => format!(
             "/registry/{}/{}/{ns}/{name}",
@@ -31,24 +34,25 @@ pub fn object_key(def: &ResourceDef, namespace: Option<&str>, name: &str) -> Str
 }
 
 /// The prefix of a collection: one namespace, or every object of the kind.
-pub fn collection_prefix(def: &ResourceDef, namespace: Option<&str>) -> String {
+pub fn collection_prefix(def: &'static ResourceDef, namespace: Option<&str>) -> String {
+    let def = convert::storage_def(def);
     match namespace.filter(|_| def.namespaced) {
         Some(ns) => format!("/registry/{}/{}/{ns}/", group_segment(def), def.plural),
         None => format!("/registry/{}/{}/", group_segment(def), def.plural),
     }
 }
 
-/// Serializes an object for storage (without `resourceVersion`).
-pub fn encode(obj: &Value) -> Result<Vec<u8>, ApiError> {
-    let mut copy = obj.clone();
+/// Serializes an object of `def` for storage (stored shape, without `resourceVersion`).
+pub fn encode(def: &ResourceDef, obj: &Value) -> Result<Vec<u8>, ApiError> {
+    let mut copy = convert::to_stored(def, obj.clone());
     if let Some(meta) = copy.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("resourceVersion");
     }
     serde_json::to_vec(&copy).map_err(ApiError::internal)
 }
 
-/// Decodes a stored value, setting `resourceVersion` to `revision`.
-pub fn decode_at(bytes: &[u8], revision: u64) -> Result<Value, ApiError> {
+/// Decodes a stored value in its stored shape, setting `resourceVersion` to `revision`.
+pub fn decode_stored_at(bytes: &[u8], revision: u64) -> Result<Value, ApiError> {
     let mut obj: Value = serde_json::from_slice(bytes).map_err(ApiError::internal)?;
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.insert(
@@ -59,9 +63,14 @@ pub fn decode_at(bytes: &[u8], revision: u64) -> Result<Value, ApiError> {
     Ok(obj)
 }
 
-/// Decodes a stored key-value at its modification revision.
-pub fn decode(kv: &KeyValue) -> Result<Value, ApiError> {
-    decode_at(&kv.value, kv.mod_revision.0)
+/// Decodes a stored key-value in its stored shape, at its modification revision.
+pub fn decode_stored(kv: &KeyValue) -> Result<Value, ApiError> {
+    decode_stored_at(&kv.value, kv.mod_revision.0)
+}
+
+/// Decodes a stored key-value as `def` serves it.
+pub fn decode(def: &ResourceDef, kv: &KeyValue) -> Result<Value, ApiError> {
+    Ok(convert::from_stored(def, decode_stored(kv)?))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::event_cache::{SharedEvent, encode_line};
+use crate::event_cache::encode_line;
 use axum::body::Body;
 use axum::response::Response;
 use bulwark_store::{Engine, Event, Revision, StoreError};
@@ -18,6 +18,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::collection::{self, Selectors};
+use crate::convert;
 use crate::error::{ApiError, from_store};
 use crate::negotiate::Format;
 use crate::object::meta_str;
@@ -73,15 +74,15 @@ impl Encoder {
 
 /// Which watch event a store event is for this selection, and its object.
 fn translate<'a>(
-    shared: &'a SharedEvent,
+    (current, prev, deleted): (Option<&'a Value>, Option<&Value>, Option<&'a Value>),
     selectors: &Selectors,
     name: Option<&str>,
 ) -> Option<(&'static str, &'a Value)> {
     let wanted = |obj: &Value| {
         selectors.matches(obj) && name.is_none_or(|n| meta_str(obj, "name") == Some(n))
     };
-    let prev_matched = shared.prev.as_ref().is_some_and(&wanted);
-    match (&shared.current, &shared.deleted) {
+    let prev_matched = prev.is_some_and(wanted);
+    match (current, deleted) {
         (Some(current), _) => match (prev_matched, wanted(current)) {
             (true, true) => Some(("MODIFIED", current)),
             (false, true) => Some(("ADDED", current)),
@@ -158,11 +159,21 @@ pub async fn watch<E: Engine>(ctx: &Ctx<'_, E>) -> Result<Response, ApiError> {
                             return;
                         }
                     };
-                    if let Some((kind, obj)) = translate(&shared, &selectors, name.as_deref()) {
-                        yield Ok(match encoder.format {
-                            Format::Json => shared.json_line(kind, obj),
-                            Format::Table => encoder.line(kind, obj),
-                        });
+                    if convert::is_identity(def) {
+                        let parts = (shared.current.as_ref(), shared.prev.as_ref(), shared.deleted.as_ref());
+                        if let Some((kind, obj)) = translate(parts, &selectors, name.as_deref()) {
+                            yield Ok(match encoder.format {
+                                Format::Json => shared.json_line(kind, obj),
+                                Format::Table => encoder.line(kind, obj),
+                            });
+                        }
+                    } else {
+                        // Served in another shape: convert, then select on the served fields.
+                        let served = |v: &Option<Value>| v.clone().map(|o| convert::from_stored(def, o));
+                        let (current, prev, deleted) = (served(&shared.current), served(&shared.prev), served(&shared.deleted));
+                        if let Some((kind, obj)) = translate((current.as_ref(), prev.as_ref(), deleted.as_ref()), &selectors, name.as_deref()) {
+                            yield Ok(encoder.line(kind, obj));
+                        }
                     }
                 }
                 _ = ticker.tick(), if bookmarks => {

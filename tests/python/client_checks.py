@@ -4,6 +4,7 @@ Run by tests/python_client.rs against a fresh `bulwark server`; KUBECONFIG point
 admin kubeconfig. Each check raises on failure; the script prints one line per check.
 """
 
+import datetime
 import sys
 import threading
 import time
@@ -212,6 +213,30 @@ def tokens(core, apps):
     core.delete_namespaced_service_account("robot", NS)
     core.create_namespaced_service_account(NS, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="robot")))
     expect_status(lambda: as_bearer("Bearer " + token).list_namespaced_config_map(NS), 401, "Unauthorized")
+
+
+@check("events: one storage, served as core/v1 and events.k8s.io/v1")
+def events(core, apps):
+    ev1 = client.EventsV1Api()
+    ev1.create_namespaced_event(NS, client.EventsV1Event(
+        metadata=client.V1ObjectMeta(name="pulled.1"), event_time=datetime.datetime.now(datetime.timezone.utc),
+        reporting_controller="bulwark.dev/test", reporting_instance="test-1", action="Pull",
+        reason="Pulled", note="image pulled", type="Normal",
+        regarding=client.V1ObjectReference(kind="Pod", name="web-0", namespace=NS)))
+    core_view = core.read_namespaced_event("pulled.1", NS)
+    assert core_view.message == "image pulled" and core_view.involved_object.name == "web-0", core_view
+    assert core_view.reporting_component == "bulwark.dev/test"
+    assert [e.metadata.name for e in core.list_namespaced_event(NS, field_selector="involvedObject.name=web-0").items] == ["pulled.1"]
+    core.create_namespaced_event(NS, client.CoreV1Event(
+        metadata=client.V1ObjectMeta(name="legacy.1"), reason="Started", message="started container",
+        event_time=datetime.datetime.now(datetime.timezone.utc), reporting_component="kubelet", reporting_instance="node-a",
+        type="Normal", involved_object=client.V1ObjectReference(kind="Pod", name="web-1", namespace=NS)))
+    v1_view = ev1.read_namespaced_event("legacy.1", NS)
+    assert v1_view.note == "started container" and v1_view.regarding.name == "web-1", v1_view
+    names = [e.metadata.name for e in ev1.list_namespaced_event(NS, field_selector="regarding.name=web-1").items]
+    assert names == ["legacy.1"], names
+    ev1.delete_namespaced_event("pulled.1", NS)
+    expect_status(lambda: core.read_namespaced_event("pulled.1", NS), 404, "NotFound")
 
 
 @check("error codes for invalid objects and unknown resources")
