@@ -95,9 +95,6 @@ mod tests {
             "/registry/core/namespaces/a"
         );
         let ev = lookup("events.k8s.io", "v1", "events").unwrap();
-        assert_eq!(
-            collection_prefix(ev, None),
-            "/registry/events.k8s.io/events/"
-        );
+        assert_eq!(collection_prefix(ev, None), "/registry/core/events/");
     }
 }
