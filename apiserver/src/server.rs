@@ -9,7 +9,7 @@ use axum::body::Body;
 use bulwark_pki::CertIdentity;
 use bulwark_store::Engine;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -24,6 +24,11 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// HTTP/2 streams per connection (watchers multiplex over few connections).
 const MAX_STREAMS: u32 = 2000;
+/// How long an HTTP/1.1 client has to send a request head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle HTTP/2 connections are pinged this often and dropped if a ping goes unanswered.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Serves `state` on `listener` with `tls` until `shutdown` resolves.
 pub async fn serve<E: Engine>(
@@ -86,7 +91,18 @@ pub async fn serve<E: Engine>(
                     }
                 });
             let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder.http2().max_concurrent_streams(MAX_STREAMS);
+            // Slow or dead clients cannot hold connections forever: the request head must
+            // arrive in time (HTTP/1.1) and idle HTTP/2 connections are pinged.
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(MAX_STREAMS)
+                .keep_alive_interval(KEEPALIVE_INTERVAL)
+                .keep_alive_timeout(KEEPALIVE_TIMEOUT);
             let connection = builder.serve_connection(TokioIo::new(tls), service);
             if let Err(e) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
