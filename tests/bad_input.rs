@@ -94,6 +94,27 @@ async fn bad_requests_get_status_errors() {
         causes.iter().any(|c| c["field"] == "metadata.labels.ok"),
         "{causes:?}"
     );
+    let mismatched = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "api"}},
+        "spec": {"containers": [{"name": "app", "image": ""}]}}}});
+    let spec_invalid = c
+        .post_json("/apis/apps/v1/namespaces/default/deployments", &mismatched)
+        .await
+        .unwrap();
+    assert_status(&spec_invalid, 422, "Invalid");
+    let fields: Vec<String> = spec_invalid.json()["details"]["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "spec.template.metadata.labels",
+            "spec.template.spec.containers[0].image"
+        ]
+    );
     assert_status(
         &c.post_json(CMS, &json!({"metadata": {}})).await.unwrap(),
         422,

@@ -43,6 +43,7 @@ pub mod storage;
 pub mod subresource;
 pub mod table;
 pub mod typed;
+pub mod validation;
 pub mod watch;
 
 use std::sync::Arc;

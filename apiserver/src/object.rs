@@ -288,7 +288,8 @@ pub fn prepare_create(
             root.insert("status".into(), status);
         }
     }
-    let causes = validate_meta(def, obj);
+    let mut causes = validate_meta(def, obj);
+    causes.extend(crate::validation::validate_spec(def, obj));
     if !causes.is_empty() {
         let name = meta_str(obj, "name").unwrap_or_default().to_owned();
         return Err(bulwark_api::Status::invalid(def.group, def.kind, &name, causes).into());
@@ -408,7 +409,8 @@ pub fn prepare_update(
             + 1;
         meta.insert("generation".into(), json!(generation));
     }
-    let causes = validate_meta(def, new);
+    let mut causes = validate_meta(def, new);
+    causes.extend(crate::validation::validate_spec(def, new));
     if !causes.is_empty() {
         return Err(bulwark_api::Status::invalid(def.group, def.kind, &old_name, causes).into());
     }
@@ -420,10 +422,21 @@ mod tests {
     use super::*;
     use crate::registry::lookup;
 
+    /// A valid Deployment spec; `replicas` only if given.
+    fn spec(replicas: Option<i64>) -> Value {
+        let mut spec = json!({"selector": {"matchLabels": {"app": "web"}}, "template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "app", "image": "registry.local/web:1"}]}}});
+        if let Some(r) = replicas {
+            spec["replicas"] = json!(r);
+        }
+        spec
+    }
+
     #[test]
     fn create_sets_server_fields() {
         let def = lookup("apps", "v1", "deployments").unwrap();
-        let mut obj = json!({"metadata": {"generateName": "web-", "resourceVersion": "9"}, "spec": {}, "status": {"replicas": 5}});
+        let mut obj = json!({"metadata": {"generateName": "web-", "resourceVersion": "9"}, "spec": spec(None), "status": {"replicas": 5}});
         prepare_create(def, &mut obj, Some("default")).unwrap();
         assert_eq!(obj["kind"], "Deployment");
         assert_eq!(obj["apiVersion"], "apps/v1");
@@ -439,7 +452,7 @@ mod tests {
         assert!(obj["metadata"].get("resourceVersion").is_none());
         assert_eq!(obj["status"], json!({}));
         assert_eq!(obj["spec"]["replicas"], 1);
-        let mut bad = json!({"metadata": {"name": "Bad_Name"}});
+        let mut bad = json!({"metadata": {"name": "Bad_Name"}, "spec": spec(None)});
         assert_eq!(
             prepare_create(def, &mut bad, Some("default"))
                 .unwrap_err()
@@ -465,7 +478,7 @@ mod tests {
     #[test]
     fn updates_keep_status_and_bump_generation_on_spec_only() {
         let def = lookup("apps", "v1", "deployments").unwrap();
-        let mut old = json!({"metadata": {"name": "web"}, "spec": {"replicas": 1}});
+        let mut old = json!({"metadata": {"name": "web"}, "spec": spec(Some(1))});
         prepare_create(def, &mut old, Some("default")).unwrap();
         old["status"] = json!({"replicas": 1});
         let mut relabel = old.clone();
