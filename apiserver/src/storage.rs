@@ -68,6 +68,66 @@ pub fn decode_stored(kv: &KeyValue) -> Result<Value, ApiError> {
     decode_stored_at(&kv.value, kv.mod_revision.0)
 }
 
+/// A stored object re-encoded with its `resourceVersion`, parsed only at the top level.
+#[derive(Debug)]
+pub struct RawObject {
+    /// The object's JSON, `metadata.resourceVersion` set.
+    pub bytes: Vec<u8>,
+    /// Its metadata, parsed (for label selection).
+    pub metadata: Value,
+}
+
+impl RawObject {
+    /// `metadata.labels`.
+    pub fn labels(&self) -> Option<&serde_json::Map<String, Value>> {
+        self.metadata.get("labels").and_then(Value::as_object)
+    }
+}
+
+/// Decodes a stored key-value without building the object tree: only the top-level keys and
+/// `metadata` are parsed; every other field is copied through as raw JSON.
+pub fn decode_raw(kv: &KeyValue) -> Result<RawObject, ApiError> {
+    let top: std::collections::BTreeMap<String, &serde_json::value::RawValue> =
+        serde_json::from_slice(&kv.value).map_err(ApiError::internal)?;
+    let mut metadata: Value = match top.get("metadata") {
+        Some(raw) => serde_json::from_str(raw.get()).map_err(ApiError::internal)?,
+        None => Value::Object(serde_json::Map::new()),
+    };
+    if let Some(meta) = metadata.as_object_mut() {
+        meta.insert(
+            "resourceVersion".into(),
+            Value::String(kv.mod_revision.0.to_string()),
+        );
+    }
+    let mut bytes = Vec::with_capacity(kv.value.len() + 32);
+    bytes.push(b'{');
+    let mut first = true;
+    let mut write = |bytes: &mut Vec<u8>, key: &str, value: &[u8]| -> Result<(), ApiError> {
+        if !first {
+            bytes.push(b',');
+        }
+        first = false;
+        serde_json::to_writer(&mut *bytes, key).map_err(ApiError::internal)?;
+        bytes.push(b':');
+        bytes.extend_from_slice(value);
+        Ok(())
+    };
+    let meta_bytes = serde_json::to_vec(&metadata).map_err(ApiError::internal)?;
+    if !top.contains_key("metadata") {
+        write(&mut bytes, "metadata", &meta_bytes)?;
+    }
+    for (key, raw) in &top {
+        let value = if key == "metadata" {
+            meta_bytes.as_slice()
+        } else {
+            raw.get().as_bytes()
+        };
+        write(&mut bytes, key, value)?;
+    }
+    bytes.push(b'}');
+    Ok(RawObject { bytes, metadata })
+}
+
 /// Decodes a stored key-value as `def` serves it.
 pub fn decode(def: &ResourceDef, kv: &KeyValue) -> Result<Value, ApiError> {
     Ok(convert::from_stored(def, decode_stored(kv)?))
@@ -77,6 +137,26 @@ pub fn decode(def: &ResourceDef, kv: &KeyValue) -> Result<Value, ApiError> {
 mod tests {
     use super::*;
     use crate::registry::lookup;
+
+    #[test]
+    fn raw_decoding_matches_full_decoding() {
+        let cm = lookup("", "v1", "configmaps").unwrap();
+        let obj = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "x", "labels": {"a": "b"}, "resourceVersion": "stale"},
+            "data": {"metadata": "{\"not\": \"this\"}", "k": "v"}});
+        let kv = KeyValue {
+            key: "/registry/core/configmaps/d/x".into(),
+            value: encode(cm, &obj).unwrap().into(),
+            create_revision: bulwark_store::Revision(3),
+            mod_revision: bulwark_store::Revision(7),
+            version: 2,
+        };
+        let raw = decode_raw(&kv).unwrap();
+        let reparsed: Value = serde_json::from_slice(&raw.bytes).unwrap();
+        assert_eq!(reparsed, decode(cm, &kv).unwrap());
+        assert_eq!(reparsed["metadata"]["resourceVersion"], "7");
+        assert_eq!(raw.labels().unwrap()["a"], "b");
+    }
 
     #[test]
     fn keys_do_not_collide() {
