@@ -68,6 +68,11 @@ enum RingMsg {
 struct HubState {
     sender: broadcast::Sender<RingMsg>,
     published: Revision,
+    /// The last `capacity` published events: every event after `floor` up to `published`.
+    /// A watcher starting at or after `floor` replays from here instead of the store's log.
+    recent: VecDeque<Arc<Event>>,
+    floor: Revision,
+    capacity: usize,
 }
 
 /// The shared tail's output.
@@ -82,6 +87,9 @@ impl WatchHub {
             state: Mutex::new(HubState {
                 sender,
                 published: start,
+                recent: VecDeque::new(),
+                floor: start,
+                capacity: capacity.max(1),
             }),
         }
     }
@@ -100,14 +108,50 @@ impl WatchHub {
     fn publish(&self, msg: RingMsg, revision: Revision) {
         let mut state = self.lock();
         state.published = state.published.max(revision);
+        match &msg {
+            RingMsg::Event(event) => {
+                state.recent.push_back(Arc::clone(event));
+                while state.recent.len() > state.capacity {
+                    if let Some(old) = state.recent.pop_front() {
+                        state.floor = old.revision();
+                    }
+                }
+            }
+            // The tail skipped ahead: nothing before this point can be replayed from memory.
+            RingMsg::Expired(_) => {
+                state.recent.clear();
+                state.floor = state.published;
+            }
+        }
         // No receivers is fine.
         let _ = state.sender.send(msg);
     }
 
-    fn subscribe(&self) -> (broadcast::Receiver<RingMsg>, Revision) {
+    /// Subscribes, and returns the published position and, when memory still holds every
+    /// event after `after`, those events (so the new watcher need not read the log).
+    fn subscribe(&self, after: Revision) -> Subscription {
         let state = self.lock();
-        (state.sender.subscribe(), state.published)
+        let replay = (after >= state.floor).then(|| {
+            state
+                .recent
+                .iter()
+                .filter(|e| e.revision() > after)
+                .cloned()
+                .collect()
+        });
+        Subscription {
+            rx: state.sender.subscribe(),
+            published: state.published,
+            replay,
+        }
     }
+}
+
+/// What a new watcher starts from.
+struct Subscription {
+    rx: broadcast::Receiver<RingMsg>,
+    published: Revision,
+    replay: Option<Vec<Arc<Event>>>,
 }
 
 /// Resolves a log row into an event.
@@ -250,7 +294,11 @@ impl<E: Engine> Store<E> {
     /// point.
     pub async fn watch(&self, prefix: &str, after: Revision) -> Result<Watcher<E>> {
         layout::validate_prefix(prefix)?;
-        let (rx, published) = self.inner.hub.subscribe();
+        let Subscription {
+            rx,
+            published,
+            replay,
+        } = self.inner.hub.subscribe(after);
         let snap = self.inner.engine.snapshot().await?;
         let compacted = read_compacted(&snap).await?;
         if after < compacted {
@@ -259,26 +307,39 @@ impl<E: Engine> Store<E> {
                 compacted,
             });
         }
+        let (position, buffer, mode) = match replay {
+            _ if after >= published => (after, VecDeque::new(), Mode::Live),
+            // Everything after `after` is still in memory: replay it, then go live.
+            Some(events) => (
+                published,
+                events
+                    .into_iter()
+                    .filter(|e| e.kv.key.starts_with(prefix))
+                    .collect(),
+                Mode::Live,
+            ),
+            None => (after, VecDeque::new(), Mode::CatchUp),
+        };
         Ok(Watcher {
             inner: Arc::clone(&self.inner),
             prefix: prefix.to_string(),
-            position: after,
+            position,
             rx,
-            buffer: VecDeque::new(),
-            mode: if after >= published {
-                Mode::Live
-            } else {
-                Mode::CatchUp
-            },
+            buffer,
+            mode,
         })
     }
 }
 
 impl<E: Engine> Watcher<E> {
-    /// The revision up to which this watcher has seen every change (matching or not); the
-    /// API's bookmarks report it.
+    /// The revision up to which this watcher has delivered every change (matching or not);
+    /// the API's bookmarks report it. Events read but not yet returned by [`Self::next`] are
+    /// not covered, so a bookmark never runs ahead of an event.
     pub fn revision(&self) -> Revision {
-        self.position
+        match self.buffer.front() {
+            Some(next) => Revision(next.revision().0.saturating_sub(1)),
+            None => self.position,
+        }
     }
 
     /// Waits for the next matching change.
