@@ -64,6 +64,42 @@ fn now_micros() -> u64 {
         .as_micros() as u64
 }
 
+/// Watches the "hot" ConfigMap from `rv` until [`WATCH_EVENTS`] updates carrying a send time
+/// (µs) arrived, calling `each` with every one.
+async fn watch_hot(c: ApiClient, rv: String, opened: Arc<AtomicU64>, mut each: impl FnMut(u64)) {
+    let path = format!(
+        "/api/v1/namespaces/bench-w/configmaps?watch=1&fieldSelector=metadata.name%3Dhot&resourceVersion={rv}&timeoutSeconds=120"
+    );
+    let response = c.stream(Method::GET, &path).await.unwrap();
+    opened.fetch_add(1, Ordering::Relaxed);
+    let mut body = response.into_body();
+    let mut buffer = Vec::new();
+    let mut seen = 0;
+    while seen < WATCH_EVENTS {
+        let Some(frame) = body.frame().await else {
+            break;
+        };
+        let Ok(data) = frame.unwrap().into_data() else {
+            continue;
+        };
+        buffer.extend_from_slice(&data);
+        while let Some(pos) = buffer.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buffer.drain(..=pos).collect();
+            // Only the send time is read, so the client's parsing does not crowd out the server.
+            let text = std::str::from_utf8(&line).unwrap();
+            let sent = text
+                .split_once("\"sent\":\"")
+                .and_then(|(_, rest)| rest.split('"').next())
+                .and_then(|s| s.parse::<u64>().ok());
+            if let Some(sent) = sent {
+                each(sent);
+                seen += 1;
+            }
+        }
+    }
+    assert_eq!(seen, WATCH_EVENTS, "watch ended early");
+}
+
 struct Server {
     child: Child,
     _dir: tempfile::TempDir,
@@ -208,6 +244,14 @@ async fn main() {
     })
     .await;
 
+    let before_fill = c0
+        .get("/api/v1/namespaces/bench-w/configmaps?limit=1")
+        .await
+        .unwrap()
+        .json()["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     // 10,000 ConfigMaps in one namespace, listed whole.
     let next = Arc::new(AtomicU64::new(0));
     let mut fill = Vec::new();
@@ -259,30 +303,10 @@ async fn main() {
             rv.clone(),
             Arc::clone(&opened),
         );
-        watchers.push(tokio::spawn(async move {
-            let path = format!("/api/v1/namespaces/bench-w/configmaps?watch=1&fieldSelector=metadata.name%3Dhot&resourceVersion={rv}&timeoutSeconds=120");
-            let response = c.stream(Method::GET, &path).await.unwrap();
-            opened.fetch_add(1, Ordering::Relaxed);
-            let mut body = response.into_body();
-            let mut buffer = Vec::new();
-            let mut seen = 0;
-            while seen < WATCH_EVENTS {
-                let Some(frame) = body.frame().await else { break };
-                let Ok(data) = frame.unwrap().into_data() else { continue };
-                buffer.extend_from_slice(&data);
-                while let Some(pos) = buffer.iter().position(|b| *b == b'\n') {
-                    let line: Vec<u8> = buffer.drain(..=pos).collect();
-                    // Only the send time is read, so the client's parsing does not crowd out the server.
-                    let text = std::str::from_utf8(&line).unwrap();
-                    let sent = text.split_once("\"sent\":\"").and_then(|(_, rest)| rest.split('"').next()).and_then(|s| s.parse::<u64>().ok());
-                    if let Some(sent) = sent {
-                        let latency = (now_micros().saturating_sub(sent)) as f64 / 1000.0;
-                        latencies.lock().unwrap().push(latency);
-                        seen += 1;
-                    }
-                }
-            }
-        }));
+        watchers.push(tokio::spawn(watch_hot(c, rv, opened, move |sent| {
+            let latency = (now_micros().saturating_sub(sent)) as f64 / 1000.0;
+            latencies.lock().unwrap().push(latency);
+        })));
     }
     while opened.load(Ordering::Relaxed) < WATCHERS as u64 {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -312,6 +336,26 @@ async fn main() {
             .expect("watchers finish")
             .unwrap();
     }
+    // 1,000 watchers resuming from before the 10,000-object fill (as informers do after an
+    // apiserver restart or a dropped connection): every one replays the same 200 updates.
+    let resume_started = Instant::now();
+    let resumed = Arc::new(AtomicU64::new(0));
+    let mut resuming = Vec::new();
+    for w in 0..WATCHERS {
+        resuming.push(tokio::spawn(watch_hot(
+            clients[w % clients.len()].clone(),
+            before_fill.clone(),
+            Arc::clone(&resumed),
+            |_| {},
+        )));
+    }
+    for r in resuming {
+        tokio::time::timeout(Duration::from_secs(120), r)
+            .await
+            .expect("resumed watchers finish")
+            .unwrap();
+    }
+    let resume = resume_started.elapsed();
     let mut lat = latencies.lock().unwrap().clone();
     lat.sort_by(f64::total_cmp);
     if std::env::var("BULWARK_BENCH_DEBUG").is_ok() {
@@ -340,6 +384,10 @@ async fn main() {
         percentile(&lat, 0.5),
         percentile(&lat, 0.99),
         lat.len()
+    );
+    println!(
+        "  resume: {WATCHERS} watchers from {LIST_OBJECTS}+ revisions back, all replayed in {:.0} ms",
+        resume.as_secs_f64() * 1000.0
     );
     println!(
         "  RSS idle / creates / 1k watchers {:>6.1} / {:.1} / {:.1} MiB",
