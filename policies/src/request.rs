@@ -1,0 +1,219 @@
+//! One API request as Cedar entities: the principal (a `k8s::User`, `k8s::ServiceAccount` or
+//! `k8s::Node` that is a member of its `k8s::Group`s), the action `k8s::Action::"<verb>"`,
+//! the resource (`k8s::Resource` or `k8s::NonResourceURL`) and the request context.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use cedar_policy::{
+    Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request, RestrictedExpression,
+};
+
+use crate::{PolicyError, schema};
+
+/// What a request addresses.
+#[derive(Debug, Clone)]
+pub enum Target<'a> {
+    /// A resource request.
+    Resource {
+        /// API group ("" for core).
+        api_group: &'a str,
+        /// Plural resource.
+        resource: &'a str,
+        /// Subresource, if any.
+        subresource: Option<&'a str>,
+        /// Namespace, if any.
+        namespace: Option<&'a str>,
+        /// Object name, if any.
+        name: Option<&'a str>,
+        /// Labels of the namespace (the resource's tags).
+        namespace_labels: &'a [(String, String)],
+    },
+    /// A non-resource path.
+    NonResource {
+        /// The URL path.
+        path: &'a str,
+    },
+}
+
+/// Everything a decision needs to know about a request.
+#[derive(Debug, Clone)]
+pub struct AccessRequest<'a> {
+    /// The authenticated user name.
+    pub user: &'a str,
+    /// Its groups.
+    pub groups: &'a [String],
+    /// `x509` or `serviceaccount-token`.
+    pub auth_method: &'a str,
+    /// SHA-256 of the client certificate, for x509 users.
+    pub cert_fingerprint: Option<&'a str>,
+    /// The client's address.
+    pub source_ip: IpAddr,
+    /// The Kubernetes verb.
+    pub verb: &'a str,
+    /// What is addressed.
+    pub target: Target<'a>,
+}
+
+fn type_name(name: &str) -> Result<EntityTypeName, PolicyError> {
+    EntityTypeName::from_str(name).map_err(|e| PolicyError::Request(e.to_string()))
+}
+
+fn uid(ty: &str, id: &str) -> Result<EntityUid, PolicyError> {
+    Ok(EntityUid::from_type_name_and_id(
+        type_name(ty)?,
+        EntityId::new(id),
+    ))
+}
+
+fn string(value: &str) -> RestrictedExpression {
+    RestrictedExpression::new_string(value.to_owned())
+}
+
+fn entity(
+    uid: EntityUid,
+    attrs: Vec<(&str, RestrictedExpression)>,
+    parents: HashSet<EntityUid>,
+    tags: Vec<(String, RestrictedExpression)>,
+) -> Result<Entity, PolicyError> {
+    Entity::new_with_tags(
+        uid,
+        attrs.into_iter().map(|(k, v)| (k.to_owned(), v)),
+        parents,
+        tags,
+    )
+    .map_err(|e| PolicyError::Request(e.to_string()))
+}
+
+/// A request and the entities it refers to.
+pub struct CedarRequest {
+    /// The Cedar request.
+    pub request: Request,
+    /// The principal, its groups, and the resource.
+    pub entities: Entities,
+}
+
+impl AccessRequest<'_> {
+    /// Builds the Cedar request and entities, checked against the schema.
+    pub fn to_cedar(&self) -> Result<CedarRequest, PolicyError> {
+        let mut entities = Vec::new();
+        let mut parents = HashSet::new();
+        for group in self.groups {
+            let g = uid("k8s::Group", group)?;
+            entities.push(entity(
+                g.clone(),
+                vec![("name", string(group))],
+                HashSet::new(),
+                vec![],
+            )?);
+            parents.insert(g);
+        }
+        let service_account = self
+            .user
+            .strip_prefix("system:serviceaccount:")
+            .and_then(|rest| rest.split_once(':'));
+        let node = self
+            .user
+            .strip_prefix("system:node:")
+            .filter(|_| self.groups.iter().any(|g| g == "system:nodes"));
+        let principal = match (service_account, node) {
+            (Some((namespace, name)), _) => {
+                let p = uid("k8s::ServiceAccount", self.user)?;
+                entities.push(entity(
+                    p.clone(),
+                    vec![("name", string(name)), ("namespace", string(namespace))],
+                    parents,
+                    vec![],
+                )?);
+                p
+            }
+            (None, Some(name)) => {
+                let p = uid("k8s::Node", name)?;
+                entities.push(entity(
+                    p.clone(),
+                    vec![("name", string(name))],
+                    parents,
+                    vec![],
+                )?);
+                p
+            }
+            (None, None) => {
+                let p = uid("k8s::User", self.user)?;
+                entities.push(entity(
+                    p.clone(),
+                    vec![("name", string(self.user))],
+                    parents,
+                    vec![],
+                )?);
+                p
+            }
+        };
+        let resource = match &self.target {
+            Target::Resource {
+                api_group,
+                resource,
+                subresource,
+                namespace,
+                name,
+                namespace_labels,
+            } => {
+                let id = format!(
+                    "{api_group}/{resource}{}/{}/{}",
+                    subresource.map(|s| format!("/{s}")).unwrap_or_default(),
+                    namespace.unwrap_or_default(),
+                    name.unwrap_or_default()
+                );
+                let r = uid("k8s::Resource", &id)?;
+                let mut attrs = vec![
+                    ("apiGroup", string(api_group)),
+                    ("resource", string(resource)),
+                ];
+                for (key, value) in [
+                    ("subresource", subresource),
+                    ("namespace", namespace),
+                    ("name", name),
+                ] {
+                    if let Some(v) = value {
+                        attrs.push((key, string(v)));
+                    }
+                }
+                let tags = namespace_labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), string(v)))
+                    .collect();
+                entities.push(entity(r.clone(), attrs, HashSet::new(), tags)?);
+                r
+            }
+            Target::NonResource { path } => {
+                let r = uid("k8s::NonResourceURL", path)?;
+                entities.push(entity(
+                    r.clone(),
+                    vec![("path", string(path))],
+                    HashSet::new(),
+                    vec![],
+                )?);
+                r
+            }
+        };
+        let action = uid("k8s::Action", self.verb)?;
+        let mut context = vec![
+            ("authMethod".to_owned(), string(self.auth_method)),
+            (
+                "sourceIp".to_owned(),
+                RestrictedExpression::new_ip(self.source_ip.to_string()),
+            ),
+        ];
+        if let Some(fp) = self.cert_fingerprint {
+            context.push(("certFingerprint".to_owned(), string(fp)));
+        }
+        let schema = schema::schema()?;
+        let context =
+            Context::from_pairs(context).map_err(|e| PolicyError::Request(e.to_string()))?;
+        let request = Request::new(principal, action, resource, context, Some(schema))
+            .map_err(|e| PolicyError::Request(e.to_string()))?;
+        let entities = Entities::from_entities(entities, Some(schema))
+            .map_err(|e| PolicyError::Request(e.to_string()))?;
+        Ok(CedarRequest { request, entities })
+    }
+}
