@@ -3,6 +3,7 @@
 
 mod duration;
 mod kubeconfig_cmd;
+mod policy_cmd;
 mod server_cmd;
 mod store_cmd;
 
@@ -37,6 +38,9 @@ enum Command {
     ///
     /// Example: bulwark kubeconfig --data-dir ./bulwark-data --user alice --group dev --ttl 24h --out alice.kubeconfig
     Kubeconfig(kubeconfig_cmd::KubeconfigArgs),
+    /// Cedar policy tooling: validate policy files, print the schema.
+    #[command(subcommand)]
+    Policy(policy_cmd::PolicyCommand),
     /// Storage administration.
     #[command(subcommand)]
     Store(StoreCommand),
@@ -101,6 +105,7 @@ async fn main() -> anyhow::Result<()> {
             with_engine(&store, server_cmd::Server(args)).await
         }
         Command::Kubeconfig(args) => kubeconfig_cmd::run(&args),
+        Command::Policy(command) => policy_cmd::run(&command),
         Command::Store(StoreCommand::Inspect(args)) => with_engine(&args, store_cmd::Inspect).await,
         Command::Store(StoreCommand::Keys { store, prefix }) => {
             with_engine(&store, store_cmd::Keys(prefix)).await

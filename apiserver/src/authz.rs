@@ -1,8 +1,13 @@
-//! Authorization: may this user do this? One [`Authorizer`] decides every request. Until the
-//! Cedar engine lands, [`BootstrapAuthorizer`] allows only the bootstrap admin group and denies
-//! everyone else (default deny).
+//! Authorization: may this user do this? One [`Authorizer`] decides every request:
+//! [`CedarAuthorizer`] in the server (tiered Cedar policies, `bulwark-policies`), or
+//! [`BootstrapAuthorizer`] (only the bootstrap admin group; everyone else denied).
 
-use crate::auth::UserInfo;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bulwark_policies::{AccessRequest, PolicyEngine, Target};
+
+use crate::auth::{AuthMethod, UserInfo};
 
 /// What is being asked, in the terms policies use.
 #[derive(Debug, Clone)]
@@ -38,12 +43,81 @@ pub struct Decision {
     pub allowed: bool,
     /// Why; shown in 403 messages and logs.
     pub reason: String,
+    /// Ids of the policies that determined the decision.
+    pub policies: Vec<String>,
 }
 
 /// Decides requests.
 pub trait Authorizer: Send + Sync {
-    /// Decides one request.
-    fn authorize(&self, user: &UserInfo, attributes: &RequestAttributes<'_>) -> Decision;
+    /// Decides one request from `source`.
+    fn authorize(
+        &self,
+        user: &UserInfo,
+        attributes: &RequestAttributes<'_>,
+        source: IpAddr,
+    ) -> Decision;
+}
+
+/// Tiered Cedar policies decide (see `bulwark_policies::engine`).
+#[derive(Debug)]
+pub struct CedarAuthorizer {
+    engine: Arc<PolicyEngine>,
+}
+
+impl CedarAuthorizer {
+    /// Decides with `engine` (shared so policies can be reloaded elsewhere).
+    pub fn new(engine: Arc<PolicyEngine>) -> Self {
+        Self { engine }
+    }
+}
+
+impl Authorizer for CedarAuthorizer {
+    fn authorize(
+        &self,
+        user: &UserInfo,
+        attributes: &RequestAttributes<'_>,
+        source: IpAddr,
+    ) -> Decision {
+        let (verb, target) = match attributes {
+            RequestAttributes::Resource {
+                verb,
+                api_group,
+                resource,
+                subresource,
+                namespace,
+                name,
+            } => (
+                *verb,
+                Target::Resource {
+                    api_group,
+                    resource,
+                    subresource: *subresource,
+                    namespace: *namespace,
+                    name: *name,
+                    namespace_labels: &[],
+                },
+            ),
+            RequestAttributes::NonResource { verb, path } => (*verb, Target::NonResource { path }),
+        };
+        let request = AccessRequest {
+            user: &user.name,
+            groups: &user.groups,
+            auth_method: match user.method {
+                AuthMethod::X509 => "x509",
+                AuthMethod::ServiceAccountToken => "serviceaccount-token",
+            },
+            cert_fingerprint: user.cert_fingerprint.as_deref(),
+            source_ip: source,
+            verb,
+            target,
+        };
+        let decision = self.engine.decide(&request);
+        Decision {
+            allowed: decision.allowed,
+            reason: decision.reasons.join("; "),
+            policies: decision.policies,
+        }
+    }
 }
 
 /// Allows members of one group (the bootstrap admins), denies everyone else.
@@ -62,27 +136,43 @@ impl BootstrapAuthorizer {
 }
 
 impl Authorizer for BootstrapAuthorizer {
-    fn authorize(&self, user: &UserInfo, _attributes: &RequestAttributes<'_>) -> Decision {
+    fn authorize(
+        &self,
+        user: &UserInfo,
+        _attributes: &RequestAttributes<'_>,
+        _source: IpAddr,
+    ) -> Decision {
         if user.groups.contains(&self.admin_group) {
             Decision {
                 allowed: true,
                 reason: format!("member of the bootstrap admin group {}", self.admin_group),
+                policies: Vec::new(),
             }
         } else {
             Decision {
                 allowed: false,
                 reason: "no policy allows this request (default deny)".into(),
+                policies: Vec::new(),
             }
         }
     }
 }
 
-/// Upstream's 403 message for a denied request.
+/// Upstream's 403 message for a denied request, naming the determining policies.
 pub fn forbidden_message(
     user: &UserInfo,
     attributes: &RequestAttributes<'_>,
-    reason: &str,
+    decision: &Decision,
 ) -> String {
+    let reason = if decision.policies.is_empty() {
+        decision.reason.clone()
+    } else {
+        format!(
+            "{} (policies: {})",
+            decision.reason,
+            decision.policies.join(", ")
+        )
+    };
     match attributes {
         RequestAttributes::Resource {
             verb,
@@ -121,6 +211,8 @@ mod tests {
     use super::*;
     use crate::auth::AuthMethod;
 
+    const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     fn user(groups: &[&str]) -> UserInfo {
         UserInfo {
             name: "u".into(),
@@ -138,12 +230,16 @@ mod tests {
             verb: "get",
             path: "/version",
         };
-        assert!(authz.authorize(&user(&["system:masters"]), &attrs).allowed);
         assert!(
-            !authz
-                .authorize(&user(&["system:authenticated", "dev"]), &attrs)
+            authz
+                .authorize(&user(&["system:masters"]), &attrs, LOCAL)
                 .allowed
         );
-        assert!(!authz.authorize(&user(&[]), &attrs).allowed);
+        assert!(
+            !authz
+                .authorize(&user(&["system:authenticated", "dev"]), &attrs, LOCAL)
+                .allowed
+        );
+        assert!(!authz.authorize(&user(&[]), &attrs, LOCAL).allowed);
     }
 }

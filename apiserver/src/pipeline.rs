@@ -147,11 +147,14 @@ async fn run<E: Engine>(
         },
         None => String::new(),
     };
-    let decision = state.authorizer.authorize(&user, &attributes);
+    let decision = state
+        .authorizer
+        .authorize(&user, &attributes, conn.peer.ip());
     if !decision.allowed {
+        tracing::debug!(user = %user.name, policies = ?decision.policies, reason = %decision.reason, "denied");
         return Err(ApiError::new(
             StatusReason::Forbidden,
-            authz::forbidden_message(&user, &attributes, &decision.reason),
+            authz::forbidden_message(&user, &attributes, &decision),
         ));
     }
 

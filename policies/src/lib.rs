@@ -10,8 +10,10 @@
 //!   be locked out), guardrails (forbids; an error in a forbid denies, never fails open),
 //!   grants (permits), then default deny — over an immutable snapshot swapped atomically on
 //!   reload.
+//! - [`policy_dir`]: the policy files in the data directory (until policies are API objects).
 
 pub mod engine;
+pub mod policy_dir;
 pub mod policy_text;
 pub mod request;
 pub mod schema;
