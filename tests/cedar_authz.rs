@@ -12,7 +12,7 @@
 #[path = "support/server.rs"]
 mod server;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,7 @@ fn user(s: &TestServer, name: &str, groups: &[&str]) -> PathBuf {
     out
 }
 
-fn run(s: &TestServer, kubeconfig: &PathBuf, args: &[&str]) -> (bool, String) {
+fn run(s: &TestServer, kubeconfig: &Path, args: &[&str]) -> (bool, String) {
     let out = s.kubectl_as(kubeconfig, args);
     let text = format!(
         "{}{}",
