@@ -10,8 +10,9 @@
 //! - Objects are stored as upstream JSON (pruned through the k8s-openapi type), keyed by
 //!   `/registry/<group>/<resource>/[<namespace>/]<name>`; `resourceVersion` is the store
 //!   revision.
-//! - Until the Cedar engine lands, [`authz::BootstrapAuthorizer`] allows only the bootstrap
-//!   admin group (default deny).
+//! - Authorization is a trait: the server plugs in [`authz::CedarAuthorizer`] (tiered Cedar
+//!   policies); [`default_state`] starts with [`authz::BootstrapAuthorizer`] (bootstrap admins
+//!   only, default deny) for embedders and tests.
 //! - `core/v1` and `events.k8s.io/v1` Events share one storage, converted on the way in and
 //!   out ([`convert`]), as upstream.
 

@@ -7,7 +7,7 @@ use cedar_policy::{PolicyId, PolicySet, ValidationMode, Validator};
 use crate::{PolicyError, schema};
 
 /// Largest policy text accepted (bounds parse and validation work per submission).
-pub const MAX_POLICY_TEXT: usize = 1024 * 1024;
+pub const MAX_POLICY_TEXT: usize = 8 * 1024 * 1024;
 
 /// Parses `text`, renames every policy to its `@id`, and validates strictly against the
 /// schema. Any validator error or warning rejects the whole text.

@@ -95,8 +95,19 @@ pub struct CedarRequest {
 }
 
 impl AccessRequest<'_> {
-    /// Builds the Cedar request and entities, checked against the schema.
+    /// Builds the Cedar request and entities without checking them against the schema (their
+    /// shape is fixed by this code, and [`Self::to_cedar_checked`] verifies it in tests); the
+    /// check costs more than a decision with the default policies.
     pub fn to_cedar(&self) -> Result<CedarRequest, PolicyError> {
+        self.build(None)
+    }
+
+    /// Like [`Self::to_cedar`], checked against the schema.
+    pub fn to_cedar_checked(&self) -> Result<CedarRequest, PolicyError> {
+        self.build(Some(schema::schema()?))
+    }
+
+    fn build(&self, schema: Option<&cedar_policy::Schema>) -> Result<CedarRequest, PolicyError> {
         let mut entities = Vec::new();
         let mut parents = HashSet::new();
         for group in self.groups {
@@ -207,13 +218,59 @@ impl AccessRequest<'_> {
         if let Some(fp) = self.cert_fingerprint {
             context.push(("certFingerprint".to_owned(), string(fp)));
         }
-        let schema = schema::schema()?;
         let context =
             Context::from_pairs(context).map_err(|e| PolicyError::Request(e.to_string()))?;
-        let request = Request::new(principal, action, resource, context, Some(schema))
+        let request = Request::new(principal, action, resource, context, schema)
             .map_err(|e| PolicyError::Request(e.to_string()))?;
-        let entities = Entities::from_entities(entities, Some(schema))
+        let entities = Entities::from_entities(entities, schema)
             .map_err(|e| PolicyError::Request(e.to_string()))?;
         Ok(CedarRequest { request, entities })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every shape of request this module builds conforms to the schema.
+    #[test]
+    fn built_entities_conform_to_the_schema() {
+        let groups = vec!["dev".to_owned(), "system:nodes".to_owned()];
+        let labels = vec![("env".to_owned(), "prod".to_owned())];
+        let targets = [
+            Target::Resource {
+                api_group: "apps",
+                resource: "deployments",
+                subresource: Some("scale"),
+                namespace: Some("a"),
+                name: Some("web"),
+                namespace_labels: &labels,
+            },
+            Target::Resource {
+                api_group: "",
+                resource: "namespaces",
+                subresource: None,
+                namespace: None,
+                name: None,
+                namespace_labels: &[],
+            },
+            Target::NonResource { path: "/version" },
+        ];
+        for user in ["alice", "system:serviceaccount:a:robot", "system:node:n1"] {
+            for (target, verb) in targets.iter().zip(["patch", "list", "get"]) {
+                let request = AccessRequest {
+                    user,
+                    groups: &groups,
+                    auth_method: "x509",
+                    cert_fingerprint: None,
+                    source_ip: "::1".parse().unwrap(),
+                    verb,
+                    target: target.clone(),
+                };
+                if let Err(e) = request.to_cedar_checked() {
+                    panic!("{user} {verb} {target:?}: {e}");
+                }
+            }
+        }
     }
 }
