@@ -19,7 +19,7 @@ use cedar_policy::{Authorizer, PolicySet};
 
 const SAMPLES: usize = 2_000;
 
-/// `n` grants: per-team group grants and namespaced grants.
+/// `n` grants: per-team group grants and per-team namespaced grants.
 fn grants(n: usize) -> String {
     let mut text = String::from(DEFAULT_GRANTS);
     for i in 0..n {
@@ -29,7 +29,7 @@ fn grants(n: usize) -> String {
             ));
         } else {
             text.push_str(&format!(
-                "@id(\"grants.ns-{i}\") permit (principal in k8s::Group::\"dev\", action, resource is k8s::Resource) when {{ resource has namespace && resource.namespace == \"ns-{i}\" }};\n"
+                "@id(\"grants.ns-{i}\") permit (principal in k8s::Group::\"team-{i}\", action, resource is k8s::Resource) when {{ resource has namespace && resource.namespace == \"ns-{i}\" }};\n"
             ));
         }
     }
@@ -48,7 +48,7 @@ fn percentiles(mut v: Vec<f64>) -> (f64, f64) {
 }
 
 fn main() {
-    let groups = vec!["dev".to_owned(), "system:authenticated".to_owned()];
+    let groups = vec!["team-1".to_owned(), "system:authenticated".to_owned()];
     let request = AccessRequest {
         user: "alice",
         groups: &groups,

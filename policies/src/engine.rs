@@ -9,13 +9,25 @@
 //! 4. Otherwise: deny (no policy means deny).
 //!
 //! Every decision names the policies that determined it and their `@reason` annotations.
+//!
+//! Cedar scans every policy of a set, so each tier is indexed: policies are bucketed by the
+//! entity their principal scope names (`principal in k8s::Group::"dev"`, `principal ==
+//! k8s::User::"alice"`, or any principal) and by the action their scope names (or any
+//! action). A request evaluates only the buckets of its principal, its groups and its action.
+//! Within a tier the outcome is the same as evaluating the whole set: permits allow if any
+//! matches, forbids deny if any matches or errors.
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
-use cedar_policy::{Authorizer, Decision as CedarDecision, Effect, PolicySet};
+use std::collections::HashMap;
 
-use crate::request::AccessRequest;
+use arc_swap::ArcSwap;
+use cedar_policy::{
+    ActionConstraint, Authorizer, Decision as CedarDecision, Effect, EntityUid, PolicySet,
+    PrincipalConstraint,
+};
+
+use crate::request::{AccessRequest, CedarRequest};
 use crate::{PolicyError, policy_text};
 
 /// The compiled-in bootstrap tier.
@@ -49,12 +61,88 @@ pub struct Decision {
     pub reasons: Vec<String>,
 }
 
+/// Bucket key: the principal-scope entity (None = any) and the action (None = any).
+type BucketKey = (Option<EntityUid>, Option<EntityUid>);
+
+/// One tier's policies, bucketed by principal and action scope.
+#[derive(Debug)]
+struct IndexedTier {
+    all: PolicySet,
+    buckets: HashMap<BucketKey, PolicySet>,
+}
+
+/// What one tier says about a request.
+struct TierOutcome {
+    allowed: bool,
+    matched: Vec<String>,
+    errors: Vec<(String, String)>,
+}
+
+impl IndexedTier {
+    fn new(all: PolicySet) -> Result<Self, PolicyError> {
+        let mut buckets: HashMap<BucketKey, PolicySet> = HashMap::new();
+        for policy in all.policies() {
+            let principal = match policy.principal_constraint() {
+                PrincipalConstraint::In(uid)
+                | PrincipalConstraint::Eq(uid)
+                | PrincipalConstraint::IsIn(_, uid) => Some(uid),
+                PrincipalConstraint::Any | PrincipalConstraint::Is(_) => None,
+            };
+            let actions = match policy.action_constraint() {
+                ActionConstraint::Any => vec![None],
+                ActionConstraint::Eq(uid) => vec![Some(uid)],
+                ActionConstraint::In(uids) => uids.into_iter().map(Some).collect(),
+            };
+            for action in actions {
+                buckets
+                    .entry((principal.clone(), action))
+                    .or_default()
+                    .add(policy.clone())
+                    .map_err(|e| PolicyError::Request(e.to_string()))?;
+            }
+        }
+        Ok(Self { all, buckets })
+    }
+
+    fn evaluate(&self, authorizer: &Authorizer, cedar: &CedarRequest) -> TierOutcome {
+        let mut outcome = TierOutcome {
+            allowed: false,
+            matched: Vec::new(),
+            errors: Vec::new(),
+        };
+        let principals =
+            std::iter::once(None).chain(cedar.principal_and_groups.iter().cloned().map(Some));
+        for principal in principals {
+            for action in [None, Some(cedar.action.clone())] {
+                let Some(set) = self.buckets.get(&(principal.clone(), action)) else {
+                    continue;
+                };
+                let response = authorizer.is_authorized(&cedar.request, set, &cedar.entities);
+                outcome.allowed |= response.decision() == CedarDecision::Allow;
+                outcome
+                    .matched
+                    .extend(response.diagnostics().reason().map(ToString::to_string));
+                outcome
+                    .errors
+                    .extend(response.diagnostics().errors().map(|e| match e {
+                        cedar_policy::AuthorizationError::PolicyEvaluationError(err) => {
+                            (err.policy_id().to_string(), err.inner().to_string())
+                        }
+                    }));
+            }
+        }
+        outcome.matched.sort();
+        outcome.matched.dedup();
+        outcome
+    }
+}
+
 /// The policy sets in force, replaced as a whole.
 #[derive(Debug)]
 pub struct Snapshot {
-    bootstrap: PolicySet,
-    guardrails: PolicySet,
-    grants: PolicySet,
+    bootstrap: IndexedTier,
+    guardrails: IndexedTier,
+    grants: IndexedTier,
 }
 
 /// Decides requests with tiered Cedar policies.
@@ -117,9 +205,9 @@ impl PolicyEngine {
         let grants = policy_text::parse("grants", grants)?;
         require_effect("grants", &grants, Effect::Permit)?;
         Ok(Snapshot {
-            bootstrap,
-            guardrails,
-            grants,
+            bootstrap: IndexedTier::new(bootstrap)?,
+            guardrails: IndexedTier::new(guardrails)?,
+            grants: IndexedTier::new(grants)?,
         })
     }
 
@@ -144,45 +232,22 @@ impl PolicyEngine {
             }
         };
         let snapshot = self.snapshot.load();
-        let ids = |response: &cedar_policy::Response| -> Vec<String> {
-            response
-                .diagnostics()
-                .reason()
-                .map(ToString::to_string)
-                .collect()
-        };
-
-        let boot =
-            self.authorizer
-                .is_authorized(&cedar.request, &snapshot.bootstrap, &cedar.entities);
-        if boot.decision() == CedarDecision::Allow {
-            let policies = ids(&boot);
-            let reasons = reasons(&snapshot.bootstrap, &policies);
+        let boot = snapshot.bootstrap.evaluate(&self.authorizer, &cedar);
+        if boot.allowed {
+            let reasons = reasons(&snapshot.bootstrap.all, &boot.matched);
             return Decision {
                 allowed: true,
                 tier: Tier::Bootstrap,
-                policies,
+                policies: boot.matched,
                 reasons,
             };
         }
 
-        let guard =
-            self.authorizer
-                .is_authorized(&cedar.request, &snapshot.guardrails, &cedar.entities);
-        let forbids = ids(&guard);
-        let errors: Vec<(String, String)> = guard
-            .diagnostics()
-            .errors()
-            .map(|e| match e {
-                cedar_policy::AuthorizationError::PolicyEvaluationError(err) => {
-                    (err.policy_id().to_string(), err.inner().to_string())
-                }
-            })
-            .collect();
-        if !forbids.is_empty() || !errors.is_empty() {
-            let mut reasons = reasons(&snapshot.guardrails, &forbids);
-            let mut policies = forbids;
-            for (id, error) in errors {
+        let guard = snapshot.guardrails.evaluate(&self.authorizer, &cedar);
+        if !guard.matched.is_empty() || !guard.errors.is_empty() {
+            let mut reasons = reasons(&snapshot.guardrails.all, &guard.matched);
+            let mut policies = guard.matched;
+            for (id, error) in guard.errors {
                 reasons.push(format!(
                     "guardrail {id} could not be evaluated, so the request is denied: {error}"
                 ));
@@ -196,16 +261,13 @@ impl PolicyEngine {
             };
         }
 
-        let grant =
-            self.authorizer
-                .is_authorized(&cedar.request, &snapshot.grants, &cedar.entities);
-        if grant.decision() == CedarDecision::Allow {
-            let policies = ids(&grant);
-            let reasons = reasons(&snapshot.grants, &policies);
+        let grant = snapshot.grants.evaluate(&self.authorizer, &cedar);
+        if grant.allowed {
+            let reasons = reasons(&snapshot.grants.all, &grant.matched);
             return Decision {
                 allowed: true,
                 tier: Tier::Grant,
-                policies,
+                policies: grant.matched,
                 reasons,
             };
         }
@@ -377,5 +439,77 @@ mod tests {
                 .decide(&ask("eve", &auditors, "list", cm("a", &[])))
                 .allowed
         );
+    }
+
+    /// The index decides exactly as plain Cedar over the whole tier, and names the same
+    /// policies, across principal scopes, action scopes and conditions.
+    #[test]
+    fn index_agrees_with_plain_cedar() {
+        let principals = [
+            "principal",
+            "principal in k8s::Group::\"g1\"",
+            "principal in k8s::Group::\"g2\"",
+            "principal == k8s::User::\"alice\"",
+            "principal is k8s::User",
+            "principal is k8s::User in k8s::Group::\"g3\"",
+        ];
+        let actions = [
+            "action",
+            "action == k8s::Action::\"get\"",
+            "action in [k8s::Action::\"list\", k8s::Action::\"watch\"]",
+        ];
+        let conditions = [
+            "",
+            "when { resource is k8s::Resource && resource.resource == \"pods\" }",
+        ];
+        let mut text = String::new();
+        let mut n = 0;
+        for p in principals {
+            for a in actions {
+                for c in conditions {
+                    text.push_str(&format!("@id(\"p{n}\") permit ({p}, {a}, resource) {c};\n"));
+                    n += 1;
+                }
+            }
+        }
+        let engine = PolicyEngine::new("", &text).unwrap();
+        let plain = crate::policy_text::parse("plain", &text).unwrap();
+        let authorizer = Authorizer::new();
+        let group_sets: [&[&str]; 4] = [&[], &["g1"], &["g2", "g3"], &["g1", "g3"]];
+        for user in ["alice", "bob"] {
+            for groups in group_sets {
+                let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
+                for verb in ["get", "list", "watch", "delete"] {
+                    for resource in ["pods", "secrets"] {
+                        let target = Target::Resource {
+                            api_group: "",
+                            resource,
+                            subresource: None,
+                            namespace: Some("a"),
+                            name: None,
+                            namespace_labels: &[],
+                        };
+                        let request = ask(user, &groups, verb, target);
+                        let ours = engine.decide(&request);
+                        let cedar = request.to_cedar().unwrap();
+                        let r = authorizer.is_authorized(&cedar.request, &plain, &cedar.entities);
+                        let mut theirs: Vec<String> =
+                            r.diagnostics().reason().map(ToString::to_string).collect();
+                        theirs.sort();
+                        assert_eq!(
+                            ours.allowed,
+                            r.decision() == CedarDecision::Allow,
+                            "{user} {groups:?} {verb} {resource}"
+                        );
+                        if ours.allowed {
+                            assert_eq!(
+                                ours.policies, theirs,
+                                "{user} {groups:?} {verb} {resource}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -92,6 +92,10 @@ pub struct CedarRequest {
     pub request: Request,
     /// The principal, its groups, and the resource.
     pub entities: Entities,
+    /// The principal and every group it is in (what `principal in …` can name).
+    pub principal_and_groups: Vec<EntityUid>,
+    /// The action.
+    pub action: EntityUid,
 }
 
 impl AccessRequest<'_> {
@@ -110,8 +114,10 @@ impl AccessRequest<'_> {
     fn build(&self, schema: Option<&cedar_policy::Schema>) -> Result<CedarRequest, PolicyError> {
         let mut entities = Vec::new();
         let mut parents = HashSet::new();
+        let mut principal_and_groups = Vec::with_capacity(self.groups.len() + 1);
         for group in self.groups {
             let g = uid("k8s::Group", group)?;
+            principal_and_groups.push(g.clone());
             entities.push(entity(
                 g.clone(),
                 vec![("name", string(group))],
@@ -207,6 +213,7 @@ impl AccessRequest<'_> {
                 r
             }
         };
+        principal_and_groups.push(principal.clone());
         let action = uid("k8s::Action", self.verb)?;
         let mut context = vec![
             ("authMethod".to_owned(), string(self.auth_method)),
@@ -220,11 +227,16 @@ impl AccessRequest<'_> {
         }
         let context =
             Context::from_pairs(context).map_err(|e| PolicyError::Request(e.to_string()))?;
-        let request = Request::new(principal, action, resource, context, schema)
+        let request = Request::new(principal, action.clone(), resource, context, schema)
             .map_err(|e| PolicyError::Request(e.to_string()))?;
         let entities = Entities::from_entities(entities, schema)
             .map_err(|e| PolicyError::Request(e.to_string()))?;
-        Ok(CedarRequest { request, entities })
+        Ok(CedarRequest {
+            request,
+            entities,
+            principal_and_groups,
+            action,
+        })
     }
 }
 
