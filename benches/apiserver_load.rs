@@ -100,6 +100,14 @@ async fn watch_hot(c: ApiClient, rv: String, opened: Arc<AtomicU64>, mut each: i
     assert_eq!(seen, WATCH_EVENTS, "watch ended early");
 }
 
+/// The resourceVersion a list was read at.
+async fn list_revision(c: &ApiClient, path: &str) -> String {
+    c.get(path).await.unwrap().json()["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 struct Server {
     child: Child,
     _dir: tempfile::TempDir,
@@ -244,14 +252,7 @@ async fn main() {
     })
     .await;
 
-    let before_fill = c0
-        .get("/api/v1/namespaces/bench-w/configmaps?limit=1")
-        .await
-        .unwrap()
-        .json()["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let before_fill = list_revision(&c0, "/api/v1/namespaces/bench-w/configmaps?limit=1").await;
     // 10,000 ConfigMaps in one namespace, listed whole.
     let next = Arc::new(AtomicU64::new(0));
     let mut fill = Vec::new();
@@ -285,14 +286,11 @@ async fn main() {
 
     // 1,000 watchers on one object; each update carries its send time.
     // Watch from "now" (the list's revision), as an informer does after its initial list.
-    let rv = c0
-        .get("/api/v1/namespaces/bench-w/configmaps?fieldSelector=metadata.name%3Dhot")
-        .await
-        .unwrap()
-        .json()["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let rv = list_revision(
+        &c0,
+        "/api/v1/namespaces/bench-w/configmaps?fieldSelector=metadata.name%3Dhot",
+    )
+    .await;
     let latencies = Arc::new(std::sync::Mutex::new(Vec::<f64>::new()));
     let mut watchers = Vec::new();
     let opened = Arc::new(AtomicU64::new(0));

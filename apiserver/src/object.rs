@@ -12,13 +12,23 @@ use time::format_description::well_known::Rfc3339;
 use crate::error::ApiError;
 use crate::registry::{NameRule, ResourceDef, Subresource};
 
-/// Now, as upstream formats timestamps (`2026-11-21T10:00:00Z`, second precision).
-pub fn now_rfc3339() -> String {
-    let now = OffsetDateTime::now_utc();
-    now.replace_nanosecond(0)
-        .unwrap_or(now)
+/// A time as upstream formats timestamps (`2026-11-21T10:00:00Z`, second precision).
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.replace_nanosecond(0)
+        .unwrap_or(t)
         .format(&Rfc3339)
         .unwrap_or_default()
+}
+
+/// Now, as upstream formats timestamps.
+pub fn now_rfc3339() -> String {
+    rfc3339(OffsetDateTime::now_utc())
+}
+
+/// Increments `metadata.generation` (absent counts as 0).
+pub fn bump_generation(meta: &mut Map<String, Value>) {
+    let generation = meta.get("generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+    meta.insert("generation".into(), json!(generation));
 }
 
 /// Parses an RFC 3339 timestamp.
@@ -401,13 +411,9 @@ pub fn prepare_update(
     }
     meta.remove("managedFields");
     meta.remove("selfLink");
+    // `generation` was just copied from the old object.
     if bump {
-        let generation = old_meta
-            .get("generation")
-            .and_then(Value::as_i64)
-            .unwrap_or(0)
-            + 1;
-        meta.insert("generation".into(), json!(generation));
+        bump_generation(meta);
     }
     let mut causes = validate_meta(def, new);
     causes.extend(crate::validation::validate_spec(def, new));

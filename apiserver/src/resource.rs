@@ -73,6 +73,35 @@ impl<E: Engine> Ctx<'_, E> {
         Status::not_found(self.def().group, self.def().plural, self.name()).into()
     }
 
+    /// Writes `new` over the addressed object if it is still at `expected`; `None` when a
+    /// concurrent write won the race (the caller re-reads and retries).
+    async fn cas_update(&self, new: &Value, expected: Revision) -> Result<Option<Value>, ApiError> {
+        match self
+            .state
+            .store
+            .update(
+                &self.key(),
+                storage::encode(self.def(), new)?,
+                Some(expected),
+            )
+            .await
+        {
+            Ok(kv) => Ok(Some(storage::decode(self.def(), &kv)?)),
+            Err(StoreError::Conflict { .. }) => Ok(None),
+            Err(e) => Err(self.store_err(e)),
+        }
+    }
+
+    /// Deletes the addressed object if it is still at `expected`; `false` when a concurrent
+    /// write won the race.
+    async fn cas_delete(&self, expected: Revision) -> Result<bool, ApiError> {
+        match self.state.store.delete(&self.key(), Some(expected)).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict { .. }) => Ok(false),
+            Err(e) => Err(self.store_err(e)),
+        }
+    }
+
     /// Reads the addressed object (404 if absent).
     pub async fn current(&self) -> Result<(KeyValue, Value), ApiError> {
         let kv = self
@@ -247,46 +276,36 @@ where
             });
         }
         if deletion_complete(ctx.def(), &new) {
-            match ctx
-                .state
-                .store
-                .delete(&ctx.key(), Some(old_kv.mod_revision))
-                .await
-            {
-                Ok(_) => {
-                    return Ok(Written {
-                        object: new,
-                        warnings,
-                    });
-                }
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(ctx.store_err(e)),
-            }
-        }
-        match ctx
-            .state
-            .store
-            .update(
-                &ctx.key(),
-                storage::encode(ctx.def(), &new)?,
-                Some(old_kv.mod_revision),
-            )
-            .await
-        {
-            Ok(kv) => {
+            if ctx.cas_delete(old_kv.mod_revision).await? {
                 return Ok(Written {
-                    object: storage::decode(ctx.def(), &kv)?,
+                    object: new,
                     warnings,
                 });
             }
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(ctx.store_err(e)),
+            continue;
+        }
+        if let Some(object) = ctx.cas_update(&new, old_kv.mod_revision).await? {
+            return Ok(Written { object, warnings });
         }
     }
-    Err(ApiError::new(
+    Err(too_many_writers())
+}
+
+/// Every retry lost a race: the object is under heavy concurrent writes.
+fn too_many_writers() -> ApiError {
+    ApiError::new(
         StatusReason::Conflict,
         "too many concurrent writers on this object; try again",
-    ))
+    )
+}
+
+/// A pod assigned to a node: its deletion waits for the node agent.
+fn is_bound_pod(def: &ResourceDef, obj: &Value) -> bool {
+    def.kind == "Pod"
+        && obj
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty())
 }
 
 fn finalizers(obj: &Value) -> Vec<String> {
@@ -313,11 +332,7 @@ fn deletion_complete(def: &ResourceDef, obj: &Value) -> bool {
             .is_none_or(Vec::is_empty);
     }
     // Pods bound to a node wait for the node agent's final delete.
-    !(def.kind == "Pod"
-        && obj
-            .pointer("/spec/nodeName")
-            .and_then(Value::as_str)
-            .is_some_and(|n| !n.is_empty()))
+    !is_bound_pod(def, obj)
 }
 
 fn update_kind(req: &ResourceRequest) -> UpdateKind {
@@ -532,11 +547,6 @@ pub async fn delete_one<E: Engine>(
             _ => {}
         }
         let is_namespace = ctx.def().kind == "Namespace" && ctx.def().group.is_empty();
-        let bound_pod = ctx.def().kind == "Pod"
-            && old
-                .pointer("/spec/nodeName")
-                .and_then(Value::as_str)
-                .is_some_and(|n| !n.is_empty());
         let grace = opts
             .grace_period
             .or_else(|| {
@@ -544,32 +554,22 @@ pub async fn delete_one<E: Engine>(
                     .and_then(Value::as_i64)
             })
             .unwrap_or(30);
-        let graceful = bound_pod && grace > 0;
+        let graceful = is_bound_pod(ctx.def(), &old) && grace > 0;
         if pending_finalizers.is_empty() && !graceful && !is_namespace {
             if dry_run {
                 return Ok(Deleted::Removed(old));
             }
-            match ctx
-                .state
-                .store
-                .delete(&ctx.key(), Some(kv.mod_revision))
-                .await
-            {
-                Ok(_) => return Ok(Deleted::Removed(old)),
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(ctx.store_err(e)),
+            if ctx.cas_delete(kv.mod_revision).await? {
+                return Ok(Deleted::Removed(old));
             }
+            continue;
         }
         if old.pointer("/metadata/deletionTimestamp").is_some() {
             return Ok(Deleted::Pending(old));
         }
         let mut new = old.clone();
         let when = if graceful {
-            let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(grace);
-            at.replace_nanosecond(0)
-                .unwrap_or(at)
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default()
+            object::rfc3339(time::OffsetDateTime::now_utc() + time::Duration::seconds(grace))
         } else {
             object::now_rfc3339()
         };
@@ -579,8 +579,7 @@ pub async fn delete_one<E: Engine>(
             "deletionGracePeriodSeconds".into(),
             json!(if graceful { grace } else { 0 }),
         );
-        let generation = meta.get("generation").and_then(Value::as_i64).unwrap_or(0) + 1;
-        meta.insert("generation".into(), json!(generation));
+        object::bump_generation(meta);
         if !pending_finalizers.is_empty() {
             pending_finalizers.dedup();
             meta.insert("finalizers".into(), json!(pending_finalizers));
@@ -591,25 +590,11 @@ pub async fn delete_one<E: Engine>(
         if dry_run {
             return Ok(Deleted::Pending(new));
         }
-        match ctx
-            .state
-            .store
-            .update(
-                &ctx.key(),
-                storage::encode(ctx.def(), &new)?,
-                Some(kv.mod_revision),
-            )
-            .await
-        {
-            Ok(kv) => return Ok(Deleted::Pending(storage::decode(ctx.def(), &kv)?)),
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(ctx.store_err(e)),
+        if let Some(stored) = ctx.cas_update(&new, kv.mod_revision).await? {
+            return Ok(Deleted::Pending(stored));
         }
     }
-    Err(ApiError::new(
-        StatusReason::Conflict,
-        "too many concurrent writers on this object; try again",
-    ))
+    Err(too_many_writers())
 }
 
 /// DELETE one object.

@@ -71,8 +71,7 @@ where
                 spec.insert("replicas".into(), json!(replicas));
             }
             if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
-                let generation = meta.get("generation").and_then(Value::as_i64).unwrap_or(0) + 1;
-                meta.insert("generation".into(), json!(generation));
+                crate::object::bump_generation(meta);
             }
         }
         Ok((new, Vec::new()))
@@ -273,11 +272,7 @@ pub async fn token_request<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<R
         .issue(&namespace, &name, &uid, audiences.clone(), lifetime)
         .map_err(ApiError::internal)?;
     let expiration = time::OffsetDateTime::from_unix_timestamp(expires)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .map(crate::object::rfc3339)
         .unwrap_or_default();
     let body = json!({
         "kind": "TokenRequest",
