@@ -23,8 +23,8 @@ use std::collections::HashMap;
 
 use arc_swap::ArcSwap;
 use cedar_policy::{
-    ActionConstraint, Authorizer, Decision as CedarDecision, Effect, EntityUid, PolicySet,
-    PrincipalConstraint,
+    ActionConstraint, Authorizer, Decision as CedarDecision, Effect, EntityUid, PolicyId,
+    PolicySet, PrincipalConstraint,
 };
 
 use crate::request::{AccessRequest, CedarRequest};
@@ -174,9 +174,8 @@ fn require_effect(source: &str, set: &PolicySet, effect: Effect) -> Result<(), P
 fn reasons(set: &PolicySet, ids: &[String]) -> Vec<String> {
     ids.iter()
         .map(|id| {
-            set.policies()
-                .find(|p| p.id().to_string() == *id)
-                .and_then(|p| p.annotation("reason"))
+            // A keyed lookup: scanning the set here would cost a pass over every policy.
+            set.annotation(&PolicyId::new(id), "reason")
                 .unwrap_or("(no @reason given)")
                 .to_owned()
         })
