@@ -108,18 +108,19 @@ impl EngineJob for Server {
             .await
             .context("opening the store")?;
         let tokens = bulwark_apiserver::sa_token::TokenKeys::from_pem(pki.sa_signing_key())?;
-        let policy_dir = bulwark_policies::policy_dir::PolicyDir::open(&args.data_dir)?;
-        let texts = policy_dir.read()?;
-        let engine = Arc::new(
-            bulwark_policies::PolicyEngine::new(&texts.guardrails, &texts.grants).with_context(
-                || format!("loading the policies in {}", policy_dir.path().display()),
-            )?,
-        );
+        // Until the CedarPolicy objects are loaded (before the server is ready) only the
+        // compiled-in bootstrap tier is in force.
+        let (engine, _) = bulwark_policies::PolicyEngine::new(&[])?;
+        let engine = Arc::new(engine);
         let mut state =
             bulwark_apiserver::default_state(store.clone(), ADMIN_GROUP, Some(Arc::new(tokens)));
         state.authorizer = Box::new(bulwark_apiserver::authz::CedarAuthorizer::new(Arc::clone(
             &engine,
         )));
+        state.admission.push(Box::new(
+            bulwark_apiserver::policy_admission::CedarPolicyAdmission::new(Arc::clone(&engine)),
+        ));
+        state.policies = Some(engine);
         let state = Arc::new(state);
         bulwark_apiserver::bootstrap(&state)
             .await
@@ -143,24 +144,15 @@ impl EngineJob for Server {
             }
         });
 
-        // SIGHUP: reload the serving certificate and the policy files from disk, without a
-        // restart. Anything that fails to load is refused and what is in force stays.
+        // SIGHUP: reload the serving certificate from disk, without a restart. A pair that
+        // fails to load is refused and the one in force stays. (Policies need no signal: they
+        // are API objects, reloaded as they change.)
         #[cfg(unix)]
         if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         {
             let pki = Arc::clone(&pki);
-            let (engine, policy_dir) = (Arc::clone(&engine), policy_dir.clone());
             tokio::spawn(async move {
                 while hup.recv().await.is_some() {
-                    match policy_dir
-                        .read()
-                        .and_then(|t| engine.reload(&t.guardrails, &t.grants))
-                    {
-                        Ok(()) => tracing::info!("SIGHUP: policies reloaded"),
-                        Err(e) => {
-                            tracing::error!(error = %e, "SIGHUP: policies not reloaded; keeping the ones in force")
-                        }
-                    }
                     let pki = Arc::clone(&pki);
                     match tokio::task::spawn_blocking(move || pki.reload_serving_from_disk()).await
                     {

@@ -5,10 +5,13 @@
 //! - [`selector`]: label selectors (equality- and set-based) and field selectors, parsed with
 //!   upstream's grammar and matched against JSON objects.
 //! - [`names`]: the DNS-1123 name rules upstream applies to object names, namespaces and labels.
+//! - [`cedar_policy`]: `policy.bulwark.dev/v1 CedarPolicy`, the API object security teams
+//!   write Cedar policies in.
 //!
 //! Objects themselves stay `serde_json::Value` in the generic paths (see DESIGN.md): the
 //! apiserver stores and serves upstream shapes without a typed round trip.
 
+pub mod cedar_policy;
 pub mod names;
 pub mod selector;
 pub mod status;

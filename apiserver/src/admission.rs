@@ -24,6 +24,10 @@ pub struct AdmissionRequest<'a> {
     pub verb: Verb,
     /// The user writing.
     pub user: &'a UserInfo,
+    /// The user's address.
+    pub source: std::net::IpAddr,
+    /// The subresource written, if any (`status`, `scale` …).
+    pub subresource: Option<crate::registry::Subresource>,
     /// The namespace from the path.
     pub namespace: Option<&'a str>,
     /// The namespace object, looked up for namespaced creates (None: it does not exist).

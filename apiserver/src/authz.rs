@@ -26,6 +26,8 @@ pub enum RequestAttributes<'a> {
         namespace: Option<&'a str>,
         /// Object name, if any.
         name: Option<&'a str>,
+        /// Labels of the namespace (the Cedar resource's tags).
+        namespace_labels: &'a [(String, String)],
     },
     /// A non-resource request (`/version`, `/openapi/v3`, discovery …).
     NonResource {
@@ -45,6 +47,8 @@ pub struct Decision {
     pub reason: String,
     /// Ids of the policies that determined the decision.
     pub policies: Vec<String>,
+    /// Denied explicitly (a guardrail forbade), not merely not allowed.
+    pub denied: bool,
 }
 
 /// Decides requests.
@@ -56,6 +60,13 @@ pub trait Authorizer: Send + Sync {
         attributes: &RequestAttributes<'_>,
         source: IpAddr,
     ) -> Decision;
+
+    /// Ids of the grants that may apply to `user` but whose conditions depend on the object
+    /// (its name or its namespace's labels): a rules review listing only what is definitely
+    /// allowed is incomplete while any exist.
+    fn object_dependent_policies(&self, _user: &UserInfo) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Tiered Cedar policies decide (see `bulwark_policies::engine`).
@@ -71,6 +82,48 @@ impl CedarAuthorizer {
     }
 }
 
+/// The Cedar view of a request: who asks, from where, for what.
+pub fn access_request<'a>(
+    user: &'a UserInfo,
+    attributes: &RequestAttributes<'a>,
+    source: IpAddr,
+) -> AccessRequest<'a> {
+    let (verb, target) = match *attributes {
+        RequestAttributes::Resource {
+            verb,
+            api_group,
+            resource,
+            subresource,
+            namespace,
+            name,
+            namespace_labels,
+        } => (
+            verb,
+            Target::Resource {
+                api_group,
+                resource,
+                subresource,
+                namespace,
+                name,
+                namespace_labels,
+            },
+        ),
+        RequestAttributes::NonResource { verb, path } => (verb, Target::NonResource { path }),
+    };
+    AccessRequest {
+        user: &user.name,
+        groups: &user.groups,
+        auth_method: match user.method {
+            AuthMethod::X509 => "x509",
+            AuthMethod::ServiceAccountToken => "serviceaccount-token",
+        },
+        cert_fingerprint: user.cert_fingerprint.as_deref(),
+        source_ip: source,
+        verb,
+        target,
+    }
+}
+
 impl Authorizer for CedarAuthorizer {
     fn authorize(
         &self,
@@ -78,45 +131,21 @@ impl Authorizer for CedarAuthorizer {
         attributes: &RequestAttributes<'_>,
         source: IpAddr,
     ) -> Decision {
-        let (verb, target) = match attributes {
-            RequestAttributes::Resource {
-                verb,
-                api_group,
-                resource,
-                subresource,
-                namespace,
-                name,
-            } => (
-                *verb,
-                Target::Resource {
-                    api_group,
-                    resource,
-                    subresource: *subresource,
-                    namespace: *namespace,
-                    name: *name,
-                    namespace_labels: &[],
-                },
-            ),
-            RequestAttributes::NonResource { verb, path } => (*verb, Target::NonResource { path }),
-        };
-        let request = AccessRequest {
-            user: &user.name,
-            groups: &user.groups,
-            auth_method: match user.method {
-                AuthMethod::X509 => "x509",
-                AuthMethod::ServiceAccountToken => "serviceaccount-token",
-            },
-            cert_fingerprint: user.cert_fingerprint.as_deref(),
-            source_ip: source,
-            verb,
-            target,
-        };
-        let decision = self.engine.decide(&request);
+        let decision = self
+            .engine
+            .decide(&access_request(user, attributes, source));
         Decision {
             allowed: decision.allowed,
             reason: decision.reasons.join("; "),
             policies: decision.policies,
+            denied: decision.tier == bulwark_policies::Tier::Guardrail,
         }
+    }
+
+    fn object_dependent_policies(&self, user: &UserInfo) -> Vec<String> {
+        self.engine
+            .current()
+            .object_dependent_grants(&user.name, &user.groups)
     }
 }
 
@@ -147,12 +176,14 @@ impl Authorizer for BootstrapAuthorizer {
                 allowed: true,
                 reason: format!("member of the bootstrap admin group {}", self.admin_group),
                 policies: Vec::new(),
+                denied: false,
             }
         } else {
             Decision {
                 allowed: false,
                 reason: "no policy allows this request (default deny)".into(),
                 policies: Vec::new(),
+                denied: false,
             }
         }
     }
@@ -181,6 +212,7 @@ pub fn forbidden_message(
             subresource,
             namespace,
             name,
+            ..
         } => {
             let what = match (name, subresource) {
                 (Some(n), _) => format!("{resource} \"{n}\" is forbidden"),

@@ -248,6 +248,7 @@ pub async fn delete_collection<E: Engine>(
             query: ctx.query,
             headers: ctx.headers,
             user: ctx.user,
+            source: ctx.source,
             format: ctx.format,
         };
         match resource::delete_one(&one, &opts, dry_run).await {

@@ -85,7 +85,7 @@ pub fn resources(group: &str, version: &str) -> Option<Value> {
     for def in &defs {
         let mut entry = json!({
             "name": def.plural, "singularName": def.singular, "namespaced": def.namespaced,
-            "kind": def.kind, "verbs": VERBS,
+            "kind": def.kind, "verbs": if def.stored { VERBS } else { &["create"] },
         });
         if let Some(map) = entry.as_object_mut() {
             if !def.short_names.is_empty() {

@@ -16,6 +16,7 @@
 //! - `core/v1` and `events.k8s.io/v1` Events share one storage, converted on the way in and
 //!   out ([`convert`]), as upstream.
 
+pub mod access_review;
 pub mod admission;
 pub mod auth;
 pub mod authz;
@@ -26,13 +27,19 @@ pub mod defaults;
 pub mod discovery;
 pub mod error;
 pub mod event_cache;
+pub mod impersonation;
 pub mod inflight;
 pub mod metrics;
+pub mod mirror;
+pub mod namespace_labels;
 pub mod negotiate;
 pub mod object;
 pub mod openapi;
 pub mod patch;
 pub mod pipeline;
+pub mod policy_admission;
+pub mod policy_sync;
+pub mod protobuf;
 pub mod registry;
 pub mod request_info;
 pub mod resource;
@@ -80,6 +87,8 @@ pub fn default_state<E: Engine>(
         authenticators,
         authorizer: Box::new(authz::BootstrapAuthorizer::new(admin_group)),
         admission: vec![Box::new(admission::NamespaceLifecycle)],
+        policies: None,
+        namespace_labels: Arc::default(),
         events: Arc::default(),
         metrics: metrics::Metrics::default(),
         inflight: inflight::InflightLimit::default(),
@@ -87,18 +96,32 @@ pub fn default_state<E: Engine>(
     }
 }
 
-/// Creates the system namespaces if missing, then marks the server ready.
+/// Creates the system namespaces if missing (and, on the very first start, the shipped
+/// default CedarPolicy objects), starts the namespace-label mirror and, with Cedar policies,
+/// the policy sync; marks the server ready once the policies are in force.
 pub async fn bootstrap<E: Engine>(state: &Arc<ApiState<E>>) -> Result<(), ApiError> {
     let def = registry::lookup("", "v1", "namespaces")
         .ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
+    let mut first_start = false;
     for name in SYSTEM_NAMESPACES {
         let mut obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
         object::prepare_create(def, &mut obj, None)?;
         let key = storage::object_key(def, None, name);
         match state.store.create(&key, storage::encode(def, &obj)?).await {
-            Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
+            Ok(_) => first_start |= *name == "default",
+            Err(StoreError::AlreadyExists { .. }) => {}
             Err(e) => return Err(error::from_store(e, "", "namespaces", name)),
         }
+    }
+    if first_start && state.policies.is_some() {
+        policy_sync::install_defaults(&state.store).await?;
+    }
+    let labels = Arc::clone(&state.namespace_labels);
+    tokio::spawn(mirror::run(state.store.clone(), def, move |objects| {
+        labels.update(objects);
+    }));
+    if let Some(engine) = &state.policies {
+        policy_sync::start(state.store.clone(), Arc::clone(engine)).await?;
     }
     state.ready.store(true, Ordering::Release);
     Ok(())

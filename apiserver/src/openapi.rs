@@ -126,6 +126,13 @@ fn build_gv(group: &str, version: &str) -> Value {
         } else {
             format!("{base}/{}", def.plural)
         };
+        if !def.stored {
+            paths.insert(collection, json!({
+                "post": operation(def, "post", &schema_ref, WRITE_PARAMS, Some(&["application/json"])),
+            }));
+            kinds.push((name, gvk(def)));
+            continue;
+        }
         paths.insert(collection.clone(), json!({
             "get": operation(def, "list", &schema_ref, LIST_PARAMS, None),
             "post": operation(def, "post", &schema_ref, WRITE_PARAMS, Some(&["application/json"])),

@@ -1,6 +1,7 @@
 //! The request pipeline, in order (DESIGN.md "Request pipeline"):
 //!
-//! 1. authenticate (client certificate or bearer token; anonymous gets 401),
+//! 1. authenticate (client certificate or bearer token; anonymous gets 401), then apply
+//!    impersonation headers if the caller may impersonate,
 //! 2. work out what is asked (non-resource path, discovery, or a resource request),
 //! 3. authorize (403 with the reason),
 //! 4. dispatch to the handler (decoding, validation and admission happen there, per verb),
@@ -92,6 +93,12 @@ async fn run<E: Engine>(
         tracing::debug!(user = %user.name, "token for a deleted or replaced service account");
         return Err(ApiError::new(StatusReason::Unauthorized, "Unauthorized"));
     }
+    let user = crate::impersonation::apply(
+        state.authorizer.as_ref(),
+        user,
+        &parts.headers,
+        conn.peer.ip(),
+    )?;
     log.user.clone_from(&user.name);
 
     // 2. What is asked.
@@ -125,14 +132,21 @@ async fn run<E: Engine>(
         None if parts.method == Method::GET || parts.method == Method::HEAD => "get",
         None => "post",
     };
+    // A namespace object is addressed "in" itself, as upstream's RequestInfo has it.
+    let namespace = resource_request.as_ref().and_then(|r| match r.def.plural {
+        "namespaces" if r.def.group.is_empty() => r.name.as_deref(),
+        _ => r.namespace.as_deref(),
+    });
+    let labels = namespace.map(|ns| state.namespace_labels.get(ns));
     let attributes = match &resource_request {
         Some(r) => RequestAttributes::Resource {
             verb: r.verb.as_str(),
             api_group: r.def.group,
             resource: r.def.plural,
             subresource: r.subresource.map(|s| s.name()),
-            namespace: r.namespace.as_deref(),
+            namespace,
             name: r.name.as_deref(),
+            namespace_labels: labels.as_deref().unwrap_or_default(),
         },
         None => RequestAttributes::NonResource {
             verb: verb_text,
@@ -172,6 +186,7 @@ async fn run<E: Engine>(
                 query: &query,
                 headers: &parts.headers,
                 user: &user,
+                source: conn.peer.ip(),
                 format,
             };
             dispatch_resource(&ctx, &req, &parts.headers, body).await
@@ -211,6 +226,9 @@ async fn dispatch_resource<E: Engine>(
     } else {
         bytes::Bytes::new()
     };
+    if !req.def.stored {
+        return crate::access_review::create(ctx, &bytes).await;
+    }
     match (req.verb, req.subresource) {
         (Verb::Get, _) => resource::get(ctx).await,
         (Verb::List, _) => collection::list(ctx).await,

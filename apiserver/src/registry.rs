@@ -68,6 +68,9 @@ pub struct ResourceDef {
     pub name_rule: NameRule,
     /// Field selectors beyond `metadata.name` and `metadata.namespace`.
     pub extra_fields: &'static [&'static str],
+    /// Whether objects are stored. Unstored kinds (the access reviews) are create-only: the
+    /// server answers in the response and keeps nothing.
+    pub stored: bool,
 }
 
 impl ResourceDef {
@@ -113,6 +116,27 @@ macro_rules! res {
             subresources: $sub,
             name_rule: $rule,
             extra_fields: $fields,
+            stored: true,
+        }
+    };
+}
+
+/// A create-only, unstored kind of `authorization.k8s.io/v1` (an access review).
+macro_rules! review {
+    ($kind:expr, $plural:expr, $singular:expr, ns: $ns:expr) => {
+        ResourceDef {
+            group: "authorization.k8s.io",
+            version: "v1",
+            kind: $kind,
+            plural: $plural,
+            singular: $singular,
+            short_names: &[],
+            categories: &[],
+            namespaced: $ns,
+            subresources: &[],
+            name_rule: NameRule::PathSegment,
+            extra_fields: &[],
+            stored: false,
         }
     };
 }
@@ -165,6 +189,16 @@ pub static RESOURCES: &[ResourceDef] = &[
          sub: &[], name: NameRule::PathSegment,
          fields: &["regarding.kind", "regarding.namespace", "regarding.name", "regarding.uid",
                    "reason", "reportingController", "type"]),
+    res!("policy.bulwark.dev", "v1", "CedarPolicy", "cedarpolicies", "cedarpolicy",
+         short: &["cedar"], cat: NONE, ns: false, sub: &[Status], name: NameRule::Subdomain,
+         fields: &[]),
+    review!("SelfSubjectAccessReview", "selfsubjectaccessreviews", "selfsubjectaccessreview",
+            ns: false),
+    review!("SelfSubjectRulesReview", "selfsubjectrulesreviews", "selfsubjectrulesreview",
+            ns: false),
+    review!("SubjectAccessReview", "subjectaccessreviews", "subjectaccessreview", ns: false),
+    review!("LocalSubjectAccessReview", "localsubjectaccessreviews",
+            "localsubjectaccessreview", ns: true),
 ];
 
 /// Finds the resource served at `group/version/plural`.

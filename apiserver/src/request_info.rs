@@ -141,6 +141,9 @@ pub fn parse(
         ("DELETE", false, None) => Verb::DeleteCollection,
         _ => return Err(PathError::MethodNotAllowed),
     };
+    if !def.stored && (verb != Verb::Create || name.is_some()) {
+        return Err(PathError::MethodNotAllowed);
+    }
     Ok(Some(ResourceRequest {
         def,
         namespace: namespace.map(str::to_owned),

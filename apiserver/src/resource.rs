@@ -35,6 +35,8 @@ pub struct Ctx<'a, E: Engine> {
     pub headers: &'a HeaderMap,
     /// The caller.
     pub user: &'a UserInfo,
+    /// The caller's address.
+    pub source: std::net::IpAddr,
     /// The negotiated representation.
     pub format: Format,
 }
@@ -156,6 +158,8 @@ impl<E: Engine> Ctx<'_, E> {
             def: self.def(),
             verb,
             user: self.user,
+            source: self.source,
+            subresource: self.req.subresource,
             namespace: self.namespace(),
             namespace_object: namespace_object.as_ref(),
             name: &name,

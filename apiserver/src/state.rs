@@ -19,6 +19,11 @@ pub struct ApiState<E: Engine> {
     pub authenticators: Vec<Box<dyn Authenticator>>,
     /// The authorization stage.
     pub authorizer: Box<dyn Authorizer>,
+    /// The Cedar engine, when policies are served as CedarPolicy objects (the access review
+    /// APIs and policy admission use it; None with the bootstrap authorizer).
+    pub policies: Option<Arc<bulwark_policies::PolicyEngine>>,
+    /// Namespace labels, mirrored for authorization.
+    pub namespace_labels: Arc<crate::namespace_labels::NamespaceLabels>,
     /// Admission plugins, run in order on writes.
     pub admission: Vec<Box<dyn AdmissionPlugin>>,
     /// Watch events decoded once for all watchers.

@@ -334,8 +334,30 @@ fn columns(def: &ResourceDef) -> &'static [Column] {
             ("Requestor", "string", 0),
             ("Condition", "string", 0),
         ],
+        ("policy.bulwark.dev", "cedarpolicies") => &[
+            ("Kind", "string", 0),
+            ("Mode", "string", 0),
+            ("Namespace", "string", 0),
+            ("Policies", "integer", 0),
+            ("Loaded", "string", 0),
+            ("Age", "string", 0),
+        ],
         _ => &[("Age", "string", 0)],
     }
+}
+
+/// A CedarPolicy's `Loaded` condition status (`True`, `False`, or `Unknown` before any API
+/// server has looked at it).
+fn loaded_condition(o: &Value) -> String {
+    o.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.get("type").and_then(Value::as_str) == Some("Loaded"))
+        })
+        .and_then(|c| c.get("status").and_then(Value::as_str))
+        .unwrap_or("Unknown")
+        .to_owned()
 }
 
 fn cells(def: &ResourceDef, o: &Value) -> Vec<Value> {
@@ -481,6 +503,14 @@ fn cells(def: &ResourceDef, o: &Value) -> Vec<Value> {
             json!(text(o, "/spec/signerName")),
             json!(text(o, "/spec/username")),
             json!(csr_condition(o)),
+        ],
+        ("policy.bulwark.dev", "cedarpolicies") => vec![
+            json!(text(o, "/spec/kind")),
+            json!(or_none(text(o, "/spec/mode"))),
+            json!(or_none(text(o, "/spec/namespace"))),
+            json!(len(o, "/status/policyIds")),
+            json!(loaded_condition(o)),
+            age(o),
         ],
         _ => vec![age(o)],
     }

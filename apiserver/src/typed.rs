@@ -48,6 +48,11 @@ macro_rules! with_kinds {
         "coordination.k8s.io" "Lease" => k8s_openapi::api::coordination::v1::Lease,
         "certificates.k8s.io" "CertificateSigningRequest" => k8s_openapi::api::certificates::v1::CertificateSigningRequest,
         "events.k8s.io" "Event" => k8s_openapi::api::events::v1::Event,
+        "policy.bulwark.dev" "CedarPolicy" => bulwark_api::cedar_policy::CedarPolicy,
+        "authorization.k8s.io" "SelfSubjectAccessReview" => k8s_openapi::api::authorization::v1::SelfSubjectAccessReview,
+        "authorization.k8s.io" "SelfSubjectRulesReview" => k8s_openapi::api::authorization::v1::SelfSubjectRulesReview,
+        "authorization.k8s.io" "SubjectAccessReview" => k8s_openapi::api::authorization::v1::SubjectAccessReview,
+        "authorization.k8s.io" "LocalSubjectAccessReview" => k8s_openapi::api::authorization::v1::LocalSubjectAccessReview,
         })
     };
 }

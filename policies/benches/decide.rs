@@ -13,27 +13,68 @@
 
 use std::time::Instant;
 
-use bulwark_policies::engine::DEFAULT_GRANTS;
-use bulwark_policies::{AccessRequest, PolicyEngine, Target};
+use std::sync::Arc;
+
+use bulwark_policies::engine::{DEFAULT_GRANTS, default_sources};
+use bulwark_policies::{AccessRequest, CompiledPolicies, PolicyEngine, Snapshot, Target};
 use cedar_policy::{Authorizer, PolicySet};
 
 const SAMPLES: usize = 2_000;
 
-/// `n` grants: per-team group grants and per-team namespaced grants.
-fn grants(n: usize) -> String {
-    let mut text = String::from(DEFAULT_GRANTS);
-    for i in 0..n {
-        if i % 2 == 0 {
-            text.push_str(&format!(
-                "@id(\"grants.team-{i}\") permit (principal in k8s::Group::\"team-{i}\", action in [k8s::Action::\"get\", k8s::Action::\"list\"], resource is k8s::Resource) when {{ resource.resource == \"configmaps\" }};\n"
-            ));
-        } else {
-            text.push_str(&format!(
-                "@id(\"grants.ns-{i}\") permit (principal in k8s::Group::\"team-{i}\", action, resource is k8s::Resource) when {{ resource has namespace && resource.namespace == \"ns-{i}\" }};\n"
-            ));
+/// Policies per `CedarPolicy` object in the bench (a team's grants).
+const PER_SOURCE: usize = 10;
+
+/// `n` grants as sources of [`PER_SOURCE`] policies: per-team group grants, and per-team
+/// grants confined to the team's namespace. Returns the sources' (name, namespace, text).
+fn grants(n: usize) -> Vec<(String, Option<String>, String)> {
+    let mut sources = Vec::new();
+    for chunk in 0..n.div_ceil(PER_SOURCE) {
+        let namespaced = chunk % 2 == 1;
+        let mut text = String::new();
+        for j in 0..PER_SOURCE.min(n - chunk * PER_SOURCE) {
+            let i = chunk * PER_SOURCE + j;
+            if namespaced {
+                text.push_str(&format!(
+                    "@id(\"grants.ns-{i}\") permit (principal in k8s::Group::\"team-{i}\", action, resource is k8s::Resource);\n"
+                ));
+            } else {
+                text.push_str(&format!(
+                    "@id(\"grants.team-{i}\") permit (principal in k8s::Group::\"team-{i}\", action in [k8s::Action::\"get\", k8s::Action::\"list\"], resource is k8s::Resource) when {{ resource.resource == \"configmaps\" }};\n"
+                ));
+            }
+        }
+        let namespace = namespaced.then(|| format!("ns-{chunk}"));
+        sources.push((format!("team-{chunk}"), namespace, text));
+    }
+    sources
+}
+
+/// The same policies as one plain Cedar text (namespace confinement as a condition).
+fn plain_text(sources: &[(String, Option<String>, String)]) -> String {
+    let mut text = format!("{GUARDRAILS}\n{DEFAULT_GRANTS}\n");
+    for (_, namespace, policies) in sources {
+        match namespace {
+            None => text.push_str(policies),
+            Some(ns) => text.push_str(&policies.replace(
+                "resource is k8s::Resource);",
+                &format!("resource is k8s::Resource) when {{ resource has namespace && resource.namespace == \"{ns}\" }};"),
+            )),
         }
     }
     text
+}
+
+fn compile_all(sources: &[(String, Option<String>, String)]) -> Vec<Arc<CompiledPolicies>> {
+    let mut compiled = vec![Arc::new(
+        CompiledPolicies::compile("guardrails", None, GUARDRAILS).unwrap(),
+    )];
+    compiled.extend(default_sources().unwrap());
+    for (name, namespace, text) in sources {
+        compiled.push(Arc::new(
+            CompiledPolicies::compile(name, namespace.as_deref(), text).unwrap(),
+        ));
+    }
+    compiled
 }
 
 const GUARDRAILS: &str = r#"
@@ -48,7 +89,7 @@ fn percentiles(mut v: Vec<f64>) -> (f64, f64) {
 }
 
 fn main() {
-    let groups = vec!["team-1".to_owned(), "system:authenticated".to_owned()];
+    let groups = vec!["team-15".to_owned(), "system:authenticated".to_owned()];
     let request = AccessRequest {
         user: "alice",
         groups: &groups,
@@ -66,17 +107,29 @@ fn main() {
         },
     };
     println!(
-        "authorization decision latency (alice in dev lists configmaps in ns-1; {SAMPLES} samples)"
+        "authorization decision latency (alice in team-15, granted namespace ns-1, lists configmaps there; {SAMPLES} samples)"
     );
     println!(
-        "{:>8} {:>22} {:>22} {:>9}",
-        "policies", "bulwark p50 / p99 µs", "plain cedar p50 / p99", "reload"
+        "{:>8} {:>22} {:>22} {:>11} {:>11}",
+        "policies", "bulwark p50 / p99 µs", "plain cedar p50 / p99", "full load", "reload one"
     );
     for extra in [0, 1_000, 10_000] {
-        let text = grants(extra);
-        let reload_started = Instant::now();
-        let engine = PolicyEngine::new(GUARDRAILS, &text).unwrap();
-        let reload = reload_started.elapsed();
+        let sources = grants(extra);
+        let started = Instant::now();
+        let mut compiled = compile_all(&sources);
+        let (engine, skipped) = PolicyEngine::new(&compiled).unwrap();
+        let full_load = started.elapsed();
+        assert!(skipped.is_empty());
+        // One object changes: recompile it and rebuild the snapshot (what a watch event costs).
+        let started = Instant::now();
+        if let Some((name, namespace, text)) = sources.last() {
+            let last = compiled.len() - 1;
+            compiled[last] =
+                Arc::new(CompiledPolicies::compile(name, namespace.as_deref(), text).unwrap());
+        }
+        let (snapshot, _) = Snapshot::build(&compiled).unwrap();
+        engine.install(snapshot);
+        let reload = started.elapsed();
         let mut ours = Vec::with_capacity(SAMPLES);
         let mut allowed = false;
         for _ in 0..SAMPLES {
@@ -86,7 +139,7 @@ fn main() {
             allowed = d.allowed;
         }
         // Plain Cedar: every policy in one set, the same request and entities.
-        let plain: PolicySet = format!("{GUARDRAILS}\n{text}").parse().unwrap();
+        let plain: PolicySet = plain_text(&sources).parse().unwrap();
         let cedar = request.to_cedar().unwrap();
         let authorizer = Authorizer::new();
         let mut theirs = Vec::with_capacity(SAMPLES);
@@ -102,9 +155,10 @@ fn main() {
         }
         let (o50, o99) = percentiles(ours);
         let (t50, t99) = percentiles(theirs);
-        let total = extra + 4;
+        let total = extra + 5;
         println!(
-            "{total:>8} {o50:>10.1} / {o99:>9.1} {t50:>10.1} / {t99:>9.1} {:>7.0}ms  ({})",
+            "{total:>8} {o50:>10.1} / {o99:>9.1} {t50:>10.1} / {t99:>9.1} {:>9.0}ms {:>9.0}ms  ({})",
+            full_load.as_secs_f64() * 1000.0,
             reload.as_secs_f64() * 1000.0,
             if allowed { "allowed" } else { "denied" }
         );

@@ -5,8 +5,13 @@
 //! 2. **Guardrails** (forbids, written by the security team): a matching forbid denies, and so
 //!    does a forbid that fails to evaluate — Cedar itself skips erroring policies, which must
 //!    never fail open.
-//! 3. **Grants** (permits): a matching permit allows.
+//! 3. **Grants** (permits): a matching permit allows. Grants from a source confined to a
+//!    namespace are evaluated only for requests in that namespace, so a namespaced grant can
+//!    never reach outside it, whatever its conditions say.
 //! 4. Otherwise: deny (no policy means deny).
+//!
+//! The guardrail and grant tiers are assembled from sources ([`CompiledPolicies`], one per
+//! `CedarPolicy` object): forbids become guardrails, permits grants.
 //!
 //! Every decision names the policies that determined it and their `@reason` annotations.
 //!
@@ -27,13 +32,16 @@ use cedar_policy::{
     PolicySet, PrincipalConstraint,
 };
 
+use crate::compiled::CompiledPolicies;
 use crate::request::{AccessRequest, CedarRequest};
 use crate::{PolicyError, policy_text};
 
 /// The compiled-in bootstrap tier.
 pub const BOOTSTRAP_POLICIES: &str = include_str!("../cedar/bootstrap.cedar");
-/// The default grants installed on first start.
+/// The default grants, installed as a `CedarPolicy` object on first start.
 pub const DEFAULT_GRANTS: &str = include_str!("../cedar/grants.cedar");
+/// The shipped sources installed on first start: (object name, policy text).
+pub const DEFAULT_SOURCES: &[(&str, &str)] = &[("bulwark-default-grants", DEFAULT_GRANTS)];
 
 /// Which tier decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,18 +145,228 @@ impl IndexedTier {
     }
 }
 
-/// The policy sets in force, replaced as a whole.
-#[derive(Debug)]
+/// Why a source was left out of a snapshot (it stays out until it is fixed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The source's name.
+    pub name: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// The policy sets in force: immutable, built whole, swapped atomically.
 pub struct Snapshot {
     bootstrap: IndexedTier,
     guardrails: IndexedTier,
     grants: IndexedTier,
+    /// Grants confined to one namespace, evaluated only for requests in it.
+    namespaced: HashMap<String, IndexedTier>,
+    /// The sources in force, by name.
+    sources: HashMap<String, Arc<CompiledPolicies>>,
+    authorizer: Authorizer,
 }
 
-/// Decides requests with tiered Cedar policies.
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("sources", &self.sources.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn set_of(policies: Vec<cedar_policy::Policy>) -> Result<PolicySet, PolicyError> {
+    PolicySet::from_policies(policies).map_err(|e| PolicyError::Request(e.to_string()))
+}
+
+impl Snapshot {
+    /// Builds a snapshot from the bootstrap tier and `sources`, in order. A source whose
+    /// `@id`s collide with the bootstrap tier or an earlier source is skipped as a whole and
+    /// reported, so one bad object never takes the others down.
+    pub fn build(sources: &[Arc<CompiledPolicies>]) -> Result<(Self, Vec<Skipped>), PolicyError> {
+        let bootstrap = policy_text::parse("bootstrap.cedar", BOOTSTRAP_POLICIES)?;
+        require_effect("bootstrap.cedar", &bootstrap, Effect::Permit)?;
+        let mut used: HashMap<String, String> = bootstrap
+            .policies()
+            .map(|p| {
+                (
+                    p.id().to_string(),
+                    "the compiled-in bootstrap tier".to_owned(),
+                )
+            })
+            .collect();
+        let mut skipped = Vec::new();
+        let mut guardrails = Vec::new();
+        let mut grants = Vec::new();
+        let mut namespaced: HashMap<String, Vec<cedar_policy::Policy>> = HashMap::new();
+        let mut in_force = HashMap::new();
+        for source in sources {
+            if in_force.contains_key(&source.name) {
+                skipped.push(Skipped {
+                    name: source.name.clone(),
+                    reason: "another source has the same name".into(),
+                });
+                continue;
+            }
+            let ids = source.ids();
+            if let Some((id, owner)) = ids
+                .iter()
+                .find_map(|id| used.get(id).map(|owner| (id, owner)))
+            {
+                skipped.push(Skipped {
+                    name: source.name.clone(),
+                    reason: format!("@id(\"{id}\") is already used by {owner}"),
+                });
+                continue;
+            }
+            for id in ids {
+                used.insert(id, format!("CedarPolicy {}", source.name));
+            }
+            for policy in source.policies.policies() {
+                match (policy.effect(), &source.namespace) {
+                    (Effect::Forbid, _) => guardrails.push(policy.clone()),
+                    (Effect::Permit, None) => grants.push(policy.clone()),
+                    (Effect::Permit, Some(ns)) => namespaced
+                        .entry(ns.clone())
+                        .or_default()
+                        .push(policy.clone()),
+                }
+            }
+            in_force.insert(source.name.clone(), Arc::clone(source));
+        }
+        let namespaced = namespaced
+            .into_iter()
+            .map(|(ns, policies)| Ok((ns, IndexedTier::new(set_of(policies)?)?)))
+            .collect::<Result<_, PolicyError>>()?;
+        Ok((
+            Self {
+                bootstrap: IndexedTier::new(bootstrap)?,
+                guardrails: IndexedTier::new(set_of(guardrails)?)?,
+                grants: IndexedTier::new(set_of(grants)?)?,
+                namespaced,
+                sources: in_force,
+                authorizer: Authorizer::new(),
+            },
+            skipped,
+        ))
+    }
+
+    /// The sources in force, by name.
+    pub fn sources(&self) -> &HashMap<String, Arc<CompiledPolicies>> {
+        &self.sources
+    }
+
+    /// Every policy in force (bootstrap, guardrails, grants, namespaced grants).
+    pub fn policies(&self) -> impl Iterator<Item = &cedar_policy::Policy> {
+        self.bootstrap
+            .all
+            .policies()
+            .chain(self.guardrails.all.policies())
+            .chain(self.grants.all.policies())
+            .chain(self.namespaced.values().flat_map(|t| t.all.policies()))
+    }
+
+    /// Ids of the grants whose scope may cover `user` (with `groups`) and whose conditions
+    /// read the object: its name or its namespace's labels (tags). What such a grant allows
+    /// cannot be listed without the object.
+    pub fn object_dependent_grants(&self, user: &str, groups: &[String]) -> Vec<String> {
+        let grants = self
+            .grants
+            .all
+            .policies()
+            .chain(self.namespaced.values().flat_map(|t| t.all.policies()));
+        let mut ids: Vec<String> = grants
+            .filter(|p| match p.principal_constraint() {
+                PrincipalConstraint::Any | PrincipalConstraint::Is(_) => true,
+                PrincipalConstraint::Eq(uid) => {
+                    let id = uid.id().unescaped();
+                    id == user || user.strip_prefix("system:node:") == Some(id)
+                }
+                PrincipalConstraint::In(uid) | PrincipalConstraint::IsIn(_, uid) => {
+                    groups.iter().any(|g| g == uid.id().unescaped())
+                }
+            })
+            .filter(|p| crate::compiled::reads_object(p))
+            .map(|p| p.id().to_string())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Decides one request. A request that cannot be expressed in Cedar is denied.
+    pub fn decide(&self, request: &AccessRequest<'_>) -> Decision {
+        let cedar = match request.to_cedar() {
+            Ok(c) => c,
+            Err(e) => {
+                return Decision {
+                    allowed: false,
+                    tier: Tier::DefaultDeny,
+                    policies: Vec::new(),
+                    reasons: vec![format!("the request could not be evaluated: {e}")],
+                };
+            }
+        };
+        let boot = self.bootstrap.evaluate(&self.authorizer, &cedar);
+        if boot.allowed {
+            let reasons = reasons(&self.bootstrap.all, &boot.matched);
+            return Decision {
+                allowed: true,
+                tier: Tier::Bootstrap,
+                policies: boot.matched,
+                reasons,
+            };
+        }
+
+        let guard = self.guardrails.evaluate(&self.authorizer, &cedar);
+        if !guard.matched.is_empty() || !guard.errors.is_empty() {
+            let mut reasons = reasons(&self.guardrails.all, &guard.matched);
+            let mut policies = guard.matched;
+            for (id, error) in guard.errors {
+                reasons.push(format!(
+                    "guardrail {id} could not be evaluated, so the request is denied: {error}"
+                ));
+                policies.push(id);
+            }
+            return Decision {
+                allowed: false,
+                tier: Tier::Guardrail,
+                policies,
+                reasons,
+            };
+        }
+
+        let mut policies = Vec::new();
+        let mut reasons_out = Vec::new();
+        let confined = request
+            .target
+            .namespace()
+            .and_then(|ns| self.namespaced.get(ns));
+        for tier in std::iter::once(&self.grants).chain(confined) {
+            let grant = tier.evaluate(&self.authorizer, &cedar);
+            if grant.allowed {
+                reasons_out.extend(reasons(&tier.all, &grant.matched));
+                policies.extend(grant.matched);
+            }
+        }
+        if !policies.is_empty() {
+            return Decision {
+                allowed: true,
+                tier: Tier::Grant,
+                policies,
+                reasons: reasons_out,
+            };
+        }
+        Decision {
+            allowed: false,
+            tier: Tier::DefaultDeny,
+            policies: Vec::new(),
+            reasons: vec!["no policy allows this request (default deny)".to_owned()],
+        }
+    }
+}
+
+/// Decides requests with tiered Cedar policies, from a snapshot replaced atomically.
 pub struct PolicyEngine {
     snapshot: ArcSwap<Snapshot>,
-    authorizer: Authorizer,
 }
 
 impl std::fmt::Debug for PolicyEngine {
@@ -182,100 +400,45 @@ fn reasons(set: &PolicySet, ids: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The shipped default sources, compiled.
+pub fn default_sources() -> Result<Vec<Arc<CompiledPolicies>>, PolicyError> {
+    DEFAULT_SOURCES
+        .iter()
+        .map(|(name, text)| CompiledPolicies::compile(name, None, text).map(Arc::new))
+        .collect()
+}
+
 impl PolicyEngine {
-    /// An engine with the bootstrap tier and the given guardrail and grant texts.
-    pub fn new(guardrails: &str, grants: &str) -> Result<Self, PolicyError> {
-        Ok(Self {
-            snapshot: ArcSwap::from_pointee(Self::snapshot(guardrails, grants)?),
-            authorizer: Authorizer::new(),
-        })
+    /// An engine deciding with the bootstrap tier and `sources` (see [`Snapshot::build`]).
+    pub fn new(sources: &[Arc<CompiledPolicies>]) -> Result<(Self, Vec<Skipped>), PolicyError> {
+        let (snapshot, skipped) = Snapshot::build(sources)?;
+        Ok((
+            Self {
+                snapshot: ArcSwap::from_pointee(snapshot),
+            },
+            skipped,
+        ))
     }
 
-    /// The engine with the shipped defaults (no guardrails, the default grants).
+    /// The engine with the shipped default sources.
     pub fn with_defaults() -> Result<Self, PolicyError> {
-        Self::new("", DEFAULT_GRANTS)
+        Ok(Self::new(&default_sources()?)?.0)
     }
 
-    fn snapshot(guardrails: &str, grants: &str) -> Result<Snapshot, PolicyError> {
-        let bootstrap = policy_text::parse("bootstrap.cedar", BOOTSTRAP_POLICIES)?;
-        require_effect("bootstrap.cedar", &bootstrap, Effect::Permit)?;
-        let guardrails = policy_text::parse("guardrails", guardrails)?;
-        require_effect("guardrails", &guardrails, Effect::Forbid)?;
-        let grants = policy_text::parse("grants", grants)?;
-        require_effect("grants", &grants, Effect::Permit)?;
-        Ok(Snapshot {
-            bootstrap: IndexedTier::new(bootstrap)?,
-            guardrails: IndexedTier::new(guardrails)?,
-            grants: IndexedTier::new(grants)?,
-        })
+    /// Puts `snapshot` in force for every later decision.
+    pub fn install(&self, snapshot: Snapshot) {
+        self.snapshot.store(Arc::new(snapshot));
     }
 
-    /// Replaces the guardrail and grant tiers at once; on error nothing changes.
-    pub fn reload(&self, guardrails: &str, grants: &str) -> Result<(), PolicyError> {
-        self.snapshot
-            .store(Arc::new(Self::snapshot(guardrails, grants)?));
-        Ok(())
+    /// The snapshot in force (to build a candidate from, or to decide several requests
+    /// against one consistent set).
+    pub fn current(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
     }
 
-    /// Decides one request. A request that cannot be expressed in Cedar is denied.
+    /// Decides one request with the snapshot in force.
     pub fn decide(&self, request: &AccessRequest<'_>) -> Decision {
-        let cedar = match request.to_cedar() {
-            Ok(c) => c,
-            Err(e) => {
-                return Decision {
-                    allowed: false,
-                    tier: Tier::DefaultDeny,
-                    policies: Vec::new(),
-                    reasons: vec![format!("the request could not be evaluated: {e}")],
-                };
-            }
-        };
-        let snapshot = self.snapshot.load();
-        let boot = snapshot.bootstrap.evaluate(&self.authorizer, &cedar);
-        if boot.allowed {
-            let reasons = reasons(&snapshot.bootstrap.all, &boot.matched);
-            return Decision {
-                allowed: true,
-                tier: Tier::Bootstrap,
-                policies: boot.matched,
-                reasons,
-            };
-        }
-
-        let guard = snapshot.guardrails.evaluate(&self.authorizer, &cedar);
-        if !guard.matched.is_empty() || !guard.errors.is_empty() {
-            let mut reasons = reasons(&snapshot.guardrails.all, &guard.matched);
-            let mut policies = guard.matched;
-            for (id, error) in guard.errors {
-                reasons.push(format!(
-                    "guardrail {id} could not be evaluated, so the request is denied: {error}"
-                ));
-                policies.push(id);
-            }
-            return Decision {
-                allowed: false,
-                tier: Tier::Guardrail,
-                policies,
-                reasons,
-            };
-        }
-
-        let grant = snapshot.grants.evaluate(&self.authorizer, &cedar);
-        if grant.allowed {
-            let reasons = reasons(&snapshot.grants.all, &grant.matched);
-            return Decision {
-                allowed: true,
-                tier: Tier::Grant,
-                policies: grant.matched,
-                reasons,
-            };
-        }
-        Decision {
-            allowed: false,
-            tier: Tier::DefaultDeny,
-            policies: Vec::new(),
-            reasons: vec!["no policy allows this request (default deny)".to_owned()],
-        }
+        self.snapshot.load().decide(request)
     }
 }
 
@@ -312,13 +475,23 @@ mod tests {
         }
     }
 
+    fn engine(guard: &str, grants: &str) -> PolicyEngine {
+        let sources = [("guard", guard), ("grants", grants)]
+            .into_iter()
+            .map(|(name, text)| Arc::new(CompiledPolicies::compile(name, None, text).unwrap()))
+            .collect::<Vec<_>>();
+        let (engine, skipped) = PolicyEngine::new(&sources).unwrap();
+        assert!(skipped.is_empty(), "{skipped:?}");
+        engine
+    }
+
     #[test]
     fn tiers_decide_in_order() {
         let guard = r#"@id("guard.no-secrets-in-prod") @reason("nobody reads secrets in prod")
             forbid (principal, action, resource is k8s::Resource) when { resource.resource == "configmaps" && resource.hasTag("env") && resource.getTag("env") == "prod" };"#;
         let grants = r#"@id("grant.dev-cm") @reason("developers read configmaps")
             permit (principal in k8s::Group::"dev", action in [k8s::Action::"get", k8s::Action::"list"], resource is k8s::Resource) when { resource.resource == "configmaps" };"#;
-        let engine = PolicyEngine::new(guard, grants).unwrap();
+        let engine = engine(guard, grants);
         let dev = vec!["dev".to_owned()];
         let masters = vec!["system:masters".to_owned()];
         let prod = vec![("env".to_owned(), "prod".to_owned())];
@@ -356,7 +529,7 @@ mod tests {
         // skipped silently (Cedar alone would skip it and let the permit through).
         let guard = r#"@id("guard.overflow") forbid (principal, action, resource) when { 9223372036854775807 + 1 > 0 };"#;
         let grants = r#"@id("grant.all") permit (principal, action, resource);"#;
-        let engine = PolicyEngine::new(guard, grants).unwrap();
+        let engine = engine(guard, grants);
         let d = engine.decide(&ask("alice", &[], "get", cm("team", &[])));
         assert!(!d.allowed);
         assert_eq!(d.tier, Tier::Guardrail);
@@ -424,18 +597,67 @@ mod tests {
             cm("a", &[]),
         ));
         assert!(!sa.allowed);
-        // A permit in the guardrail tier, or a forbid among grants, is refused.
+    }
+
+    #[test]
+    fn namespaced_grants_stay_in_their_namespace() {
+        let grant = r#"@id("team.all") @reason("team-a owns its namespace") permit (principal in k8s::Group::"team-a", action, resource);"#;
+        let confined =
+            Arc::new(CompiledPolicies::compile("team-a", Some("team-a"), grant).unwrap());
+        let (engine, _) = PolicyEngine::new(&[confined]).unwrap();
+        let team = vec!["team-a".to_owned()];
+        let d = engine.decide(&ask("bob", &team, "delete", cm("team-a", &[])));
+        assert_eq!((d.allowed, d.policies), (true, vec!["team.all".to_owned()]));
+        assert_eq!(d.reasons, ["team-a owns its namespace"]);
         assert!(
-            PolicyEngine::new(r#"@id("x") permit (principal, action, resource);"#, "").is_err()
+            !engine
+                .decide(&ask("bob", &team, "delete", cm("team-b", &[])))
+                .allowed
         );
-        assert!(
-            PolicyEngine::new("", r#"@id("x") forbid (principal, action, resource);"#).is_err()
+        let cluster = Target::Resource {
+            api_group: "",
+            resource: "namespaces",
+            subresource: None,
+            namespace: None,
+            name: None,
+            namespace_labels: &[],
+        };
+        assert!(!engine.decide(&ask("bob", &team, "list", cluster)).allowed);
+    }
+
+    #[test]
+    fn colliding_sources_are_skipped_not_fatal() {
+        let a = Arc::new(
+            CompiledPolicies::compile(
+                "a",
+                None,
+                r#"@id("same") permit (principal in k8s::Group::"a", action, resource);"#,
+            )
+            .unwrap(),
         );
-        // A failed reload keeps the policies in force.
-        assert!(engine.reload("", "not cedar").is_err());
+        let b = Arc::new(
+            CompiledPolicies::compile(
+                "b",
+                None,
+                r#"@id("same") permit (principal in k8s::Group::"b", action, resource);"#,
+            )
+            .unwrap(),
+        );
+        let boot = Arc::new(CompiledPolicies::compile("c", None, r#"@id("bootstrap.system-masters") permit (principal in k8s::Group::"c", action, resource);"#).unwrap());
+        let (engine, skipped) = PolicyEngine::new(&[a, b, boot]).unwrap();
+        assert_eq!(skipped.len(), 2, "{skipped:?}");
+        assert!(skipped[0].reason.contains("CedarPolicy a"), "{skipped:?}");
+        assert!(skipped[1].reason.contains("bootstrap"), "{skipped:?}");
+        let a_group = vec!["a".to_owned()];
         assert!(
             engine
-                .decide(&ask("eve", &auditors, "list", cm("a", &[])))
+                .decide(&ask("x", &a_group, "get", cm("n", &[])))
+                .allowed
+        );
+        let b_group = vec!["b".to_owned()];
+        assert!(
+            !engine
+                .decide(&ask("x", &b_group, "get", cm("n", &[])))
                 .allowed
         );
     }
@@ -471,7 +693,7 @@ mod tests {
                 }
             }
         }
-        let engine = PolicyEngine::new("", &text).unwrap();
+        let engine = engine("", &text);
         let plain = crate::policy_text::parse("plain", &text).unwrap();
         let authorizer = Authorizer::new();
         let group_sets: [&[&str]; 4] = [&[], &["g1"], &["g2", "g3"], &["g1", "g3"]];

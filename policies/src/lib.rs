@@ -8,17 +8,19 @@
 //! - [`request`]: one request's principal, action, resource and context as Cedar entities.
 //! - [`engine`]: the tiered decision — bootstrap (compiled in, so the control plane can never
 //!   be locked out), guardrails (forbids; an error in a forbid denies, never fails open),
-//!   grants (permits), then default deny — over an immutable snapshot swapped atomically on
-//!   reload.
-//! - [`policy_dir`]: the policy files in the data directory (until policies are API objects).
+//!   grants (permits, optionally confined to one namespace), then default deny — over an
+//!   immutable snapshot swapped atomically on reload.
+//! - [`compiled`]: one source (a `CedarPolicy` object) compiled once per change, so a reload
+//!   re-parses only what changed.
 
+pub mod compiled;
 pub mod engine;
-pub mod policy_dir;
 pub mod policy_text;
 pub mod request;
 pub mod schema;
 
-pub use engine::{Decision, PolicyEngine, Tier};
+pub use compiled::{CompiledPolicies, PermitScope};
+pub use engine::{Decision, PolicyEngine, Snapshot, Tier};
 pub use request::{AccessRequest, Target};
 
 /// Why policies could not be loaded or a request could not be evaluated.

@@ -37,6 +37,16 @@ pub enum Target<'a> {
     },
 }
 
+impl Target<'_> {
+    /// The namespace addressed, if any.
+    pub fn namespace(&self) -> Option<&str> {
+        match self {
+            Self::Resource { namespace, .. } => *namespace,
+            Self::NonResource { .. } => None,
+        }
+    }
+}
+
 /// Everything a decision needs to know about a request.
 #[derive(Debug, Clone)]
 pub struct AccessRequest<'a> {

@@ -1,0 +1,173 @@
+//! Impersonation, as upstream: `Impersonate-User`, `Impersonate-Group` and `Impersonate-Uid`
+//! headers make the request act as another identity (`kubectl --as`, `--as-group`), provided
+//! the caller may `impersonate` each part: `users` (or `serviceaccounts` in the account's
+//! namespace), `groups`, and `authentication.k8s.io/uids`. Requests that ask for what this
+//! server cannot represent (`Impersonate-Extra-*`) are refused, never silently run as the
+//! caller.
+
+use std::net::IpAddr;
+
+use bulwark_api::StatusReason;
+use http::HeaderMap;
+
+use crate::auth::UserInfo;
+use crate::authz::{self, Authorizer, RequestAttributes};
+use crate::error::ApiError;
+
+const USER: &str = "impersonate-user";
+const GROUP: &str = "impersonate-group";
+const UID: &str = "impersonate-uid";
+const EXTRA_PREFIX: &str = "impersonate-extra-";
+
+fn header_values(headers: &HeaderMap, name: &str) -> Result<Vec<String>, ApiError> {
+    headers
+        .get_all(name)
+        .iter()
+        .map(|v| {
+            v.to_str()
+                .map(str::to_owned)
+                .map_err(|_| ApiError::bad_request(format!("header {name} is not valid text")))
+        })
+        .collect()
+}
+
+/// The identity the request acts as: `user` itself, or the impersonated identity when the
+/// headers ask for one and every part of it is allowed.
+pub fn apply(
+    authorizer: &dyn Authorizer,
+    user: UserInfo,
+    headers: &HeaderMap,
+    source: IpAddr,
+) -> Result<UserInfo, ApiError> {
+    let names = header_values(headers, USER)?;
+    let groups = header_values(headers, GROUP)?;
+    let uids = header_values(headers, UID)?;
+    let has_extra = headers.keys().any(|k| k.as_str().starts_with(EXTRA_PREFIX));
+    if names.is_empty() {
+        if !groups.is_empty() || !uids.is_empty() || has_extra {
+            return Err(ApiError::bad_request(
+                "impersonating groups, a uid or extras requires impersonating a user",
+            ));
+        }
+        return Ok(user);
+    }
+    if has_extra {
+        return Err(ApiError::bad_request(
+            "Impersonate-Extra-* headers are not supported by this server",
+        ));
+    }
+    let [name] = names.as_slice() else {
+        return Err(ApiError::bad_request(
+            "only one Impersonate-User may be given",
+        ));
+    };
+    let mut checks: Vec<(&str, &str, Option<&str>, &str)> = Vec::new();
+    let service_account = name
+        .strip_prefix("system:serviceaccount:")
+        .and_then(|rest| rest.split_once(':'));
+    match service_account {
+        Some((ns, sa)) => checks.push(("", "serviceaccounts", Some(ns), sa)),
+        None => checks.push(("", "users", None, name)),
+    }
+    for group in &groups {
+        checks.push(("", "groups", None, group));
+    }
+    for uid in &uids {
+        checks.push(("authentication.k8s.io", "uids", None, uid));
+    }
+    for (api_group, resource, namespace, object) in checks {
+        let attributes = RequestAttributes::Resource {
+            verb: "impersonate",
+            api_group,
+            resource,
+            subresource: None,
+            namespace,
+            name: Some(object),
+            namespace_labels: &[],
+        };
+        let decision = authorizer.authorize(&user, &attributes, source);
+        if !decision.allowed {
+            return Err(ApiError::new(
+                StatusReason::Forbidden,
+                authz::forbidden_message(&user, &attributes, &decision),
+            ));
+        }
+    }
+    let mut impersonated_groups = groups;
+    if let Some((ns, _)) = service_account {
+        impersonated_groups.push("system:serviceaccounts".into());
+        impersonated_groups.push(format!("system:serviceaccounts:{ns}"));
+    }
+    if !impersonated_groups
+        .iter()
+        .any(|g| g == "system:authenticated")
+    {
+        impersonated_groups.push("system:authenticated".into());
+    }
+    Ok(UserInfo {
+        name: name.clone(),
+        groups: impersonated_groups,
+        method: user.method,
+        cert_fingerprint: None,
+        bound_account: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::AuthMethod;
+    use crate::authz::BootstrapAuthorizer;
+
+    fn user(groups: &[&str]) -> UserInfo {
+        UserInfo {
+            name: "caller".into(),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            method: AuthMethod::X509,
+            cert_fingerprint: Some("ab".into()),
+            bound_account: None,
+        }
+    }
+
+    const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn impersonation_needs_permission_and_never_falls_back_to_the_caller() {
+        let authz = BootstrapAuthorizer::new("system:masters");
+        let mut headers = HeaderMap::new();
+        headers.insert(USER, "alice".parse().unwrap());
+        headers.append(GROUP, "dev".parse().unwrap());
+        let admin = apply(&authz, user(&["system:masters"]), &headers, LOCAL).unwrap();
+        assert_eq!(admin.name, "alice");
+        assert_eq!(admin.groups, ["dev", "system:authenticated"]);
+        assert_eq!(admin.cert_fingerprint, None);
+
+        let err = apply(&authz, user(&["dev"]), &headers, LOCAL).unwrap_err();
+        assert_eq!(err.code(), 403);
+        assert!(
+            err.0
+                .message
+                .contains("cannot impersonate resource \"users\""),
+            "{}",
+            err.0.message
+        );
+
+        let mut groups_only = HeaderMap::new();
+        groups_only.insert(GROUP, "dev".parse().unwrap());
+        assert_eq!(
+            apply(&authz, user(&["system:masters"]), &groups_only, LOCAL)
+                .unwrap_err()
+                .code(),
+            400
+        );
+        headers.insert("impersonate-extra-scopes", "x".parse().unwrap());
+        assert_eq!(
+            apply(&authz, user(&["system:masters"]), &headers, LOCAL)
+                .unwrap_err()
+                .code(),
+            400
+        );
+        let none = apply(&authz, user(&["dev"]), &HeaderMap::new(), LOCAL).unwrap();
+        assert_eq!(none.name, "caller");
+    }
+}
