@@ -64,6 +64,10 @@ pub const NON_RESOURCE_PATHS: &[&str] = &[
     "/openapi/v3",
 ];
 
+/// Largest `spec.policies` of one object (as upstream bounds objects at about 1.5 MiB); split
+/// bigger policy sets across objects.
+pub const MAX_OBJECT_POLICY_TEXT: usize = 1024 * 1024;
+
 /// The group whose members are cluster administrators by the shipped defaults.
 pub const CLUSTER_ADMINS: &str = "bulwark:cluster-admins";
 
@@ -262,6 +266,18 @@ impl CedarPolicyAdmission {
                         vec![cause(
                             "spec.kind",
                             "Admission policies are not served yet; only Authorization",
+                        )],
+                    ));
+                }
+                if policy.spec.policies.len() > MAX_OBJECT_POLICY_TEXT {
+                    return Err(invalid(
+                        name,
+                        vec![cause(
+                            "spec.policies",
+                            format!(
+                                "must be at most {MAX_OBJECT_POLICY_TEXT} bytes (got {}); split the policies across objects",
+                                policy.spec.policies.len()
+                            ),
                         )],
                     ));
                 }
