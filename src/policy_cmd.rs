@@ -10,7 +10,7 @@ pub(crate) enum PolicyCommand {
     /// syntax, unique @id annotations, entity types and attributes, and every validator
     /// warning (a policy that can never match) fail. Exits non-zero on any failure.
     ///
-    /// Example: bulwark policy validate ./bulwark-data/policies/grants.cedar team-a.cedar
+    /// Example: bulwark policy validate team-a.cedar guardrails.cedar
     Validate {
         /// Policy files.
         #[arg(required = true)]

@@ -17,8 +17,9 @@
 //!
 //! Cedar scans every policy of a set, so each tier is indexed: policies are bucketed by the
 //! entity their principal scope names (`principal in k8s::Group::"dev"`, `principal ==
-//! k8s::User::"alice"`, or any principal) and by the action their scope names (or any
-//! action). A request evaluates only the buckets of its principal, its groups and its action.
+//! k8s::User::"alice"`, or any principal), by the action their scope names (or any action)
+//! and by the resource type their scope names (or any). A request evaluates only the buckets
+//! of its principal, its groups, its action and its resource type.
 //! Within a tier the outcome is the same as evaluating the whole set: permits allow if any
 //! matches, forbids deny if any matches or errors.
 
@@ -28,8 +29,8 @@ use std::collections::HashMap;
 
 use arc_swap::ArcSwap;
 use cedar_policy::{
-    ActionConstraint, Authorizer, Decision as CedarDecision, Effect, EntityUid, PolicyId,
-    PolicySet, PrincipalConstraint,
+    ActionConstraint, Authorizer, Decision as CedarDecision, Effect, EntityTypeName, EntityUid,
+    PolicyId, PolicySet, PrincipalConstraint, ResourceConstraint,
 };
 
 use crate::compiled::CompiledPolicies;
@@ -69,14 +70,46 @@ pub struct Decision {
     pub reasons: Vec<String>,
 }
 
-/// Bucket key: the principal-scope entity (None = any) and the action (None = any).
-type BucketKey = (Option<EntityUid>, Option<EntityUid>);
+/// Values by an optional key (`any`: the scope names nothing), looked up by reference.
+#[derive(Debug)]
+struct ByKey<K, V> {
+    any: Option<V>,
+    by: HashMap<K, V>,
+}
 
-/// One tier's policies, bucketed by principal and action scope.
+impl<K, V> Default for ByKey<K, V> {
+    fn default() -> Self {
+        Self {
+            any: None,
+            by: HashMap::new(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V: Default> ByKey<K, V> {
+    fn get(&self, key: Option<&K>) -> Option<&V> {
+        match key {
+            None => self.any.as_ref(),
+            Some(k) => self.by.get(k),
+        }
+    }
+
+    fn entry(&mut self, key: Option<K>) -> &mut V {
+        match key {
+            None => self.any.get_or_insert_with(V::default),
+            Some(k) => self.by.entry(k).or_default(),
+        }
+    }
+}
+
+/// Principal → action → resource type → policies.
+type Buckets = ByKey<EntityUid, ByKey<EntityUid, ByKey<EntityTypeName, PolicySet>>>;
+
+/// One tier's policies, bucketed by principal, action and resource-type scope.
 #[derive(Debug)]
 struct IndexedTier {
     all: PolicySet,
-    buckets: HashMap<BucketKey, PolicySet>,
+    buckets: Buckets,
 }
 
 /// What one tier says about a request.
@@ -88,7 +121,7 @@ struct TierOutcome {
 
 impl IndexedTier {
     fn new(all: PolicySet) -> Result<Self, PolicyError> {
-        let mut buckets: HashMap<BucketKey, PolicySet> = HashMap::new();
+        let mut buckets = Buckets::default();
         for policy in all.policies() {
             let principal = match policy.principal_constraint() {
                 PrincipalConstraint::In(uid)
@@ -101,10 +134,20 @@ impl IndexedTier {
                 ActionConstraint::Eq(uid) => vec![Some(uid)],
                 ActionConstraint::In(uids) => uids.into_iter().map(Some).collect(),
             };
+            // Resources have no parents, so `resource in X` holds only for X itself: its type
+            // is the only one the policy can match.
+            let resource_type = match policy.resource_constraint() {
+                ResourceConstraint::Any => None,
+                ResourceConstraint::Is(t) | ResourceConstraint::IsIn(t, _) => Some(t),
+                ResourceConstraint::Eq(uid) | ResourceConstraint::In(uid) => {
+                    Some(uid.type_name().clone())
+                }
+            };
             for action in actions {
                 buckets
-                    .entry((principal.clone(), action))
-                    .or_default()
+                    .entry(principal.clone())
+                    .entry(action)
+                    .entry(resource_type.clone())
                     .add(policy.clone())
                     .map_err(|e| PolicyError::Request(e.to_string()))?;
             }
@@ -118,13 +161,20 @@ impl IndexedTier {
             matched: Vec::new(),
             errors: Vec::new(),
         };
-        let principals =
-            std::iter::once(None).chain(cedar.principal_and_groups.iter().cloned().map(Some));
+        let principals = std::iter::once(None).chain(cedar.principal_and_groups.iter().map(Some));
         for principal in principals {
-            for action in [None, Some(cedar.action.clone())] {
-                let Some(set) = self.buckets.get(&(principal.clone(), action)) else {
-                    continue;
-                };
+            let Some(by_action) = self.buckets.get(principal) else {
+                continue;
+            };
+            let sets = [None, Some(&cedar.action)]
+                .into_iter()
+                .filter_map(|action| by_action.get(action))
+                .flat_map(|by_type| {
+                    [None, Some(&cedar.resource_type)]
+                        .into_iter()
+                        .filter_map(|t| by_type.get(t))
+                });
+            for set in sets {
                 let response = authorizer.is_authorized(&cedar.request, set, &cedar.entities);
                 outcome.allowed |= response.decision() == CedarDecision::Allow;
                 outcome
@@ -679,6 +729,12 @@ mod tests {
             "action == k8s::Action::\"get\"",
             "action in [k8s::Action::\"list\", k8s::Action::\"watch\"]",
         ];
+        let resources = [
+            "resource",
+            "resource is k8s::Resource",
+            "resource is k8s::NonResourceURL",
+            "resource == k8s::NonResourceURL::\"/version\"",
+        ];
         let conditions = [
             "",
             "when { resource is k8s::Resource && resource.resource == \"pods\" }",
@@ -687,9 +743,14 @@ mod tests {
         let mut n = 0;
         for p in principals {
             for a in actions {
-                for c in conditions {
-                    text.push_str(&format!("@id(\"p{n}\") permit ({p}, {a}, resource) {c};\n"));
-                    n += 1;
+                for r in resources {
+                    for c in conditions {
+                        if r.contains("NonResourceURL") && (a.contains("list") || !c.is_empty()) {
+                            continue; // impossible combinations do not validate
+                        }
+                        text.push_str(&format!("@id(\"p{n}\") permit ({p}, {a}, {r}) {c};\n"));
+                        n += 1;
+                    }
                 }
             }
         }
@@ -701,14 +762,21 @@ mod tests {
             for groups in group_sets {
                 let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
                 for verb in ["get", "list", "watch", "delete"] {
-                    for resource in ["pods", "secrets"] {
-                        let target = Target::Resource {
-                            api_group: "",
-                            resource,
-                            subresource: None,
-                            namespace: Some("a"),
-                            name: None,
-                            namespace_labels: &[],
+                    for resource in ["pods", "secrets", "/version", "/api"] {
+                        let target = if resource.starts_with('/') {
+                            if verb != "get" {
+                                continue;
+                            }
+                            Target::NonResource { path: resource }
+                        } else {
+                            Target::Resource {
+                                api_group: "",
+                                resource,
+                                subresource: None,
+                                namespace: Some("a"),
+                                name: None,
+                                namespace_labels: &[],
+                            }
                         };
                         let request = ask(user, &groups, verb, target);
                         let ours = engine.decide(&request);

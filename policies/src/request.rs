@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use cedar_policy::{
     Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request, RestrictedExpression,
@@ -66,8 +67,34 @@ pub struct AccessRequest<'a> {
     pub target: Target<'a>,
 }
 
+/// The schema's entity type names, parsed once (parsing one costs more than a decision).
+const TYPE_NAMES: [&str; 7] = [
+    "k8s::Group",
+    "k8s::User",
+    "k8s::ServiceAccount",
+    "k8s::Node",
+    "k8s::Resource",
+    "k8s::NonResourceURL",
+    "k8s::Action",
+];
+
 fn type_name(name: &str) -> Result<EntityTypeName, PolicyError> {
-    EntityTypeName::from_str(name).map_err(|e| PolicyError::Request(e.to_string()))
+    static PARSED: OnceLock<Result<Vec<EntityTypeName>, String>> = OnceLock::new();
+    let parsed = PARSED
+        .get_or_init(|| {
+            TYPE_NAMES
+                .iter()
+                .map(|n| EntityTypeName::from_str(n).map_err(|e| e.to_string()))
+                .collect()
+        })
+        .as_ref()
+        .map_err(|e| PolicyError::Request(e.clone()))?;
+    TYPE_NAMES
+        .iter()
+        .zip(parsed)
+        .find(|(n, _)| **n == name)
+        .map(|(_, t)| t.clone())
+        .ok_or_else(|| PolicyError::Request(format!("unknown entity type {name}")))
 }
 
 fn uid(ty: &str, id: &str) -> Result<EntityUid, PolicyError> {
@@ -106,6 +133,8 @@ pub struct CedarRequest {
     pub principal_and_groups: Vec<EntityUid>,
     /// The action.
     pub action: EntityUid,
+    /// The resource's entity type (`k8s::Resource` or `k8s::NonResourceURL`).
+    pub resource_type: EntityTypeName,
 }
 
 impl AccessRequest<'_> {
@@ -237,6 +266,7 @@ impl AccessRequest<'_> {
         }
         let context =
             Context::from_pairs(context).map_err(|e| PolicyError::Request(e.to_string()))?;
+        let resource_type = resource.type_name().clone();
         let request = Request::new(principal, action.clone(), resource, context, schema)
             .map_err(|e| PolicyError::Request(e.to_string()))?;
         let entities = Entities::from_entities(entities, schema)
@@ -246,6 +276,7 @@ impl AccessRequest<'_> {
             entities,
             principal_and_groups,
             action,
+            resource_type,
         })
     }
 }
