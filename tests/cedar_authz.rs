@@ -435,4 +435,35 @@ fn policy_changes_are_refused_with_reasons() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("syntax error"));
+
+    // `bulwark policy test` runs test cases offline; a wrong expectation fails the run.
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/examples");
+    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(["policy", "test"])
+        .arg(&examples)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("0 failed"), "{text}");
+    let cases = s.dir.path().join("cases");
+    std::fs::create_dir(&cases).unwrap();
+    std::fs::copy(examples.join("team-a.yaml"), cases.join("team-a.yaml")).unwrap();
+    std::fs::write(
+        cases.join("t.yaml"),
+        "policies: [team-a.yaml]\ncases:\n  - name: devs delete in prod\n    request: {user: a, groups: [dev], verb: delete, resource: pods, namespace: team-a, namespaceLabels: {env: prod}}\n    expect: allow\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(["policy", "test"])
+        .arg(&cases)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(
+            "FAIL devs delete in prod: expected allow, got denied by [guardrails.prod-freeze]"
+        ),
+        "{text}"
+    );
 }
