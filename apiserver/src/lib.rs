@@ -116,10 +116,20 @@ pub async fn bootstrap<E: Engine>(state: &Arc<ApiState<E>>) -> Result<(), ApiErr
     if first_start && state.policies.is_some() {
         policy_sync::install_defaults(&state.store).await?;
     }
+    // Authorization reads namespace labels (as tags): not ready before they are known, or a
+    // guardrail on a label would not apply to the first requests.
     let labels = Arc::clone(&state.namespace_labels);
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+    let mut first_tx = Some(first_tx);
     tokio::spawn(mirror::run(state.store.clone(), def, move |objects| {
         labels.update(objects);
+        if let Some(tx) = first_tx.take() {
+            let _ = tx.send(());
+        }
     }));
+    first_rx
+        .await
+        .map_err(|_| ApiError::internal("the namespace mirror stopped before its first list"))?;
     if let Some(engine) = &state.policies {
         policy_sync::start(state.store.clone(), Arc::clone(engine)).await?;
     }

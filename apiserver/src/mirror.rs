@@ -25,6 +25,20 @@ pub type Objects = BTreeMap<String, Arc<Value>>;
 /// Longest wait between attempts after errors.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// Adds (or replaces) one stored object. An object that does not decode is left out and
+/// logged: one bad object must not stop the mirror for all the others.
+fn insert(objects: &mut Objects, def: &'static ResourceDef, kv: &bulwark_store::KeyValue) {
+    match storage::decode(def, kv) {
+        Ok(obj) => {
+            objects.insert(kv.key.clone(), Arc::new(obj));
+        }
+        Err(e) => {
+            objects.remove(&kv.key);
+            tracing::error!(key = %kv.key, error = %e.0.message, "mirror: skipping an object that does not decode");
+        }
+    }
+}
+
 /// Lists every object of `def` at one revision.
 async fn list_all<E: Engine>(
     store: &Store<E>,
@@ -39,7 +53,7 @@ async fn list_all<E: Engine>(
             .await
             .map_err(ApiError::internal)?;
         for kv in &page.items {
-            objects.insert(kv.key.clone(), Arc::new(storage::decode(def, kv)?));
+            insert(&mut objects, def, kv);
         }
         match page.continue_token {
             Some(token) => {
@@ -101,12 +115,7 @@ where
                 Err(e) => return Err(ApiError::internal(e)),
             };
             match next.kind {
-                EventKind::Put => {
-                    objects.insert(
-                        next.kv.key.clone(),
-                        Arc::new(storage::decode(def, &next.kv)?),
-                    );
-                }
+                EventKind::Put => insert(&mut objects, def, &next.kv),
                 EventKind::Delete => {
                     objects.remove(&next.kv.key);
                 }

@@ -172,13 +172,10 @@ impl CedarPolicyAdmission {
             for action in &actions {
                 if covers_resources && RESOURCE_ACTIONS.contains(&action.as_str()) {
                     for def in RESOURCES {
-                        // Confined grants reach the namespace object itself (its requests are
-                        // "in" it, as upstream), and no other cluster-scoped resource.
-                        let is_namespace = def.group.is_empty() && def.plural == "namespaces";
-                        if namespace.is_some() && !def.namespaced && !is_namespace {
+                        // Confined grants reach only namespaced objects in their namespace.
+                        if namespace.is_some() && !def.namespaced {
                             continue;
                         }
-                        let object = if is_namespace { namespace } else { None };
                         let subs = std::iter::once(None)
                             .chain(def.subresources.iter().map(|s| Some(s.name())));
                         for sub in subs {
@@ -196,7 +193,7 @@ impl CedarPolicyAdmission {
                                     snapshot,
                                     req.user,
                                     req.source,
-                                    &attrs(action, def.group, def.plural, sub, namespace, object),
+                                    &attrs(action, def.group, def.plural, sub, namespace, None),
                                 )
                             });
                             if !held {

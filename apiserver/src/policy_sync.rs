@@ -51,6 +51,8 @@ struct Sync {
     entries: HashMap<String, Entry>,
     /// (name, generation) of the sources in the snapshot in force.
     in_force: Vec<(String, i64)>,
+    /// Sources the snapshot in force left out, and why.
+    skipped: Vec<bulwark_policies::engine::Skipped>,
     statuses: mpsc::UnboundedSender<Vec<WantedStatus>>,
     first: Option<oneshot::Sender<()>>,
 }
@@ -120,9 +122,10 @@ impl Sync {
                     let statuses = self.statuses_for(&snapshot, &skipped);
                     self.engine.install(snapshot);
                     self.in_force = in_force;
+                    self.skipped = skipped;
                     tracing::info!(
-                        sources = sources.len() - skipped.len(),
-                        skipped = skipped.len(),
+                        sources = sources.len() - self.skipped.len(),
+                        skipped = self.skipped.len(),
                         "policies reloaded"
                     );
                     let _ = self.statuses.send(statuses);
@@ -133,7 +136,7 @@ impl Sync {
             }
         } else {
             // Only statuses (or nothing) changed: make sure failed objects still say why.
-            let statuses = self.statuses_for(&self.engine.current(), &[]);
+            let statuses = self.statuses_for(&self.engine.current(), &self.skipped);
             let _ = self.statuses.send(statuses);
         }
         if let Some(first) = self.first.take() {
@@ -245,6 +248,7 @@ pub async fn start<E: Engine>(store: Store<E>, engine: Arc<PolicyEngine>) -> Res
         engine,
         entries: HashMap::new(),
         in_force: Vec::new(),
+        skipped: Vec::new(),
         statuses: tx,
         first: Some(first_tx),
     };
