@@ -93,6 +93,11 @@ fn decide<E: Engine>(
         let resource = string(attrs, "/resource").unwrap_or_default();
         let subresource = string(attrs, "/subresource");
         let name = string(attrs, "/name");
+        // As in the request pipeline: a namespace object is addressed "in" itself.
+        let namespace = match (group.as_str(), resource.as_str(), &name) {
+            ("", "namespaces", Some(n)) => Some(n.clone()),
+            _ => namespace,
+        };
         let labels = namespace
             .as_deref()
             .map(|ns| ctx.state.namespace_labels.get(ns));
