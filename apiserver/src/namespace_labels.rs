@@ -29,13 +29,6 @@ impl NamespaceLabels {
             .unwrap_or_else(|| Arc::from([]))
     }
 
-    /// The names of every namespace.
-    pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.map.load().keys().cloned().collect();
-        names.sort();
-        names
-    }
-
     /// Replaces the map from the mirrored namespace objects.
     pub fn update(&self, namespaces: &Objects) {
         let map = namespaces
