@@ -5,15 +5,16 @@
 //! determining policy ids. Nothing is stored: the answer is the response.
 //!
 //! A rules review lists what is definitely allowed, found by asking the authorizer about
-//! every served resource and verb; grants whose conditions read the object (its name or its
-//! namespace's labels) cannot be listed, so the result is then marked `incomplete` and names
-//! them in `evaluationError`.
+//! every served resource and the verbs discovery lists for it; grants whose conditions read
+//! the object (its name or its namespace's labels) cannot be listed, so the result is then
+//! marked `incomplete` and names them in `evaluationError`.
 
 use std::collections::BTreeMap;
 
 use axum::response::Response;
 use bulwark_api::StatusCause;
 use bulwark_api::status::Status;
+use bulwark_policies::Target;
 use bulwark_store::Engine;
 use http::StatusCode;
 use serde_json::{Value, json};
@@ -26,18 +27,6 @@ use crate::policy_admission::NON_RESOURCE_PATHS;
 use crate::registry::RESOURCES;
 use crate::resource::{Ctx, validate_fields};
 use crate::respond;
-
-/// Verbs a rules review asks about.
-const RULE_VERBS: &[&str] = &[
-    "get",
-    "list",
-    "watch",
-    "create",
-    "update",
-    "patch",
-    "delete",
-    "deletecollection",
-];
 
 fn string(v: &Value, pointer: &str) -> Option<String> {
     v.pointer(pointer)
@@ -93,22 +82,24 @@ fn decide<E: Engine>(
         let resource = string(attrs, "/resource").unwrap_or_default();
         let subresource = string(attrs, "/subresource");
         let name = string(attrs, "/name");
-        // As in the request pipeline: a namespace object is addressed "in" itself.
-        let namespace = match (group.as_str(), resource.as_str(), &name) {
-            ("", "namespaces", Some(n)) => Some(n.clone()),
-            _ => namespace,
-        };
-        let labels = namespace
-            .as_deref()
-            .map(|ns| ctx.state.namespace_labels.get(ns));
-        let attributes = RequestAttributes::Resource {
+        // As in the request pipeline.
+        let namespace = crate::authz::request_namespace(
+            &group,
+            &resource,
+            namespace.as_deref(),
+            name.as_deref(),
+        );
+        let labels = namespace.map(|ns| ctx.state.namespace_labels.get(ns));
+        let attributes = RequestAttributes {
             verb: &verb,
-            api_group: &group,
-            resource: &resource,
-            subresource: subresource.as_deref(),
-            namespace: namespace.as_deref(),
-            name: name.as_deref(),
-            namespace_labels: labels.as_deref().unwrap_or_default(),
+            target: Target::Resource {
+                api_group: &group,
+                resource: &resource,
+                subresource: subresource.as_deref(),
+                namespace,
+                name: name.as_deref(),
+                namespace_labels: labels.as_deref().unwrap_or_default(),
+            },
         };
         Ok(ctx
             .state
@@ -117,10 +108,7 @@ fn decide<E: Engine>(
     } else if let Some(attrs) = spec.get("nonResourceAttributes") {
         let path = string(attrs, "/path").unwrap_or_default();
         let verb = string(attrs, "/verb").unwrap_or_default();
-        let attributes = RequestAttributes::NonResource {
-            verb: &verb,
-            path: &path,
-        };
+        let attributes = RequestAttributes::non_resource(&verb, &path);
         Ok(ctx
             .state
             .authorizer
@@ -131,19 +119,6 @@ fn decide<E: Engine>(
             "spec.resourceAttributes",
             "exactly one of resourceAttributes and nonResourceAttributes must be specified",
         ))
-    }
-}
-
-/// The reason text a review returns: the decision's reason and its policies.
-fn reason_text(decision: &Decision) -> String {
-    if decision.policies.is_empty() {
-        decision.reason.clone()
-    } else {
-        format!(
-            "{} (policies: {})",
-            decision.reason,
-            decision.policies.join(", ")
-        )
     }
 }
 
@@ -189,18 +164,20 @@ fn rules_review<E: Engine>(ctx: &Ctx<'_, E>, spec: &Value) -> Value {
         let labels = ns.map(|n| ctx.state.namespace_labels.get(n));
         let subs = std::iter::once(None).chain(def.subresources.iter().map(|s| Some(s.name())));
         for sub in subs {
-            let verbs: Vec<&str> = RULE_VERBS
+            let verbs: Vec<&str> = crate::discovery::VERBS
                 .iter()
                 .copied()
                 .filter(|verb| {
-                    let attributes = RequestAttributes::Resource {
+                    let attributes = RequestAttributes {
                         verb,
-                        api_group: def.group,
-                        resource: def.plural,
-                        subresource: sub,
-                        namespace: ns,
-                        name: None,
-                        namespace_labels: labels.as_deref().unwrap_or_default(),
+                        target: Target::Resource {
+                            api_group: def.group,
+                            resource: def.plural,
+                            subresource: sub,
+                            namespace: ns,
+                            name: None,
+                            namespace_labels: labels.as_deref().unwrap_or_default(),
+                        },
                     };
                     ctx.state
                         .authorizer
@@ -230,7 +207,7 @@ fn rules_review<E: Engine>(ctx: &Ctx<'_, E>, spec: &Value) -> Value {
     let mut paths_by_verb: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for path in NON_RESOURCE_PATHS {
         for verb in ["get", "post"] {
-            let attributes = RequestAttributes::NonResource { verb, path };
+            let attributes = RequestAttributes::non_resource(verb, path);
             if ctx
                 .state
                 .authorizer
@@ -311,7 +288,7 @@ pub async fn create<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response
             json!({
                 "allowed": decision.allowed,
                 "denied": decision.denied,
-                "reason": reason_text(&decision),
+                "reason": decision.explanation(),
             })
         }
     };

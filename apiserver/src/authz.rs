@@ -9,33 +9,38 @@ use bulwark_policies::{AccessRequest, PolicyEngine, Target};
 
 use crate::auth::{AuthMethod, UserInfo};
 
-/// What is being asked, in the terms policies use.
+/// What is being asked, in the terms policies use: a verb on a resource or a non-resource
+/// path (the policy engine's [`Target`], so requests reach Cedar without a copy).
 #[derive(Debug, Clone)]
-pub enum RequestAttributes<'a> {
-    /// A resource request.
-    Resource {
-        /// The verb (`get`, `list`, …).
-        verb: &'a str,
-        /// API group ("" for core).
-        api_group: &'a str,
-        /// Plural resource.
-        resource: &'a str,
-        /// Subresource, if any.
-        subresource: Option<&'a str>,
-        /// Namespace, if any.
-        namespace: Option<&'a str>,
-        /// Object name, if any.
-        name: Option<&'a str>,
-        /// Labels of the namespace (the Cedar resource's tags).
-        namespace_labels: &'a [(String, String)],
-    },
+pub struct RequestAttributes<'a> {
+    /// The verb (`get`, `list`, …; `get` or `post` for non-resource paths).
+    pub verb: &'a str,
+    /// What is addressed.
+    pub target: Target<'a>,
+}
+
+impl<'a> RequestAttributes<'a> {
     /// A non-resource request (`/version`, `/openapi/v3`, discovery …).
-    NonResource {
-        /// `get` or `post`.
-        verb: &'a str,
-        /// The URL path.
-        path: &'a str,
-    },
+    pub fn non_resource(verb: &'a str, path: &'a str) -> Self {
+        Self {
+            verb,
+            target: Target::NonResource { path },
+        }
+    }
+}
+
+/// The namespace a request is "in" for authorization: a namespace object is addressed in
+/// itself, as upstream's RequestInfo has it; anything else in the namespace of its path.
+pub fn request_namespace<'a>(
+    api_group: &str,
+    resource: &str,
+    namespace: Option<&'a str>,
+    name: Option<&'a str>,
+) -> Option<&'a str> {
+    match (api_group, resource, name) {
+        ("", "namespaces", Some(name)) => Some(name),
+        _ => namespace,
+    }
 }
 
 /// An authorization decision with the reason given to the user on denial.
@@ -49,6 +54,17 @@ pub struct Decision {
     pub policies: Vec<String>,
     /// Denied explicitly (a guardrail forbade), not merely not allowed.
     pub denied: bool,
+}
+
+impl Decision {
+    /// The reason with the determining policies, as denials and access reviews show it.
+    pub fn explanation(&self) -> String {
+        if self.policies.is_empty() {
+            self.reason.clone()
+        } else {
+            format!("{} (policies: {})", self.reason, self.policies.join(", "))
+        }
+    }
 }
 
 /// Decides requests.
@@ -88,28 +104,6 @@ pub fn access_request<'a>(
     attributes: &RequestAttributes<'a>,
     source: IpAddr,
 ) -> AccessRequest<'a> {
-    let (verb, target) = match *attributes {
-        RequestAttributes::Resource {
-            verb,
-            api_group,
-            resource,
-            subresource,
-            namespace,
-            name,
-            namespace_labels,
-        } => (
-            verb,
-            Target::Resource {
-                api_group,
-                resource,
-                subresource,
-                namespace,
-                name,
-                namespace_labels,
-            },
-        ),
-        RequestAttributes::NonResource { verb, path } => (verb, Target::NonResource { path }),
-    };
     AccessRequest {
         user: &user.name,
         groups: &user.groups,
@@ -119,8 +113,8 @@ pub fn access_request<'a>(
         },
         cert_fingerprint: user.cert_fingerprint.as_deref(),
         source_ip: source,
-        verb,
-        target,
+        verb: attributes.verb,
+        target: attributes.target.clone(),
     }
 }
 
@@ -195,18 +189,10 @@ pub fn forbidden_message(
     attributes: &RequestAttributes<'_>,
     decision: &Decision,
 ) -> String {
-    let reason = if decision.policies.is_empty() {
-        decision.reason.clone()
-    } else {
-        format!(
-            "{} (policies: {})",
-            decision.reason,
-            decision.policies.join(", ")
-        )
-    };
-    match attributes {
-        RequestAttributes::Resource {
-            verb,
+    let reason = decision.explanation();
+    let verb = attributes.verb;
+    match &attributes.target {
+        Target::Resource {
             api_group,
             resource,
             subresource,
@@ -231,7 +217,7 @@ pub fn forbidden_message(
                 user.name
             )
         }
-        RequestAttributes::NonResource { verb, path } => format!(
+        Target::NonResource { path } => format!(
             "forbidden: User \"{}\" cannot {verb} path \"{path}\": {reason}",
             user.name
         ),
@@ -258,10 +244,7 @@ mod tests {
     #[test]
     fn default_deny() {
         let authz = BootstrapAuthorizer::new("system:masters");
-        let attrs = RequestAttributes::NonResource {
-            verb: "get",
-            path: "/version",
-        };
+        let attrs = RequestAttributes::non_resource("get", "/version");
         assert!(
             authz
                 .authorize(&user(&["system:masters"]), &attrs, LOCAL)

@@ -6,7 +6,9 @@ use serde_json::{Value, json};
 
 use crate::registry::{self, ResourceDef, Subresource};
 
-const VERBS: &[&str] = &[
+/// The verbs every stored resource serves (what discovery lists, and what a rules review
+/// asks about).
+pub const VERBS: &[&str] = &[
     "create",
     "delete",
     "deletecollection",

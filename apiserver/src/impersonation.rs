@@ -8,6 +8,7 @@
 use std::net::IpAddr;
 
 use bulwark_api::StatusReason;
+use bulwark_policies::Target;
 use http::HeaderMap;
 
 use crate::auth::UserInfo;
@@ -76,14 +77,16 @@ pub fn apply(
         checks.push(("authentication.k8s.io", "uids", None, uid));
     }
     for (api_group, resource, namespace, object) in checks {
-        let attributes = RequestAttributes::Resource {
+        let attributes = RequestAttributes {
             verb: "impersonate",
-            api_group,
-            resource,
-            subresource: None,
-            namespace,
-            name: Some(object),
-            namespace_labels: &[],
+            target: Target::Resource {
+                api_group,
+                resource,
+                subresource: None,
+                namespace,
+                name: Some(object),
+                namespace_labels: &[],
+            },
         };
         let decision = authorizer.authorize(&user, &attributes, source);
         if !decision.allowed {

@@ -14,6 +14,7 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bulwark_api::StatusReason;
+use bulwark_policies::Target;
 use bulwark_store::Engine;
 use http::{Method, Request, StatusCode};
 use serde_json::json;
@@ -132,26 +133,28 @@ async fn run<E: Engine>(
         None if parts.method == Method::GET || parts.method == Method::HEAD => "get",
         None => "post",
     };
-    // A namespace object is addressed "in" itself, as upstream's RequestInfo has it.
-    let namespace = resource_request.as_ref().and_then(|r| match r.def.plural {
-        "namespaces" if r.def.group.is_empty() => r.name.as_deref(),
-        _ => r.namespace.as_deref(),
+    let namespace = resource_request.as_ref().and_then(|r| {
+        authz::request_namespace(
+            r.def.group,
+            r.def.plural,
+            r.namespace.as_deref(),
+            r.name.as_deref(),
+        )
     });
     let labels = namespace.map(|ns| state.namespace_labels.get(ns));
     let attributes = match &resource_request {
-        Some(r) => RequestAttributes::Resource {
+        Some(r) => RequestAttributes {
             verb: r.verb.as_str(),
-            api_group: r.def.group,
-            resource: r.def.plural,
-            subresource: r.subresource.map(|s| s.name()),
-            namespace,
-            name: r.name.as_deref(),
-            namespace_labels: labels.as_deref().unwrap_or_default(),
+            target: Target::Resource {
+                api_group: r.def.group,
+                resource: r.def.plural,
+                subresource: r.subresource.map(|s| s.name()),
+                namespace,
+                name: r.name.as_deref(),
+                namespace_labels: labels.as_deref().unwrap_or_default(),
+            },
         },
-        None => RequestAttributes::NonResource {
-            verb: verb_text,
-            path,
-        },
+        None => RequestAttributes::non_resource(verb_text, path),
     };
     log.verb = verb_text.to_owned();
     log.resource = match &resource_request {

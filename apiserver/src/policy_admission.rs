@@ -125,14 +125,16 @@ fn attrs<'a>(
     namespace: Option<&'a str>,
     name: Option<&'a str>,
 ) -> RequestAttributes<'a> {
-    RequestAttributes::Resource {
+    RequestAttributes {
         verb,
-        api_group,
-        resource,
-        subresource,
-        namespace,
-        name,
-        namespace_labels: &[],
+        target: Target::Resource {
+            api_group,
+            resource,
+            subresource,
+            namespace,
+            name,
+            namespace_labels: &[],
+        },
     }
 }
 
@@ -211,7 +213,7 @@ impl CedarPolicyAdmission {
                                 snapshot,
                                 req.user,
                                 req.source,
-                                &RequestAttributes::NonResource { verb: action, path },
+                                &RequestAttributes::non_resource(action, path),
                             )
                         });
                         if !held {
@@ -302,6 +304,8 @@ impl CedarPolicyAdmission {
         };
 
         // 2. Tier: guardrails need the guardrail permission.
+        // The old object is compiled from what is stored, not taken from the snapshot in
+        // force: the snapshot may lag a moment behind the object's latest generation.
         let old_compiled = old.and_then(|p| crate::policy_sync::compile(p).ok());
         let touches_guardrails = compiled.as_ref().is_some_and(|c| c.has_guardrails())
             || old_compiled.as_ref().is_some_and(|c| c.has_guardrails());
