@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bulwark_api::cedar_policy::{CedarPolicy, CedarPolicyKind};
+use bulwark_api::cedar_policy::CedarPolicy;
 use bulwark_policies::engine::Snapshot;
 use bulwark_policies::{CompiledPolicies, PolicyEngine};
 use bulwark_store::{Engine, Store, StoreError};
@@ -37,6 +37,8 @@ struct Entry {
     generation: i64,
     created: String,
     compiled: Compiled,
+    /// The object's status as stored.
+    status: Option<Value>,
 }
 
 /// The status an object should have.
@@ -82,25 +84,37 @@ impl Sync {
     fn on_change(&mut self, objects: &Objects) {
         let mut seen = HashMap::new();
         for obj in objects.values() {
-            let Ok(policy) = serde_json::from_value::<CedarPolicy>(Value::clone(obj)) else {
-                continue;
-            };
-            if policy.spec.kind != CedarPolicyKind::Authorization {
+            if obj.pointer("/spec/kind").and_then(Value::as_str) != Some("Authorization") {
                 continue;
             }
-            let name = policy.metadata.name.clone().unwrap_or_default();
-            let generation = policy.metadata.generation.unwrap_or(0);
+            let name = object::meta_str(obj, "name").unwrap_or_default().to_owned();
+            let generation = obj
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            let status = obj.get("status").cloned();
+            // Decoded and compiled once per generation; status writes only refresh `status`.
             let cached = self
                 .entries
                 .remove(&name)
                 .filter(|e| e.generation == generation);
-            let entry = cached.unwrap_or_else(|| Entry {
-                generation,
-                created: object::meta_str(obj, "creationTimestamp")
-                    .unwrap_or_default()
-                    .to_owned(),
-                compiled: compile(&policy).map(Arc::new).map_err(|e| e.to_string()),
-            });
+            let entry = match cached {
+                Some(entry) => Entry { status, ..entry },
+                None => {
+                    let Ok(policy) = serde_json::from_value::<CedarPolicy>(Value::clone(obj))
+                    else {
+                        continue;
+                    };
+                    Entry {
+                        generation,
+                        created: object::meta_str(obj, "creationTimestamp")
+                            .unwrap_or_default()
+                            .to_owned(),
+                        compiled: compile(&policy).map(Arc::new).map_err(|e| e.to_string()),
+                        status,
+                    }
+                }
+            };
             seen.insert(name, entry);
         }
         self.entries = seen;
@@ -128,7 +142,7 @@ impl Sync {
                         skipped = self.skipped.len(),
                         "policies reloaded"
                     );
-                    let _ = self.statuses.send(statuses);
+                    self.send(statuses);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "policies not reloaded; keeping the ones in force");
@@ -137,13 +151,22 @@ impl Sync {
         } else {
             // Only statuses (or nothing) changed: make sure failed objects still say why.
             let statuses = self.statuses_for(&self.engine.current(), &self.skipped);
-            let _ = self.statuses.send(statuses);
+            self.send(statuses);
         }
         if let Some(first) = self.first.take() {
             let _ = first.send(());
         }
     }
 
+    /// Hands the statuses that differ from what is stored to the writer (only those cost
+    /// store I/O).
+    fn send(&self, statuses: Vec<WantedStatus>) {
+        if !statuses.is_empty() {
+            let _ = self.statuses.send(statuses);
+        }
+    }
+
+    /// The statuses objects should have and do not have yet.
     fn statuses_for(
         &self,
         snapshot: &Snapshot,
@@ -151,7 +174,7 @@ impl Sync {
     ) -> Vec<WantedStatus> {
         self.entries
             .iter()
-            .map(|(name, entry)| {
+            .filter_map(|(name, entry)| {
                 let generation = entry.generation;
                 let status = match &entry.compiled {
                     Err(why) => json!({
@@ -171,10 +194,10 @@ impl Sync {
                         }),
                     },
                 };
-                WantedStatus {
+                (!same_status(entry.status.as_ref(), &status)).then(|| WantedStatus {
                     name: name.clone(),
                     status,
-                }
+                })
             })
             .collect()
     }
