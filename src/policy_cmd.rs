@@ -18,8 +18,8 @@ pub(crate) enum PolicyCommand {
         files: Vec<PathBuf>,
     },
     /// Runs policy test cases: every YAML file in DIR with a top-level `cases` list names
-    /// policy files (Cedar text or CedarPolicy manifests) and requests with their expected
-    /// decisions (see docs/policies.md). Prints each case, lists policies no case exercised,
+    /// policy files (Cedar text or CedarPolicy manifests) and requests (authorization) or
+    /// object writes (admission) with their expected decisions (see docs/policies.md). Prints each case, lists policies no case exercised,
     /// and exits non-zero if any case fails.
     ///
     /// Example: bulwark policy test ./policies/tests
@@ -28,28 +28,37 @@ pub(crate) enum PolicyCommand {
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
     },
-    /// Prints the Cedar schema policies are validated against.
+    /// Prints the Cedar schema policies are validated against: authorization (the default) or
+    /// admission (`--admission`: the same plus one entity type per built-in kind, generated
+    /// from the upstream types, and the pod security views).
     ///
-    /// Example: bulwark policy schema > k8s.cedarschema
-    Schema,
+    /// Example: bulwark policy schema --admission > k8s-admission.cedarschema
+    Schema {
+        /// Print the admission schema.
+        #[arg(long)]
+        admission: bool,
+    },
 }
 
 pub(crate) fn run(command: &PolicyCommand) -> anyhow::Result<()> {
     match command {
-        PolicyCommand::Schema => {
+        PolicyCommand::Schema { admission } => {
             print!("{}", bulwark_policies::schema::SCHEMA_TEXT);
+            if *admission {
+                print!("\n{}", bulwark_policies::schema::OBJECT_SCHEMA_TEXT);
+            }
             Ok(())
         }
         PolicyCommand::Validate { files } => {
             let mut failed = 0;
             for file in files {
-                match bulwark_policies::policy_test::load_policy_file(file) {
+                match bulwark_admission::policy_test::load_policy_file(file) {
                     Ok(sources) => println!(
                         "{}: ok ({} policies)",
                         file.display(),
                         sources
                             .iter()
-                            .map(|s| s.policies.policies().count())
+                            .map(|s| s.compiled.policies.policies().count())
                             .sum::<usize>()
                     ),
                     Err(e) => {
@@ -66,7 +75,7 @@ pub(crate) fn run(command: &PolicyCommand) -> anyhow::Result<()> {
         PolicyCommand::Test { dirs } => {
             let (mut passed, mut failed) = (0, 0);
             for dir in dirs {
-                let files = bulwark_policies::policy_test::test_files(dir)
+                let files = bulwark_admission::policy_test::test_files(dir)
                     .with_context(|| format!("reading {}", dir.display()))?;
                 if files.is_empty() {
                     bail!(
@@ -75,7 +84,7 @@ pub(crate) fn run(command: &PolicyCommand) -> anyhow::Result<()> {
                     );
                 }
                 for file in files {
-                    let report = bulwark_policies::policy_test::run_file(&file)
+                    let report = bulwark_admission::policy_test::run_file(&file)
                         .with_context(|| format!("running {}", file.display()))?;
                     println!("{}", file.display());
                     for outcome in &report.outcomes {

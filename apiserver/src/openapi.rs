@@ -18,7 +18,7 @@ use k8s_openapi::schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
 use crate::registry::{self, ResourceDef};
-use crate::typed::with_kinds;
+use bulwark_api::with_kinds;
 
 /// The URL path segment of a group/version (`api/v1`, `apis/apps/v1`).
 fn gv_path(group: &str, version: &str) -> String {

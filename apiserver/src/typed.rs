@@ -25,39 +25,6 @@ where
     serde_json::to_value(&typed).map_err(|e| e.to_string())
 }
 
-/// Calls `$callback!` with `(args) { group kind => Type, ... }` for every served kind: the one
-/// list that ties registry rows to their k8s-openapi types (decoding and OpenAPI schemas).
-macro_rules! with_kinds {
-    ($callback:ident ! ($($args:tt)*)) => {
-        $callback!(($($args)*) {
-        "" "Namespace" => k8s_openapi::api::core::v1::Namespace,
-        "" "ConfigMap" => k8s_openapi::api::core::v1::ConfigMap,
-        "" "Secret" => k8s_openapi::api::core::v1::Secret,
-        "" "ServiceAccount" => k8s_openapi::api::core::v1::ServiceAccount,
-        "" "Pod" => k8s_openapi::api::core::v1::Pod,
-        "" "Node" => k8s_openapi::api::core::v1::Node,
-        "" "Service" => k8s_openapi::api::core::v1::Service,
-        "" "Endpoints" => k8s_openapi::api::core::v1::Endpoints,
-        "" "Event" => k8s_openapi::api::core::v1::Event,
-        "apps" "Deployment" => k8s_openapi::api::apps::v1::Deployment,
-        "apps" "ReplicaSet" => k8s_openapi::api::apps::v1::ReplicaSet,
-        "apps" "DaemonSet" => k8s_openapi::api::apps::v1::DaemonSet,
-        "apps" "StatefulSet" => k8s_openapi::api::apps::v1::StatefulSet,
-        "batch" "Job" => k8s_openapi::api::batch::v1::Job,
-        "batch" "CronJob" => k8s_openapi::api::batch::v1::CronJob,
-        "coordination.k8s.io" "Lease" => k8s_openapi::api::coordination::v1::Lease,
-        "certificates.k8s.io" "CertificateSigningRequest" => k8s_openapi::api::certificates::v1::CertificateSigningRequest,
-        "events.k8s.io" "Event" => k8s_openapi::api::events::v1::Event,
-        "policy.bulwark.dev" "CedarPolicy" => bulwark_api::cedar_policy::CedarPolicy,
-        "authorization.k8s.io" "SelfSubjectAccessReview" => k8s_openapi::api::authorization::v1::SelfSubjectAccessReview,
-        "authorization.k8s.io" "SelfSubjectRulesReview" => k8s_openapi::api::authorization::v1::SelfSubjectRulesReview,
-        "authorization.k8s.io" "SubjectAccessReview" => k8s_openapi::api::authorization::v1::SubjectAccessReview,
-        "authorization.k8s.io" "LocalSubjectAccessReview" => k8s_openapi::api::authorization::v1::LocalSubjectAccessReview,
-        })
-    };
-}
-pub(crate) use with_kinds;
-
 macro_rules! dispatch_roundtrip {
     (($def:expr, $value:expr) { $($group:literal $kind:literal => $ty:ty,)* }) => {
         match ($def.group, $def.kind) {
@@ -66,6 +33,8 @@ macro_rules! dispatch_roundtrip {
         }
     };
 }
+
+use bulwark_api::with_kinds;
 
 fn typed_roundtrip(def: &ResourceDef, value: &Value) -> Result<Value, String> {
     with_kinds!(dispatch_roundtrip!(def, value))

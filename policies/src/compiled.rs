@@ -4,7 +4,7 @@
 
 use cedar_policy::{ActionConstraint, Effect, PolicySet, ResourceConstraint};
 
-use crate::{PolicyError, policy_text};
+use crate::{PolicyError, PolicyKind, policy_text};
 
 /// What a permit's scope covers, conditions aside (conditions only ever narrow a permit):
 /// the basis of the no-escalation check.
@@ -50,6 +50,8 @@ pub struct CompiledPolicies {
     pub name: String,
     /// The namespace its grants are confined to (None: cluster-wide).
     pub namespace: Option<String>,
+    /// Authorization or admission.
+    pub kind: PolicyKind,
     /// The policies, with their `@id`s as policy ids.
     pub policies: PolicySet,
 }
@@ -74,6 +76,29 @@ impl CompiledPolicies {
         Ok(Self {
             name: name.to_owned(),
             namespace: namespace.map(str::to_owned),
+            kind: PolicyKind::Authorization,
+            policies,
+        })
+    }
+
+    /// Parses and validates admission policies against the object schema. They may only
+    /// forbid: admission admits whatever no policy forbids (authorization already decided
+    /// who may write), so a permit could never change an outcome.
+    pub fn compile_admission(name: &str, text: &str) -> Result<Self, PolicyError> {
+        let policies = policy_text::parse_for(name, text, PolicyKind::Admission)?;
+        if let Some(permit) = policies.policies().find(|p| p.effect() == Effect::Permit) {
+            return Err(PolicyError::Tier {
+                source_name: name.to_owned(),
+                message: format!(
+                    "policy {} is a permit, but admission policies may only forbid: anything no policy forbids is admitted",
+                    permit.id()
+                ),
+            });
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            namespace: None,
+            kind: PolicyKind::Admission,
             policies,
         })
     }

@@ -257,6 +257,13 @@ impl Snapshot {
                 });
                 continue;
             }
+            if source.kind != crate::PolicyKind::Authorization {
+                skipped.push(Skipped {
+                    name: source.name.clone(),
+                    reason: "admission policies do not decide requests".into(),
+                });
+                continue;
+            }
             let ids = source.ids();
             if let Some((id, owner)) = ids
                 .iter()

@@ -1,4 +1,4 @@
-//! Bulwark's Cedar engine, shared by authorization (and, later, admission).
+//! Bulwark's Cedar engine, shared by authorization and admission.
 //!
 //! - [`schema`]: the Kubernetes Cedar schema (`cedar/k8s.cedarschema`) that every policy is
 //!   validated against in strict mode; a policy with any validator error *or warning* is
@@ -10,13 +10,11 @@
 //!   be locked out), guardrails (forbids; an error in a forbid denies, never fails open),
 //!   grants (permits, optionally confined to one namespace), then default deny — over an
 //!   immutable snapshot swapped atomically on reload.
-//! - [`policy_test`]: policy test cases as data (`bulwark policy test`).
 //! - [`compiled`]: one source (a `CedarPolicy` object) compiled once per change, so a reload
 //!   re-parses only what changed.
 
 pub mod compiled;
 pub mod engine;
-pub mod policy_test;
 pub mod policy_text;
 pub mod request;
 pub mod schema;
@@ -24,6 +22,15 @@ pub mod schema;
 pub use compiled::{CompiledPolicies, PermitScope};
 pub use engine::{Decision, PolicyEngine, Snapshot, Tier};
 pub use request::{AccessRequest, Target};
+
+/// What a policy decides: who may send a request, or whether a write is admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PolicyKind {
+    /// Requests: principals, verbs and `k8s::Resource`s (default deny).
+    Authorization,
+    /// Writes: forbids over typed objects (anything not forbidden is admitted).
+    Admission,
+}
 
 /// Why policies could not be loaded or a request could not be evaluated.
 #[derive(Debug, thiserror::Error)]

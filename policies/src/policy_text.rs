@@ -2,9 +2,9 @@
 
 use std::collections::HashSet;
 
-use cedar_policy::{PolicyId, PolicySet, ValidationMode, Validator};
+use cedar_policy::{PolicyId, PolicySet, ValidationMode};
 
-use crate::{PolicyError, schema};
+use crate::{PolicyError, PolicyKind, schema};
 
 /// Largest policy text accepted (bounds parse and validation work per submission).
 pub const MAX_POLICY_TEXT: usize = 8 * 1024 * 1024;
@@ -12,6 +12,15 @@ pub const MAX_POLICY_TEXT: usize = 8 * 1024 * 1024;
 /// Parses `text`, renames every policy to its `@id`, and validates strictly against the
 /// schema. Any validator error or warning rejects the whole text.
 pub fn parse(source_name: &str, text: &str) -> Result<PolicySet, PolicyError> {
+    parse_for(source_name, text, PolicyKind::Authorization)
+}
+
+/// Like [`parse`], validated against the schema of `kind`.
+pub fn parse_for(
+    source_name: &str,
+    text: &str,
+    kind: PolicyKind,
+) -> Result<PolicySet, PolicyError> {
     if text.len() > MAX_POLICY_TEXT {
         return Err(PolicyError::Syntax {
             source_name: source_name.to_owned(),
@@ -54,7 +63,7 @@ pub fn parse(source_name: &str, text: &str) -> Result<PolicySet, PolicyError> {
         source_name: source_name.to_owned(),
         message: e.to_string(),
     })?;
-    let validator = Validator::new(schema::schema()?.clone());
+    let validator = schema::validator(kind)?;
     let result = validator.validate(&set, ValidationMode::Strict);
     let diagnostics: Vec<String> = result
         .validation_errors()

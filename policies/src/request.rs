@@ -123,6 +123,78 @@ fn entity(
     .map_err(|e| PolicyError::Request(e.to_string()))
 }
 
+/// A request's principal as Cedar entities: authorization and admission build it alike.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The principal's uid.
+    pub uid: EntityUid,
+    /// The principal and its groups.
+    pub entities: Vec<Entity>,
+    /// Every group the principal is in (the principal itself is not included).
+    pub principal_and_groups: Vec<EntityUid>,
+}
+
+impl Principal {
+    /// `user` in `groups`: a `k8s::ServiceAccount` for `system:serviceaccount:<ns>:<name>`, a
+    /// `k8s::Node` for `system:node:<name>` in `system:nodes`, else a `k8s::User`.
+    pub fn of(user: &str, groups: &[String]) -> Result<Self, PolicyError> {
+        let mut entities = Vec::with_capacity(groups.len() + 1);
+        let mut parents = HashSet::new();
+        let mut principal_and_groups = Vec::with_capacity(groups.len() + 1);
+        for group in groups {
+            let g = uid("k8s::Group", group)?;
+            principal_and_groups.push(g.clone());
+            entities.push(entity(
+                g.clone(),
+                vec![("name", string(group))],
+                HashSet::new(),
+                vec![],
+            )?);
+            parents.insert(g);
+        }
+        let service_account = user
+            .strip_prefix("system:serviceaccount:")
+            .and_then(|rest| rest.split_once(':'));
+        let node = user
+            .strip_prefix("system:node:")
+            .filter(|_| groups.iter().any(|g| g == "system:nodes"));
+        let (principal, attrs) = match (service_account, node) {
+            (Some((namespace, name)), _) => (
+                uid("k8s::ServiceAccount", user)?,
+                vec![("name", string(name)), ("namespace", string(namespace))],
+            ),
+            (None, Some(name)) => (uid("k8s::Node", name)?, vec![("name", string(name))]),
+            (None, None) => (uid("k8s::User", user)?, vec![("name", string(user))]),
+        };
+        entities.push(entity(principal.clone(), attrs, parents, vec![])?);
+        Ok(Self {
+            uid: principal,
+            entities,
+            principal_and_groups,
+        })
+    }
+}
+
+/// The request context every action declares: `authMethod`, `sourceIp` and, for
+/// certificate users, `certFingerprint`.
+pub fn context_pairs(
+    auth_method: &str,
+    cert_fingerprint: Option<&str>,
+    source_ip: IpAddr,
+) -> Vec<(String, RestrictedExpression)> {
+    let mut context = vec![
+        ("authMethod".to_owned(), string(auth_method)),
+        (
+            "sourceIp".to_owned(),
+            RestrictedExpression::new_ip(source_ip.to_string()),
+        ),
+    ];
+    if let Some(fp) = cert_fingerprint {
+        context.push(("certFingerprint".to_owned(), string(fp)));
+    }
+    context
+}
+
 /// A request and the entities it refers to.
 pub struct CedarRequest {
     /// The Cedar request.
@@ -151,60 +223,11 @@ impl AccessRequest<'_> {
     }
 
     fn build(&self, schema: Option<&cedar_policy::Schema>) -> Result<CedarRequest, PolicyError> {
-        let mut entities = Vec::new();
-        let mut parents = HashSet::new();
-        let mut principal_and_groups = Vec::with_capacity(self.groups.len() + 1);
-        for group in self.groups {
-            let g = uid("k8s::Group", group)?;
-            principal_and_groups.push(g.clone());
-            entities.push(entity(
-                g.clone(),
-                vec![("name", string(group))],
-                HashSet::new(),
-                vec![],
-            )?);
-            parents.insert(g);
-        }
-        let service_account = self
-            .user
-            .strip_prefix("system:serviceaccount:")
-            .and_then(|rest| rest.split_once(':'));
-        let node = self
-            .user
-            .strip_prefix("system:node:")
-            .filter(|_| self.groups.iter().any(|g| g == "system:nodes"));
-        let principal = match (service_account, node) {
-            (Some((namespace, name)), _) => {
-                let p = uid("k8s::ServiceAccount", self.user)?;
-                entities.push(entity(
-                    p.clone(),
-                    vec![("name", string(name)), ("namespace", string(namespace))],
-                    parents,
-                    vec![],
-                )?);
-                p
-            }
-            (None, Some(name)) => {
-                let p = uid("k8s::Node", name)?;
-                entities.push(entity(
-                    p.clone(),
-                    vec![("name", string(name))],
-                    parents,
-                    vec![],
-                )?);
-                p
-            }
-            (None, None) => {
-                let p = uid("k8s::User", self.user)?;
-                entities.push(entity(
-                    p.clone(),
-                    vec![("name", string(self.user))],
-                    parents,
-                    vec![],
-                )?);
-                p
-            }
-        };
+        let Principal {
+            uid: principal,
+            mut entities,
+            mut principal_and_groups,
+        } = Principal::of(self.user, self.groups)?;
         let resource = match &self.target {
             Target::Resource {
                 api_group,
@@ -254,18 +277,12 @@ impl AccessRequest<'_> {
         };
         principal_and_groups.push(principal.clone());
         let action = uid("k8s::Action", self.verb)?;
-        let mut context = vec![
-            ("authMethod".to_owned(), string(self.auth_method)),
-            (
-                "sourceIp".to_owned(),
-                RestrictedExpression::new_ip(self.source_ip.to_string()),
-            ),
-        ];
-        if let Some(fp) = self.cert_fingerprint {
-            context.push(("certFingerprint".to_owned(), string(fp)));
-        }
-        let context =
-            Context::from_pairs(context).map_err(|e| PolicyError::Request(e.to_string()))?;
+        let context = Context::from_pairs(context_pairs(
+            self.auth_method,
+            self.cert_fingerprint,
+            self.source_ip,
+        ))
+        .map_err(|e| PolicyError::Request(e.to_string()))?;
         let resource_type = resource.type_name().clone();
         let request = Request::new(principal, action.clone(), resource, context, schema)
             .map_err(|e| PolicyError::Request(e.to_string()))?;

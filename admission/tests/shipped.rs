@@ -3,10 +3,12 @@
 
 use std::path::Path;
 
-use bulwark_policies::policy_test::{run_file, test_files};
+use bulwark_admission::policy_test::{run_file, test_files};
 
 fn check(dir: &str, all_tested: bool) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../policies")
+        .join(dir);
     let files = test_files(&dir).unwrap();
     assert!(!files.is_empty(), "no test files in {}", dir.display());
     for file in files {

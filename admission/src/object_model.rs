@@ -1,0 +1,486 @@
+//! The typed shape of every served built-in kind as Cedar sees it, derived once from
+//! k8s-openapi's JSON schemas. The same model renders the Cedar schema that admission policies
+//! are validated against ([`render_schema`], checked in as
+//! `policies/cedar/k8s-objects.cedarschema`) and converts objects into entity attributes
+//! ([`crate::object_entity`]), so a policy that validates reads exactly what it is given.
+//!
+//! JSON → Cedar: strings (also dates, quantities and int-or-string) are `String`, integers
+//! `Long`, booleans `Bool`, lists `Set`, objects records. String maps (labels, annotations,
+//! nodeSelector, …) are records `{keys: Set<String>, entries: Set<{key, value}>}` so a policy
+//! can ask for a key or a key/value pair. Opaque JSON (`managedFields`, raw extensions) and
+//! secret values (`Secret.data`, `Secret.stringData`) are left out.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::OnceLock;
+
+use bulwark_api::k8s_openapi::schemars::generate::SchemaSettings;
+use bulwark_api::k8s_openapi::schemars::{JsonSchema, SchemaGenerator};
+use serde_json::{Map, Value};
+
+use crate::AdmissionError;
+
+/// Fields never handed to policies: opaque bookkeeping and secret material.
+const LEFT_OUT: &[(&str, &str)] = &[
+    (
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+        "managedFields",
+    ),
+    ("io.k8s.api.core.v1.Secret", "data"),
+    ("io.k8s.api.core.v1.Secret", "stringData"),
+];
+
+/// Groups whose kinds are not admitted through Cedar: the policy objects themselves (so an
+/// admission policy can never lock policy management out) and the unstored access reviews.
+const NOT_ADMITTED: &[&str] = &["policy.bulwark.dev", "authorization.k8s.io"];
+
+/// How one field is represented in Cedar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldType {
+    /// `String`.
+    String,
+    /// `Long`.
+    Long,
+    /// `Bool`.
+    Bool,
+    /// `Set<T>` (a JSON list).
+    Set(Box<FieldType>),
+    /// A record type, by index into [`ObjectModel::records`].
+    Record(usize),
+    /// A string-keyed map: `{keys: Set<String>, entries: Set<{key: String, value: T}>}`.
+    Map(Box<FieldType>),
+}
+
+/// One record field.
+#[derive(Debug, Clone)]
+pub struct Field {
+    /// The JSON (and Cedar attribute) name.
+    pub name: String,
+    /// Its type.
+    pub ty: FieldType,
+    /// Whether the upstream type requires it.
+    pub required: bool,
+}
+
+/// A named record type (one upstream definition).
+#[derive(Debug, Clone)]
+pub struct RecordType {
+    /// The upstream definition name, e.g. `io.k8s.api.core.v1.PodSpec`.
+    pub definition: String,
+    /// The Cedar namespace, e.g. `k8s::core::v1`.
+    pub namespace: String,
+    /// The Cedar type name within it, e.g. `PodSpec`.
+    pub name: String,
+    /// Its fields, sorted by name.
+    pub fields: Vec<Field>,
+    /// Field index by name.
+    by_name: HashMap<String, usize>,
+}
+
+impl RecordType {
+    /// The fully qualified Cedar name.
+    pub fn cedar_name(&self) -> String {
+        format!("{}::{}", self.namespace, self.name)
+    }
+
+    /// The field called `name`.
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.by_name.get(name).and_then(|i| self.fields.get(*i))
+    }
+}
+
+/// One kind admission policies see as an entity type.
+#[derive(Debug, Clone)]
+pub struct KindModel {
+    /// API group ("" for core).
+    pub group: &'static str,
+    /// Kind.
+    pub kind: &'static str,
+    /// The kind's record (its entity attributes).
+    pub record: usize,
+}
+
+impl KindModel {
+    /// The Cedar entity type name, e.g. `k8s::apps::v1::Deployment`.
+    pub fn entity_type(&self, model: &ObjectModel) -> String {
+        model
+            .records
+            .get(self.record)
+            .map(|r| format!("{}::{}", r.namespace, self.kind))
+            .unwrap_or_default()
+    }
+}
+
+/// Every admitted kind and the record types they use.
+#[derive(Debug, Clone)]
+pub struct ObjectModel {
+    /// Record types; [`FieldType::Record`] indexes here.
+    pub records: Vec<RecordType>,
+    /// The admitted kinds.
+    pub kinds: Vec<KindModel>,
+    by_definition: HashMap<String, usize>,
+}
+
+fn register<T: JsonSchema>(generator: &mut SchemaGenerator) -> String {
+    generator.subschema_for::<T>();
+    T::schema_name().into_owned()
+}
+
+macro_rules! kind_definitions {
+    (($generator:expr) { $($group:literal $kind:literal => $ty:ty,)* }) => {
+        vec![$(($group, $kind, register::<$ty>($generator)),)*]
+    };
+}
+
+/// The Cedar namespace and name of an upstream definition, if it is a record type.
+fn cedar_path(definition: &str) -> Option<(String, String)> {
+    let rest = definition
+        .strip_prefix("io.k8s.api.")
+        .or_else(|| definition.strip_prefix("io.k8s.apimachinery.pkg.apis."))?;
+    let mut parts: Vec<&str> = rest.split('.').collect();
+    let name = parts.pop()?;
+    if parts.len() != 2 {
+        return None;
+    }
+    Some((format!("k8s::{}", parts.join("::")), name.to_owned()))
+}
+
+/// Builds a model from JSON schemas (`definitions`: name → schema).
+struct Builder<'a> {
+    definitions: &'a Map<String, Value>,
+    records: Vec<RecordType>,
+    by_definition: HashMap<String, usize>,
+    in_progress: Vec<String>,
+}
+
+impl Builder<'_> {
+    fn definition_ref(schema: &Value) -> Option<&str> {
+        let reference = schema.get("$ref").and_then(Value::as_str).or_else(|| {
+            schema
+                .get("allOf")
+                .and_then(Value::as_array)
+                .and_then(|all| all.first())
+                .and_then(|first| first.get("$ref"))
+                .and_then(Value::as_str)
+        })?;
+        reference.rsplit('/').next()
+    }
+
+    /// The type of a field schema; None: not representable (left out).
+    fn field_type(&mut self, schema: &Value) -> Result<Option<FieldType>, AdmissionError> {
+        if let Some(definition) = Self::definition_ref(schema) {
+            let Some(target) = self.definitions.get(definition) else {
+                return Ok(None);
+            };
+            if target.get("properties").is_some() {
+                return Ok(self.record(definition)?.map(FieldType::Record));
+            }
+            return self.field_type(&target.clone());
+        }
+        if schema.get("x-kubernetes-int-or-string").is_some() {
+            return Ok(Some(FieldType::String));
+        }
+        Ok(match schema.get("type").and_then(Value::as_str) {
+            Some("string") | Some("number") => Some(FieldType::String),
+            Some("integer") => Some(FieldType::Long),
+            Some("boolean") => Some(FieldType::Bool),
+            Some("array") => match schema.get("items") {
+                Some(items) => self.field_type(items)?.map(|t| FieldType::Set(Box::new(t))),
+                None => None,
+            },
+            Some("object") => match schema.get("additionalProperties") {
+                Some(values) if values.is_object() => self
+                    .field_type(values)?
+                    .map(|t| FieldType::Map(Box::new(t))),
+                _ => None,
+            },
+            _ => None,
+        })
+    }
+
+    /// The record for `definition`, built on first use.
+    fn record(&mut self, definition: &str) -> Result<Option<usize>, AdmissionError> {
+        if let Some(index) = self.by_definition.get(definition) {
+            return Ok(Some(*index));
+        }
+        let Some((namespace, name)) = cedar_path(definition) else {
+            return Ok(None);
+        };
+        if self.in_progress.iter().any(|d| d == definition) {
+            return Err(AdmissionError::Model(format!(
+                "{definition} is recursive; Cedar records cannot be"
+            )));
+        }
+        let Some(schema) = self.definitions.get(definition) else {
+            return Ok(None);
+        };
+        self.in_progress.push(definition.to_owned());
+        let required: Vec<&str> = schema
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let mut fields = Vec::new();
+        let properties = schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        for (field, field_schema) in &properties {
+            if LEFT_OUT.contains(&(definition, field.as_str())) {
+                continue;
+            }
+            if let Some(ty) = self.field_type(field_schema)? {
+                fields.push(Field {
+                    name: field.clone(),
+                    ty,
+                    required: required.contains(&field.as_str()),
+                });
+            }
+        }
+        self.in_progress.pop();
+        fields.sort_by(|a, b| a.name.cmp(&b.name));
+        let by_name = fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name.clone(), i))
+            .collect();
+        let index = self.records.len();
+        self.records.push(RecordType {
+            definition: definition.to_owned(),
+            namespace,
+            name,
+            fields,
+            by_name,
+        });
+        self.by_definition.insert(definition.to_owned(), index);
+        Ok(Some(index))
+    }
+}
+
+impl ObjectModel {
+    /// Builds the model of every admitted built-in kind.
+    pub fn build() -> Result<Self, AdmissionError> {
+        let mut generator = SchemaSettings::openapi3().into_generator();
+        let kinds = bulwark_api::with_kinds!(kind_definitions!(&mut generator));
+        let definitions: Map<String, Value> = generator.take_definitions(true);
+        let mut builder = Builder {
+            definitions: &definitions,
+            records: Vec::new(),
+            by_definition: HashMap::new(),
+            in_progress: Vec::new(),
+        };
+        let mut kind_models = Vec::new();
+        for (group, kind, definition) in kinds {
+            if NOT_ADMITTED.contains(&group) {
+                continue;
+            }
+            let record = builder.record(&definition)?.ok_or_else(|| {
+                AdmissionError::Model(format!("{definition} is not a record type"))
+            })?;
+            kind_models.push(KindModel {
+                group,
+                kind,
+                record,
+            });
+        }
+        Ok(Self {
+            records: builder.records,
+            kinds: kind_models,
+            by_definition: builder.by_definition,
+        })
+    }
+
+    /// The model, built once.
+    pub fn get() -> Result<&'static Self, AdmissionError> {
+        static MODEL: OnceLock<Result<ObjectModel, AdmissionError>> = OnceLock::new();
+        MODEL
+            .get_or_init(Self::build)
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The record of an upstream definition.
+    pub fn record(&self, definition: &str) -> Option<&RecordType> {
+        self.by_definition
+            .get(definition)
+            .and_then(|i| self.records.get(*i))
+    }
+
+    /// Index of an upstream definition's record.
+    pub fn record_index(&self, definition: &str) -> Option<usize> {
+        self.by_definition.get(definition).copied()
+    }
+
+    /// The admitted kind `group`/`kind`.
+    pub fn kind(&self, group: &str, kind: &str) -> Option<&KindModel> {
+        self.kinds
+            .iter()
+            .find(|k| k.group == group && k.kind == kind)
+    }
+
+    /// A type as Cedar schema text.
+    pub fn type_text(&self, ty: &FieldType) -> String {
+        match ty {
+            FieldType::String => "String".into(),
+            FieldType::Long => "Long".into(),
+            FieldType::Bool => "Bool".into(),
+            FieldType::Set(inner) => format!("Set<{}>", self.type_text(inner)),
+            FieldType::Record(i) => self
+                .records
+                .get(*i)
+                .map(RecordType::cedar_name)
+                .unwrap_or_default(),
+            FieldType::Map(inner) => format!(
+                "{{ \"keys\": Set<String>, \"entries\": Set<{{ \"key\": String, \"value\": {} }}> }}",
+                self.type_text(inner)
+            ),
+        }
+    }
+
+    /// A record's fields as Cedar schema attribute declarations (one per line).
+    pub fn fields_text(&self, fields: &[Field], indent: &str) -> String {
+        let mut out = String::new();
+        for field in fields {
+            let _ = writeln!(
+                out,
+                "{indent}{:?}{}: {},",
+                field.name,
+                if field.required { "" } else { "?" },
+                self.type_text(&field.ty)
+            );
+        }
+        out
+    }
+}
+
+/// The entity types and actions admission adds beside the object records, in
+/// `k8s::admission` (see [`crate::workload`] for what the pod views hold).
+fn admission_namespace(model: &ObjectModel) -> Result<String, AdmissionError> {
+    let container = model
+        .record("io.k8s.api.core.v1.Container")
+        .ok_or_else(|| AdmissionError::Model("no Container type".into()))?;
+    let mut kinds: Vec<String> = model.kinds.iter().map(|k| k.entity_type(model)).collect();
+    kinds.push("Workload".into());
+    kinds.push("Container".into());
+    let mut out = String::new();
+    out.push_str("// Pod security views and admission actions: see docs/policies.md.\n");
+    out.push_str("namespace k8s::admission {\n");
+    out.push_str(
+        "  // The pod a Pod is, or the pod template a workload (Deployment, Job, …) stamps out.\n",
+    );
+    out.push_str("  entity Workload = {\n");
+    out.push_str("    \"kind\": String,\n    \"name\": String,\n    \"namespace\": String,\n");
+    out.push_str(
+        "    \"metadata\": k8s::meta::v1::ObjectMeta,\n    \"spec\": k8s::core::v1::PodSpec,\n",
+    );
+    out.push_str("    \"volumeTypes\": Set<String>,\n    \"sysctlNames\": Set<String>,\n");
+    out.push_str("  } tags String;\n");
+    out.push_str("  // One container (init, regular or ephemeral) of a workload.\n");
+    out.push_str("  entity Container in [Workload] = {\n");
+    out.push_str(&model.fields_text(&container.fields, "    "));
+    out.push_str("    \"containerType\": String,\n    \"namespace\": String,\n");
+    out.push_str("    \"workload\": Workload,\n    \"hostPorts\": Set<Long>,\n");
+    out.push_str("  } tags String;\n");
+    out.push_str("  type Context = {\n    \"authMethod\": String,\n    \"certFingerprint\"?: String,\n    \"sourceIp\": ipaddr,\n    \"dryRun\": Bool,\n    \"subresource\"?: String,\n  };\n");
+    let _ = writeln!(
+        out,
+        "  action \"create\", \"update\", \"delete\", \"connect\" appliesTo {{\n    principal: [k8s::User, k8s::ServiceAccount, k8s::Node],\n    resource: [{}],\n    context: Context,\n  }};",
+        kinds.join(", ")
+    );
+    out.push_str("}\n");
+    Ok(out)
+}
+
+/// The Cedar schema of every admitted kind, its record types, the pod views and the admission
+/// actions. Deterministic, so it can be checked in and diffed.
+pub fn render_schema(model: &ObjectModel) -> Result<String, AdmissionError> {
+    let mut by_namespace: BTreeMap<&str, Vec<&RecordType>> = BTreeMap::new();
+    for record in &model.records {
+        by_namespace
+            .entry(record.namespace.as_str())
+            .or_default()
+            .push(record);
+    }
+    let mut out = String::from(
+        "// GENERATED from the built-in Kubernetes types (k8s-openapi) by the admission crate's\n\
+         // object model; do not edit. Regenerate: BULWARK_WRITE_SCHEMA=1 cargo test -p bulwark-admission\n\
+         // Each admitted kind is an entity type whose attributes are the object's fields, plus\n\
+         // `oldObject` (on update and delete, the stored object). Tags: the namespace's labels.\n",
+    );
+    for (namespace, mut records) in by_namespace {
+        records.sort_by(|a, b| a.name.cmp(&b.name));
+        let _ = writeln!(out, "namespace {namespace} {{");
+        for record in records {
+            let kind = model.kinds.iter().find(|k| {
+                model
+                    .records
+                    .get(k.record)
+                    .is_some_and(|r| r.definition == record.definition)
+            });
+            match kind {
+                Some(kind) => {
+                    let _ = writeln!(out, "  entity {} = {{", kind.kind);
+                    out.push_str(&model.fields_text(&record.fields, "    "));
+                    let _ = writeln!(out, "    \"oldObject\"?: {},", kind.kind);
+                    out.push_str("  } tags String;\n");
+                }
+                None => {
+                    let _ = writeln!(out, "  type {} = {{", record.name);
+                    out.push_str(&model.fields_text(&record.fields, "    "));
+                    out.push_str("  };\n");
+                }
+            }
+        }
+        out.push_str("}\n");
+    }
+    out.push_str(&admission_namespace(model)?);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic, reason = "test code")]
+    use super::*;
+
+    const CHECKED_IN: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../policies/cedar/k8s-objects.cedarschema"
+    );
+
+    /// The checked-in schema (what policies are validated against) is what the model renders.
+    #[test]
+    fn checked_in_schema_is_current() {
+        let rendered = render_schema(ObjectModel::get().unwrap()).unwrap();
+        if std::env::var_os("BULWARK_WRITE_SCHEMA").is_some() {
+            std::fs::write(CHECKED_IN, &rendered).unwrap();
+        }
+        let checked_in = std::fs::read_to_string(CHECKED_IN).unwrap();
+        assert!(
+            checked_in == rendered,
+            "policies/cedar/k8s-objects.cedarschema is stale: run BULWARK_WRITE_SCHEMA=1 cargo test -p bulwark-admission"
+        );
+    }
+
+    #[test]
+    fn kinds_and_fields_are_modelled() {
+        let model = ObjectModel::get().unwrap();
+        assert!(model.kind("", "Pod").is_some());
+        assert!(model.kind("apps", "Deployment").is_some());
+        assert!(model.kind("policy.bulwark.dev", "CedarPolicy").is_none());
+        let secret = model.record("io.k8s.api.core.v1.Secret").unwrap();
+        assert!(secret.field("data").is_none() && secret.field("stringData").is_none());
+        assert!(secret.field("type").is_some());
+        let meta = model
+            .record("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")
+            .unwrap();
+        assert!(matches!(
+            meta.field("labels").unwrap().ty,
+            FieldType::Map(_)
+        ));
+        assert!(meta.field("managedFields").is_none());
+        let port = model.record("io.k8s.api.core.v1.ContainerPort").unwrap();
+        assert_eq!(port.field("hostPort").unwrap().ty, FieldType::Long);
+        assert!(port.field("containerPort").unwrap().required);
+    }
+}
