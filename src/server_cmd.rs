@@ -118,7 +118,16 @@ impl EngineJob for Server {
             &engine,
         )));
         state.admission.push(Box::new(
-            bulwark_apiserver::policy_admission::CedarPolicyAdmission::new(Arc::clone(&engine)),
+            bulwark_apiserver::policy_admission::CedarPolicyAdmission::new(
+                Arc::clone(&engine),
+                Arc::clone(&state.admission_policies),
+            ),
+        ));
+        state.admission.push(Box::new(
+            bulwark_apiserver::cedar_admission::CedarAdmission::new(
+                Arc::clone(&state.admission_policies),
+                Arc::clone(&state.namespace_labels),
+            ),
         ));
         state.policies = Some(engine);
         let state = Arc::new(state);

@@ -14,88 +14,14 @@
 #[path = "support/server.rs"]
 mod server;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use server::TestServer;
+use server::{TestServer, admin, apply, can_i, eventually, policy_manifest, run, user};
 
-fn user(s: &TestServer, name: &str, groups: &[&str]) -> PathBuf {
-    let out = s.dir.path().join(format!("{name}.kubeconfig"));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulwark"));
-    cmd.args(["kubeconfig", "--user", name, "--ttl", "1h", "--data-dir"])
-        .arg(s.data_dir())
-        .arg("--out")
-        .arg(&out);
-    for g in groups {
-        cmd.args(["--group", g]);
-    }
-    let status = cmd.output().unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-    out
-}
-
-fn run(s: &TestServer, kubeconfig: &Path, args: &[&str]) -> (bool, String) {
-    let out = s.kubectl_as(kubeconfig, args);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-/// `kubectl apply` of `yaml` as `kubeconfig`.
-fn apply(s: &TestServer, kubeconfig: &Path, name: &str, yaml: &str) -> (bool, String) {
-    let file = s.dir.path().join(format!("{name}.yaml"));
-    std::fs::write(&file, yaml).unwrap();
-    run(s, kubeconfig, &["apply", "-f", file.to_str().unwrap()])
-}
-
-fn admin(s: &TestServer) -> PathBuf {
-    s.data_dir().join("admin.kubeconfig")
-}
-
-/// A CedarPolicy manifest.
+/// An Authorization CedarPolicy manifest.
 fn policy(name: &str, namespace: Option<&str>, text: &str) -> String {
-    let mut yaml = format!(
-        "apiVersion: policy.bulwark.dev/v1\nkind: CedarPolicy\nmetadata:\n  name: {name}\nspec:\n  kind: Authorization\n"
-    );
-    if let Some(ns) = namespace {
-        yaml.push_str(&format!("  namespace: {ns}\n"));
-    }
-    yaml.push_str("  policies: |\n");
-    for line in text.lines() {
-        yaml.push_str(&format!("    {line}\n"));
-    }
-    yaml
-}
-
-/// Retries until `check` holds (policy objects load asynchronously), at most 10 s; returns
-/// how long it took.
-fn eventually(what: &str, mut check: impl FnMut() -> (bool, String)) -> Duration {
-    let started = Instant::now();
-    loop {
-        let (ok, text) = check();
-        if ok {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{what}: {text}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn can_i(s: &TestServer, kubeconfig: &Path, args: &[&str]) -> String {
-    let mut all = vec!["auth", "can-i"];
-    all.extend_from_slice(args);
-    run(s, kubeconfig, &all).1.trim().to_owned()
+    policy_manifest(name, "Authorization", namespace, None, text)
 }
 
 #[test]

@@ -32,6 +32,11 @@ spec:
       labels:
         app: web
     spec:
+      # Meets the restricted Pod Security profile, which Bulwark enforces by default.
+      securityContext:
+        runAsNonRoot: true
+        seccompProfile:
+          type: RuntimeDefault
       containers:
       - name: app
         image: registry.local/web:1
@@ -40,8 +45,13 @@ spec:
         env:
         - name: MODE
           value: blue
+        securityContext: &restricted
+          allowPrivilegeEscalation: false
+          capabilities:
+            drop: [ALL]
       - name: sidecar
         image: registry.local/side:1
+        securityContext: *restricted
 "#;
 
 fn write(server: &TestServer, name: &str, text: &str) -> String {
@@ -64,7 +74,7 @@ fn deployment_lifecycle_with_kubectl() {
         .replace("web:1", "web:2")
         .replace("replicas: 2", "replicas: 3")
         .replace(
-            "      - name: sidecar\n        image: registry.local/side:1\n",
+            "      - name: sidecar\n        image: registry.local/side:1\n        securityContext: *restricted\n",
             "",
         );
     let second = write(&s, "deploy2.yaml", &changed);
@@ -204,7 +214,7 @@ fn discovery_explain_and_access() {
     let pod = write(
         &s,
         "pod.yaml",
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: solo\nspec:\n  containers:\n  - name: c\n    image: registry.local/x:1\n",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: solo\nspec:\n  securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}\n  containers:\n  - name: c\n    image: registry.local/x:1\n    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}\n",
     );
     s.ok(&["apply", "-f", &pod]);
     let pods = s.ok(&["get", "pods", "-o", "wide"]);

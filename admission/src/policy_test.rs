@@ -4,8 +4,9 @@
 //! the expected decision, optionally the policies that must determine it. The same runner
 //! checks the shipped policies in `cargo test`.
 //!
-//! A `.cedar` file holds admission policies when it names `k8s::admission::Action`, else
-//! authorization policies; manifests say so in `spec.kind`.
+//! A `.cedar` file holds admission policies when it names `k8s::admission::…` or an object
+//! type such as `k8s::core::v1::Pod`, else authorization policies; manifests say so in
+//! `spec.kind`.
 //!
 //! ```yaml
 //! policies: [team-a.yaml]          # relative to this file; the bootstrap tier is always in
@@ -216,6 +217,21 @@ fn mode_of(mode: Option<&str>) -> Result<Mode, String> {
     }
 }
 
+/// Whether Cedar text is about admission: it names `k8s::admission::…` or an object type
+/// (`k8s::<group>::<version>::<Kind>`).
+pub fn looks_like_admission(text: &str) -> bool {
+    text.match_indices("k8s::").any(|(at, _)| {
+        let rest = text.get(at + 5..).unwrap_or_default();
+        let mut parts = rest.split("::");
+        let first = parts.next().unwrap_or_default();
+        let second = parts.next().unwrap_or_default();
+        first == "admission"
+            || (first.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && second.starts_with('v')
+                && second.chars().nth(1).is_some_and(|c| c.is_ascii_digit()))
+    })
+}
+
 /// Compiles a policy file: Cedar text (`.cedar`) or YAML with CedarPolicy manifests (one
 /// source per object; other documents are skipped).
 pub fn load_policy_file(path: &Path) -> Result<Vec<LoadedSource>, PolicyError> {
@@ -226,7 +242,7 @@ pub fn load_policy_file(path: &Path) -> Result<Vec<LoadedSource>, PolicyError> {
     );
     if !is_yaml {
         let name = path.display().to_string();
-        let compiled = if text.contains("k8s::admission::Action") {
+        let compiled = if looks_like_admission(&text) {
             CompiledPolicies::compile_admission(&name, &text)?
         } else {
             CompiledPolicies::compile(&name, None, &text)?
@@ -501,4 +517,27 @@ pub fn test_files(dir: &Path) -> Result<Vec<PathBuf>, PolicyError> {
     }
     files.sort();
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn admission_text_is_recognized() {
+        use super::looks_like_admission as adm;
+        assert!(adm(
+            "forbid (principal, action, resource is k8s::admission::Container);"
+        ));
+        assert!(adm(
+            "forbid (principal, action, resource is k8s::core::v1::Pod);"
+        ));
+        assert!(adm(
+            "forbid (principal, action, resource is k8s::apps::v1::Deployment);"
+        ));
+        assert!(!adm(
+            "permit (principal in k8s::Group::\"a\", action == k8s::Action::\"get\", resource is k8s::Resource);"
+        ));
+        assert!(!adm(
+            "permit (principal, action, resource is k8s::NonResourceURL);"
+        ));
+    }
 }

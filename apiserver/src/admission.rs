@@ -1,7 +1,7 @@
 //! Admission: may this object be written? Plugins run after authorization and decoding, in
 //! order; any rejection stops the write. Built in: [`NamespaceLifecycle`] (objects go only
 //! into namespaces that exist and are not terminating; the system namespaces cannot be
-//! deleted). The Cedar admission policies plug in here later.
+//! deleted). Cedar admission policies plug in as [`crate::cedar_admission::CedarAdmission`].
 
 use bulwark_api::{Status, StatusReason};
 use serde_json::Value;
@@ -38,6 +38,8 @@ pub struct AdmissionRequest<'a> {
     pub object: Option<&'a Value>,
     /// The object before the write (update, patch, delete).
     pub old_object: Option<&'a Value>,
+    /// Whether the write is a dry run.
+    pub dry_run: bool,
 }
 
 /// One admission check. Returns warnings to send back, or the rejection.

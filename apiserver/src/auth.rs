@@ -23,6 +23,16 @@ pub enum AuthMethod {
     ServiceAccountToken,
 }
 
+impl AuthMethod {
+    /// The name policies see in `context.authMethod`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::X509 => "x509",
+            Self::ServiceAccountToken => "serviceaccount-token",
+        }
+    }
+}
+
 /// An authenticated user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserInfo {

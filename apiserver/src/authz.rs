@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bulwark_policies::{AccessRequest, PolicyEngine, Target};
 
-use crate::auth::{AuthMethod, UserInfo};
+use crate::auth::UserInfo;
 
 /// What is being asked, in the terms policies use: a verb on a resource or a non-resource
 /// path (the policy engine's [`Target`], so requests reach Cedar without a copy).
@@ -107,10 +107,7 @@ pub fn access_request<'a>(
     AccessRequest {
         user: &user.name,
         groups: &user.groups,
-        auth_method: match user.method {
-            AuthMethod::X509 => "x509",
-            AuthMethod::ServiceAccountToken => "serviceaccount-token",
-        },
+        auth_method: user.method.as_str(),
         cert_fingerprint: user.cert_fingerprint.as_deref(),
         source_ip: source,
         verb: attributes.verb,

@@ -20,6 +20,7 @@ pub mod access_review;
 pub mod admission;
 pub mod auth;
 pub mod authz;
+pub mod cedar_admission;
 pub mod client;
 pub mod collection;
 pub mod convert;
@@ -88,6 +89,7 @@ pub fn default_state<E: Engine>(
         authorizer: Box::new(authz::BootstrapAuthorizer::new(admin_group)),
         admission: vec![Box::new(admission::NamespaceLifecycle)],
         policies: None,
+        admission_policies: Arc::default(),
         namespace_labels: Arc::default(),
         events: Arc::default(),
         metrics: metrics::Metrics::default(),
@@ -131,7 +133,12 @@ pub async fn bootstrap<E: Engine>(state: &Arc<ApiState<E>>) -> Result<(), ApiErr
         .await
         .map_err(|_| ApiError::internal("the namespace mirror stopped before its first list"))?;
     if let Some(engine) = &state.policies {
-        policy_sync::start(state.store.clone(), Arc::clone(engine)).await?;
+        policy_sync::start(
+            state.store.clone(),
+            Arc::clone(engine),
+            Arc::clone(&state.admission_policies),
+        )
+        .await?;
     }
     state.ready.store(true, Ordering::Release);
     Ok(())

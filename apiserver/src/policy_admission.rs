@@ -21,11 +21,14 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use bulwark_admission::{AdmissionEngine, AdmissionSnapshot, Mode};
 use bulwark_api::StatusCause;
 use bulwark_api::cedar_policy::{CedarPolicy, CedarPolicyKind, GROUP};
 use bulwark_api::status::Status;
 use bulwark_policies::engine::Snapshot;
-use bulwark_policies::{AccessRequest, CompiledPolicies, PolicyEngine, PolicyError, Target};
+use bulwark_policies::{
+    AccessRequest, CompiledPolicies, PolicyEngine, PolicyError, PolicyKind, Target,
+};
 use serde_json::Value;
 
 use crate::admission::{AdmissionPlugin, AdmissionRequest};
@@ -75,12 +78,14 @@ pub const CLUSTER_ADMINS: &str = "bulwark:cluster-admins";
 #[derive(Debug)]
 pub struct CedarPolicyAdmission {
     engine: Arc<PolicyEngine>,
+    admission: Arc<AdmissionEngine>,
 }
 
 impl CedarPolicyAdmission {
-    /// Checks policy objects against what `engine` has in force.
-    pub fn new(engine: Arc<PolicyEngine>) -> Self {
-        Self { engine }
+    /// Checks policy objects against what `engine` (authorization) and `admission` have in
+    /// force.
+    pub fn new(engine: Arc<PolicyEngine>, admission: Arc<AdmissionEngine>) -> Self {
+        Self { engine, admission }
     }
 }
 
@@ -259,12 +264,13 @@ impl CedarPolicyAdmission {
         let compiled = match new {
             None => None,
             Some(policy) => {
-                if policy.spec.kind == CedarPolicyKind::Admission {
+                let admission = policy.spec.kind == CedarPolicyKind::Admission;
+                if admission && policy.spec.namespace.is_some() {
                     return Err(invalid(
                         name,
                         vec![cause(
-                            "spec.kind",
-                            "Admission policies are not served yet; only Authorization",
+                            "spec.namespace",
+                            "admission policies are cluster-wide; narrow them with a condition on resource.metadata.namespace (or resource.namespace for pod security views)",
                         )],
                     ));
                 }
@@ -280,7 +286,7 @@ impl CedarPolicyAdmission {
                         )],
                     ));
                 }
-                if policy.spec.mode.is_some() {
+                if !admission && policy.spec.mode.is_some() {
                     return Err(invalid(
                         name,
                         vec![cause(
@@ -360,7 +366,29 @@ impl CedarPolicyAdmission {
             }
         }
 
-        // 4. The candidate set: this object replaced (or removed), everything else as in force.
+        // 4. The candidate sets: this object replaced (or removed), everything else as in force.
+        let is_authorization = |c: &&Arc<CompiledPolicies>| c.kind == PolicyKind::Authorization;
+        let admission_snapshot = self.admission.current();
+        let mut admission_sources: Vec<(Arc<CompiledPolicies>, Mode)> = admission_snapshot
+            .sources()
+            .values()
+            .filter(|(s, _)| s.name != name)
+            .cloned()
+            .collect();
+        admission_sources.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        if let (Some(compiled), Some(policy)) = (&compiled, new)
+            && compiled.kind == PolicyKind::Admission
+        {
+            admission_sources.push((Arc::clone(compiled), crate::policy_sync::mode_of(policy)));
+            let (_, skipped) = AdmissionSnapshot::build(&admission_sources)
+                .map_err(|e| invalid(name, vec![cause("spec.policies", e.to_string())]))?;
+            if let Some(s) = skipped.iter().find(|s| s.name == name) {
+                return Err(invalid(
+                    name,
+                    vec![cause("spec.policies", s.reason.clone())],
+                ));
+            }
+        }
         let mut sources: Vec<Arc<CompiledPolicies>> = snapshot
             .sources()
             .values()
@@ -368,7 +396,7 @@ impl CedarPolicyAdmission {
             .cloned()
             .collect();
         sources.sort_by(|a, b| a.name.cmp(&b.name));
-        sources.extend(compiled.iter().cloned());
+        sources.extend(compiled.iter().filter(is_authorization).cloned());
         let (candidate, skipped) =
             Snapshot::build(&sources).map_err(|e| invalid(name, diagnostics(&e)))?;
         if let Some(s) = skipped.iter().find(|s| s.name == name) {

@@ -1,5 +1,5 @@
-//! CedarPolicy objects → the Cedar engine: every API server mirrors the objects from the
-//! store and rebuilds its policy snapshot when they change, so an accepted policy takes effect
+//! CedarPolicy objects → the Cedar engines: every API server mirrors the objects from the
+//! store and rebuilds its authorization and admission snapshots when they change, so an accepted policy takes effect
 //! everywhere within a second, with no restart. Each object's outcome is written back to its
 //! status (`Loaded` condition, the generation and policy ids in force).
 //!
@@ -11,9 +11,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bulwark_api::cedar_policy::CedarPolicy;
-use bulwark_policies::engine::Snapshot;
-use bulwark_policies::{CompiledPolicies, PolicyEngine};
+use std::collections::HashSet;
+
+use bulwark_admission::{AdmissionEngine, AdmissionSnapshot, Mode};
+use bulwark_api::cedar_policy::{CedarPolicy, CedarPolicyKind, CedarPolicyMode};
+use bulwark_policies::engine::{Skipped, Snapshot};
+use bulwark_policies::{CompiledPolicies, PolicyEngine, PolicyKind};
 use bulwark_store::{Engine, Store, StoreError};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
@@ -29,8 +32,8 @@ pub fn cedar_policy_def() -> Result<&'static ResourceDef, ApiError> {
         .ok_or_else(|| ApiError::internal("cedarpolicies are not registered"))
 }
 
-/// A compiled object, or why it did not compile.
-type Compiled = Result<Arc<CompiledPolicies>, String>;
+/// A compiled object (with its admission mode), or why it did not compile.
+type Compiled = Result<(Arc<CompiledPolicies>, Mode), String>;
 
 /// What the sync knows about one object.
 struct Entry {
@@ -50,11 +53,14 @@ struct WantedStatus {
 /// Turns the mirrored objects into snapshots.
 struct Sync {
     engine: Arc<PolicyEngine>,
+    admission: Arc<AdmissionEngine>,
     entries: HashMap<String, Entry>,
-    /// (name, generation) of the sources in the snapshot in force.
+    /// (name, generation) of the sources in the snapshots in force.
     in_force: Vec<(String, i64)>,
-    /// Sources the snapshot in force left out, and why.
-    skipped: Vec<bulwark_policies::engine::Skipped>,
+    /// Names of the sources the snapshots in force hold.
+    loaded: HashSet<String>,
+    /// Sources the snapshots in force left out, and why.
+    skipped: Vec<Skipped>,
     statuses: mpsc::UnboundedSender<Vec<WantedStatus>>,
     first: Option<oneshot::Sender<()>>,
 }
@@ -70,23 +76,34 @@ fn condition(status: bool, reason: &str, message: &str, generation: i64) -> Valu
     })
 }
 
-/// Compiles one object's spec.
+/// The admission mode of an object (Enforce unless it says otherwise).
+pub fn mode_of(policy: &CedarPolicy) -> Mode {
+    match policy.spec.mode {
+        None | Some(CedarPolicyMode::Enforce) => Mode::Enforce,
+        Some(CedarPolicyMode::Warn) => Mode::Warn,
+        Some(CedarPolicyMode::Audit) => Mode::Audit,
+    }
+}
+
+/// Compiles one object's spec, as authorization or admission policies.
 pub fn compile(policy: &CedarPolicy) -> Result<CompiledPolicies, bulwark_policies::PolicyError> {
     let name = policy.metadata.name.as_deref().unwrap_or_default();
-    CompiledPolicies::compile(
-        name,
-        policy.spec.namespace.as_deref(),
-        &policy.spec.policies,
-    )
+    match policy.spec.kind {
+        CedarPolicyKind::Authorization => CompiledPolicies::compile(
+            name,
+            policy.spec.namespace.as_deref(),
+            &policy.spec.policies,
+        ),
+        CedarPolicyKind::Admission => {
+            CompiledPolicies::compile_admission(name, &policy.spec.policies)
+        }
+    }
 }
 
 impl Sync {
     fn on_change(&mut self, objects: &Objects) {
         let mut seen = HashMap::new();
         for obj in objects.values() {
-            if obj.pointer("/spec/kind").and_then(Value::as_str) != Some("Authorization") {
-                continue;
-            }
             let name = object::meta_str(obj, "name").unwrap_or_default().to_owned();
             let generation = obj
                 .pointer("/metadata/generation")
@@ -110,7 +127,9 @@ impl Sync {
                         created: object::meta_str(obj, "creationTimestamp")
                             .unwrap_or_default()
                             .to_owned(),
-                        compiled: compile(&policy).map(Arc::new).map_err(|e| e.to_string()),
+                        compiled: compile(&policy)
+                            .map(|c| (Arc::new(c), mode_of(&policy)))
+                            .map_err(|e| e.to_string()),
                         status,
                     }
                 }
@@ -126,19 +145,37 @@ impl Sync {
             .filter(|(_, e)| e.compiled.is_ok())
             .map(|(n, e)| ((*n).clone(), e.generation))
             .collect();
-        let sources: Vec<Arc<CompiledPolicies>> = order
-            .iter()
-            .filter_map(|(_, e)| e.compiled.as_ref().ok().cloned())
-            .collect();
         if in_force != self.in_force || self.first.is_some() {
-            match Snapshot::build(&sources) {
-                Ok((snapshot, skipped)) => {
-                    let statuses = self.statuses_for(&snapshot, &skipped);
+            let compiled = order.iter().filter_map(|(_, e)| e.compiled.as_ref().ok());
+            let (authorization, admission): (Vec<_>, Vec<_>) =
+                compiled.partition(|(c, _)| c.kind == PolicyKind::Authorization);
+            let authorization: Vec<Arc<CompiledPolicies>> = authorization
+                .into_iter()
+                .map(|(c, _)| Arc::clone(c))
+                .collect();
+            let admission: Vec<(Arc<CompiledPolicies>, Mode)> = admission
+                .into_iter()
+                .map(|(c, m)| (Arc::clone(c), *m))
+                .collect();
+            let built = Snapshot::build(&authorization)
+                .map_err(|e| e.to_string())
+                .and_then(|authz| {
+                    AdmissionSnapshot::build(&admission)
+                        .map(|adm| (authz, adm))
+                        .map_err(|e| e.to_string())
+                });
+            match built {
+                Ok(((snapshot, mut skipped), (admission_snapshot, admission_skipped))) => {
+                    skipped.extend(admission_skipped);
+                    let loaded = loaded_names(&snapshot, &admission_snapshot);
+                    let statuses = self.statuses_for(&loaded, &skipped);
                     self.engine.install(snapshot);
+                    self.admission.install(admission_snapshot);
                     self.in_force = in_force;
                     self.skipped = skipped;
+                    self.loaded = loaded;
                     tracing::info!(
-                        sources = sources.len() - self.skipped.len(),
+                        sources = self.loaded.len(),
                         skipped = self.skipped.len(),
                         "policies reloaded"
                     );
@@ -150,7 +187,7 @@ impl Sync {
             }
         } else {
             // Only statuses (or nothing) changed: make sure failed objects still say why.
-            let statuses = self.statuses_for(&self.engine.current(), &self.skipped);
+            let statuses = self.statuses_for(&self.loaded, &self.skipped);
             self.send(statuses);
         }
         if let Some(first) = self.first.take() {
@@ -167,11 +204,7 @@ impl Sync {
     }
 
     /// The statuses objects should have and do not have yet.
-    fn statuses_for(
-        &self,
-        snapshot: &Snapshot,
-        skipped: &[bulwark_policies::engine::Skipped],
-    ) -> Vec<WantedStatus> {
+    fn statuses_for(&self, loaded: &HashSet<String>, skipped: &[Skipped]) -> Vec<WantedStatus> {
         self.entries
             .iter()
             .filter_map(|(name, entry)| {
@@ -180,11 +213,11 @@ impl Sync {
                     Err(why) => json!({
                         "conditions": [condition(false, "Invalid", why, generation)],
                     }),
-                    Ok(compiled) => match skipped.iter().find(|s| &s.name == name) {
+                    Ok((compiled, _)) => match skipped.iter().find(|s| &s.name == name) {
                         Some(s) => json!({
                             "conditions": [condition(false, "Conflict", &s.reason, generation)],
                         }),
-                        None if snapshot.sources().contains_key(name) => json!({
+                        None if loaded.contains(name) => json!({
                             "loadedGeneration": generation,
                             "policyIds": compiled.ids(),
                             "conditions": [condition(true, "Loaded", "the policies are in force", generation)],
@@ -201,6 +234,16 @@ impl Sync {
             })
             .collect()
     }
+}
+
+/// The names of the sources in force in either snapshot.
+fn loaded_names(authorization: &Snapshot, admission: &AdmissionSnapshot) -> HashSet<String> {
+    authorization
+        .sources()
+        .keys()
+        .chain(admission.sources().keys())
+        .cloned()
+        .collect()
 }
 
 /// Whether two statuses differ in more than condition timestamps.
@@ -261,16 +304,22 @@ async fn write_statuses<E: Engine>(
     }
 }
 
-/// Starts mirroring CedarPolicy objects into `engine`; resolves once the first set of
-/// objects is in force (the server is not ready before that).
-pub async fn start<E: Engine>(store: Store<E>, engine: Arc<PolicyEngine>) -> Result<(), ApiError> {
+/// Starts mirroring CedarPolicy objects into `engine` (authorization) and `admission`;
+/// resolves once the first set of objects is in force (the server is not ready before that).
+pub async fn start<E: Engine>(
+    store: Store<E>,
+    engine: Arc<PolicyEngine>,
+    admission: Arc<AdmissionEngine>,
+) -> Result<(), ApiError> {
     let def = cedar_policy_def()?;
     let (tx, rx) = mpsc::unbounded_channel();
     let (first_tx, first_rx) = oneshot::channel();
     let mut sync = Sync {
         engine,
+        admission,
         entries: HashMap::new(),
         in_force: Vec::new(),
+        loaded: HashSet::new(),
         skipped: Vec::new(),
         statuses: tx,
         first: Some(first_tx),
@@ -296,12 +345,23 @@ pub async fn start<E: Engine>(store: Store<E>, engine: Arc<PolicyEngine>) -> Res
 /// operator who deletes or edits them later keeps that choice).
 pub async fn install_defaults<E: Engine>(store: &Store<E>) -> Result<(), ApiError> {
     let def = cedar_policy_def()?;
-    for (name, text) in bulwark_policies::engine::DEFAULT_SOURCES {
+    let authorization = bulwark_policies::engine::DEFAULT_SOURCES
+        .iter()
+        .map(|(name, text)| (name, json!({"kind": "Authorization", "policies": text})));
+    let admission = bulwark_policies::engine::DEFAULT_ADMISSION_SOURCES
+        .iter()
+        .map(|(name, text)| {
+            (
+                name,
+                json!({"kind": "Admission", "mode": "Enforce", "policies": text}),
+            )
+        });
+    for (name, spec) in authorization.chain(admission) {
         let mut obj = json!({
             "apiVersion": def.api_version(),
             "kind": def.kind,
             "metadata": {"name": name, "labels": {"bulwark.dev/default": "true"}},
-            "spec": {"kind": "Authorization", "policies": text},
+            "spec": spec,
         });
         object::prepare_create(def, &mut obj, None)?;
         let key = storage::object_key(def, None, name);

@@ -165,6 +165,7 @@ impl<E: Engine> Ctx<'_, E> {
             name: &name,
             object,
             old_object: old,
+            dry_run: self.query.dry_run().unwrap_or(false),
         };
         let mut warnings = Vec::new();
         for plugin in &self.state.admission {

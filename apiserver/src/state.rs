@@ -22,6 +22,9 @@ pub struct ApiState<E: Engine> {
     /// The Cedar engine, when policies are served as CedarPolicy objects (the access review
     /// APIs and policy admission use it; None with the bootstrap authorizer).
     pub policies: Option<Arc<bulwark_policies::PolicyEngine>>,
+    /// The admission policies in force (kept in sync with CedarPolicy objects of kind
+    /// Admission whenever `policies` is set).
+    pub admission_policies: Arc<bulwark_admission::AdmissionEngine>,
     /// Namespace labels, mirrored for authorization.
     pub namespace_labels: Arc<crate::namespace_labels::NamespaceLabels>,
     /// Admission plugins, run in order on writes.

@@ -43,6 +43,10 @@ pub const BOOTSTRAP_POLICIES: &str = include_str!("../cedar/bootstrap.cedar");
 pub const DEFAULT_GRANTS: &str = include_str!("../cedar/grants.cedar");
 /// The shipped sources installed on first start: (object name, policy text).
 pub const DEFAULT_SOURCES: &[(&str, &str)] = &[("bulwark-default-grants", DEFAULT_GRANTS)];
+/// The Pod Security Standards (baseline and restricted) as admission policies.
+pub const POD_SECURITY: &str = include_str!("../cedar/pod-security.cedar");
+/// The shipped admission sources installed on first start (mode Enforce).
+pub const DEFAULT_ADMISSION_SOURCES: &[(&str, &str)] = &[("bulwark-pod-security", POD_SECURITY)];
 
 /// Which tier decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -119,6 +119,19 @@ def watching(core, apps):
     assert events == [("ADDED", "watched"), ("MODIFIED", "watched"), ("DELETED", "watched")], events
 
 
+def restricted_pod_spec(name, image):
+    """One container that meets the restricted Pod Security profile, enforced by default."""
+    return client.V1PodSpec(
+        security_context=client.V1PodSecurityContext(
+            run_as_non_root=True,
+            seccomp_profile=client.V1SeccompProfile(type="RuntimeDefault")),
+        containers=[client.V1Container(
+            name=name, image=image,
+            security_context=client.V1SecurityContext(
+                allow_privilege_escalation=False,
+                capabilities=client.V1Capabilities(drop=["ALL"])))])
+
+
 @check("deployment status and scale subresources")
 def subresources(core, apps):
     dep = client.V1Deployment(
@@ -128,7 +141,7 @@ def subresources(core, apps):
             selector=client.V1LabelSelector(match_labels={"app": "web"}),
             template=client.V1PodTemplateSpec(
                 metadata=client.V1ObjectMeta(labels={"app": "web"}),
-                spec=client.V1PodSpec(containers=[client.V1Container(name="app", image="registry.local/web:1")]))))
+                spec=restricted_pod_spec("app", "registry.local/web:1"))))
     created = apps.create_namespaced_deployment(NS, dep)
     assert created.metadata.generation == 1
     # Status writes go through /status only; main-resource writes ignore status.
@@ -152,7 +165,7 @@ def subresources(core, apps):
 @check("pod binding and field selectors on spec.nodeName / status.phase")
 def binding(core, apps):
     pod = client.V1Pod(metadata=client.V1ObjectMeta(name="p1"),
-                       spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="registry.local/x:1")]))
+                       spec=restricted_pod_spec("c", "registry.local/x:1"))
     created = core.create_namespaced_pod(NS, pod)
     assert created.status.phase == "Pending"
     assert [p.metadata.name for p in core.list_namespaced_pod(NS, field_selector="status.phase=Pending").items] == ["p1"]
