@@ -28,7 +28,8 @@ use crate::AdmissionError;
 use crate::object_entity::{attributes, value};
 use crate::object_model::{FieldType, ObjectModel};
 use crate::workload::{
-    CONTAINER_LISTS, container_with_annotations, host_ports, pod_view, sysctl_names, volume_types,
+    CONTAINER_LISTS, container_with_annotations, host_ports, pod_view, sysctl_names,
+    template_pointer, volume_types,
 };
 
 /// What a policy's hit does to the write.
@@ -353,7 +354,17 @@ impl AdmissionSnapshot {
         };
         // Unchecked: the model renders the schema, and `entities_conform_to_the_schema` checks
         // the conversion against it (the check costs more than the evaluation).
-        let built = build_entities(input, kind_type, types, None)?;
+        let wanted = Wanted {
+            object: self.applies_to(kind_type),
+            containers: self.applies_to(&types.container),
+            workload: self.applies_to(&types.workload),
+        };
+        let runs_pods = template_pointer(input.group, input.kind).is_some();
+        if !wanted.object && !(runs_pods && (wanted.workload || wanted.containers)) {
+            // No policy in force can apply to this write: skip building anything.
+            return Ok(Verdict::default());
+        }
+        let built = build_entities(input, kind_type, types, wanted, None)?;
         let action = EntityUid::from_type_name_and_id(
             types.action.clone(),
             EntityId::new(input.operation.action()),
@@ -439,6 +450,12 @@ impl AdmissionSnapshot {
         Ok(verdict)
     }
 
+    /// Whether any policy can apply to resources of type `t` (else its entities are not
+    /// built: converting a pod costs more than evaluating it).
+    fn applies_to(&self, t: &EntityTypeName) -> bool {
+        !self.unscoped.is_empty() || self.by_type.get(t).is_some_and(|s| !s.is_empty())
+    }
+
     /// The policy ids in force.
     pub fn policy_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self.info.keys().cloned().collect();
@@ -492,10 +509,22 @@ fn pod_spec_changed(input: &AdmissionInput<'_>) -> bool {
     }
 }
 
+/// Which entities a write needs, from the types the policies in force name.
+#[derive(Debug, Clone, Copy)]
+struct Wanted {
+    /// The object (and old object).
+    object: bool,
+    /// The pod security view of the workload.
+    workload: bool,
+    /// Its containers (which refer to the workload).
+    containers: bool,
+}
+
 fn build_entities(
     input: &AdmissionInput<'_>,
     kind_type: &EntityTypeName,
     types: &Types,
+    wanted: Wanted,
     schema: Option<&cedar_policy::Schema>,
 ) -> Result<Built, AdmissionError> {
     let model = ObjectModel::get()?;
@@ -509,7 +538,11 @@ fn build_entities(
     let id = format!("{}/{}", input.namespace.unwrap_or_default(), input.name);
     let labels = input.namespace_labels;
 
-    let old_uid = match input.old_object.and_then(Value::as_object) {
+    let old_uid = match input
+        .old_object
+        .filter(|_| wanted.object)
+        .and_then(Value::as_object)
+    {
         Some(old) => {
             let old_uid = uid(kind_type, &format!("{id}#old"));
             entities.push(entity(
@@ -526,7 +559,10 @@ fn build_entities(
         Operation::Delete => input.old_object,
         _ => input.object,
     };
-    if let Some(object) = subject_object.and_then(Value::as_object) {
+    if let Some(object) = subject_object
+        .filter(|_| wanted.object)
+        .and_then(Value::as_object)
+    {
         let object_uid = uid(kind_type, &id);
         let mut attrs = attributes(model, &kind.fields, object);
         if let Some(old) = &old_uid {
@@ -541,12 +577,12 @@ fn build_entities(
 
     let view = input
         .object
-        .filter(|_| pod_spec_changed(input))
+        .filter(|_| (wanted.workload || wanted.containers) && pod_spec_changed(input))
         .and_then(|o| pod_view(input.group, input.kind, o));
     if let Some(view) = view {
         let spec_type = model
-            .record_index("io.k8s.api.core.v1.PodSpec")
-            .ok_or_else(|| AdmissionError::Model("no PodSpec type".into()))?;
+            .record_index(crate::object_model::WORKLOAD_SPEC)
+            .ok_or_else(|| AdmissionError::Model("no workload spec type".into()))?;
         let meta_type = model
             .record_index("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")
             .ok_or_else(|| AdmissionError::Model("no ObjectMeta type".into()))?;
@@ -690,6 +726,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const ALL: Wanted = Wanted {
+        object: true,
+        workload: true,
+        containers: true,
+    };
+
     fn input<'a>(
         group: &'a str,
         kind: &'a str,
@@ -752,6 +794,7 @@ mod tests {
             &i,
             types.kinds.get(&("", "Pod")).unwrap(),
             types,
+            ALL,
             Some(schema),
         );
         let built = built.unwrap_or_else(|e| panic!("{e}"));
@@ -767,6 +810,7 @@ mod tests {
             &i,
             types.kinds.get(&("apps", "Deployment")).unwrap(),
             types,
+            ALL,
             Some(schema),
         );
         assert_eq!(built.unwrap_or_else(|e| panic!("{e}")).resources.len(), 3);
@@ -778,6 +822,7 @@ mod tests {
                 &i,
                 types.kinds.get(&(kind.group, kind.kind)).unwrap(),
                 types,
+                ALL,
                 None,
             )
             .unwrap();

@@ -19,6 +19,7 @@ use bulwark_api::k8s_openapi::schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value};
 
 use crate::AdmissionError;
+use crate::workload::CONTAINER_LISTS;
 
 /// Fields never handed to policies: opaque bookkeeping and secret material.
 const LEFT_OUT: &[(&str, &str)] = &[
@@ -29,6 +30,9 @@ const LEFT_OUT: &[(&str, &str)] = &[
     ("io.k8s.api.core.v1.Secret", "data"),
     ("io.k8s.api.core.v1.Secret", "stringData"),
 ];
+
+/// The model's name for the pod security view's spec (`k8s::admission::PodSpec`).
+pub const WORKLOAD_SPEC: &str = "bulwark.admission.PodSpec";
 
 /// Groups whose kinds are not admitted through Cedar: the policy objects themselves (so an
 /// admission policy can never lock policy management out) and the unstored access reviews.
@@ -284,10 +288,37 @@ impl ObjectModel {
                 record,
             });
         }
+        let mut records = builder.records;
+        let mut by_definition = builder.by_definition;
+        // The pod security view's spec: a PodSpec without its container lists (each container
+        // is an entity of its own), so a pod's containers are converted once, not twice.
+        let pod_spec = by_definition
+            .get("io.k8s.api.core.v1.PodSpec")
+            .and_then(|i| records.get(*i))
+            .ok_or_else(|| AdmissionError::Model("no PodSpec type".into()))?;
+        let fields: Vec<Field> = pod_spec
+            .fields
+            .iter()
+            .filter(|f| !CONTAINER_LISTS.iter().any(|(list, _)| *list == f.name))
+            .cloned()
+            .collect();
+        let by_name = fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name.clone(), i))
+            .collect();
+        by_definition.insert(WORKLOAD_SPEC.to_owned(), records.len());
+        records.push(RecordType {
+            definition: WORKLOAD_SPEC.to_owned(),
+            namespace: "k8s::admission".to_owned(),
+            name: "PodSpec".to_owned(),
+            fields,
+            by_name,
+        });
         Ok(Self {
-            records: builder.records,
+            records,
             kinds: kind_models,
-            by_definition: builder.by_definition,
+            by_definition,
         })
     }
 
@@ -363,17 +394,24 @@ fn admission_namespace(model: &ObjectModel) -> Result<String, AdmissionError> {
     let mut kinds: Vec<String> = model.kinds.iter().map(|k| k.entity_type(model)).collect();
     kinds.push("Workload".into());
     kinds.push("Container".into());
+    let spec = model
+        .record(WORKLOAD_SPEC)
+        .ok_or_else(|| AdmissionError::Model("no workload spec type".into()))?;
     let mut out = String::new();
     out.push_str("// Pod security views and admission actions: see docs/policies.md.\n");
     out.push_str("namespace k8s::admission {\n");
+    out.push_str(
+        "  // A pod spec without its container lists: each container is a Container entity.\n",
+    );
+    out.push_str("  type PodSpec = {\n");
+    out.push_str(&model.fields_text(&spec.fields, "    "));
+    out.push_str("  };\n");
     out.push_str(
         "  // The pod a Pod is, or the pod template a workload (Deployment, Job, …) stamps out.\n",
     );
     out.push_str("  entity Workload = {\n");
     out.push_str("    \"kind\": String,\n    \"name\": String,\n    \"namespace\": String,\n");
-    out.push_str(
-        "    \"metadata\": k8s::meta::v1::ObjectMeta,\n    \"spec\": k8s::core::v1::PodSpec,\n",
-    );
+    out.push_str("    \"metadata\": k8s::meta::v1::ObjectMeta,\n    \"spec\": PodSpec,\n");
     out.push_str("    \"volumeTypes\": Set<String>,\n    \"sysctlNames\": Set<String>,\n");
     out.push_str("  } tags String;\n");
     out.push_str("  // One container (init, regular or ephemeral) of a workload.\n");
@@ -396,7 +434,11 @@ fn admission_namespace(model: &ObjectModel) -> Result<String, AdmissionError> {
 /// actions. Deterministic, so it can be checked in and diffed.
 pub fn render_schema(model: &ObjectModel) -> Result<String, AdmissionError> {
     let mut by_namespace: BTreeMap<&str, Vec<&RecordType>> = BTreeMap::new();
-    for record in &model.records {
+    for record in model
+        .records
+        .iter()
+        .filter(|r| r.definition != WORKLOAD_SPEC)
+    {
         by_namespace
             .entry(record.namespace.as_str())
             .or_default()
