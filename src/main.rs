@@ -105,7 +105,7 @@ async fn main() -> anyhow::Result<()> {
             with_engine(&store, server_cmd::Server(args)).await
         }
         Command::Kubeconfig(args) => kubeconfig_cmd::run(&args),
-        Command::Policy(command) => policy_cmd::run(&command),
+        Command::Policy(command) => policy_cmd::run(&command).await,
         Command::Store(StoreCommand::Inspect(args)) => with_engine(&args, store_cmd::Inspect).await,
         Command::Store(StoreCommand::Keys { store, prefix }) => {
             with_engine(&store, store_cmd::Keys(prefix)).await

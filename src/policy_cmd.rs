@@ -28,6 +28,33 @@ pub(crate) enum PolicyCommand {
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
     },
+    /// Explains how a running cluster decides one request of another identity: allowed or
+    /// denied, the policies that decided and their reasons (asked with a SubjectAccessReview,
+    /// so it needs `create` on subjectaccessreviews). The identity is also in
+    /// `system:authenticated`, as every authenticated request is.
+    ///
+    /// Example: bulwark policy explain --kubeconfig admin.kubeconfig --as alice --as-group dev list configmaps -n team-a
+    Explain {
+        /// Kubeconfig of the asking user.
+        #[arg(long)]
+        kubeconfig: PathBuf,
+        /// The user the request is explained for.
+        #[arg(long = "as")]
+        user: String,
+        /// The user's groups (repeat).
+        #[arg(long = "as-group")]
+        groups: Vec<String>,
+        /// The verb (get, list, create, …).
+        verb: String,
+        /// The resource: `configmaps`, `deployments.apps`, a short name (`deploy`), with an
+        /// optional `/subresource` (`pods/log`); or a non-resource path starting with `/`.
+        resource: String,
+        /// The object name.
+        name: Option<String>,
+        /// The namespace.
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+    },
     /// Prints the Cedar schema policies are validated against: authorization (the default) or
     /// admission (`--admission`: the same plus one entity type per built-in kind, generated
     /// from the upstream types, and the pod security views).
@@ -40,8 +67,146 @@ pub(crate) enum PolicyCommand {
     },
 }
 
-pub(crate) fn run(command: &PolicyCommand) -> anyhow::Result<()> {
+/// `(group, plural, subresource)` of a resource argument, resolved against the served kinds.
+fn resolve(resource: &str) -> anyhow::Result<(String, String, Option<String>)> {
+    let (resource, subresource) = match resource.split_once('/') {
+        Some((r, s)) => (r, Some(s.to_owned())),
+        None => (resource, None),
+    };
+    let (name, group) = match resource.split_once('.') {
+        Some((n, g)) => (n, Some(g)),
+        None => (resource, None),
+    };
+    let def = bulwark_apiserver::registry::RESOURCES.iter().find(|d| {
+        (d.plural == name || d.singular == name || d.short_names.contains(&name))
+            && group.is_none_or(|g| g == d.group)
+    });
+    match def {
+        Some(def) => Ok((def.group.to_owned(), def.plural.to_owned(), subresource)),
+        None => bail!(
+            "unknown resource {resource:?}: give plural.group (e.g. widgets.example.com) for kinds this binary does not serve"
+        ),
+    }
+}
+
+async fn explain(
+    kubeconfig: &std::path::Path,
+    user: &str,
+    groups: &[String],
+    verb: &str,
+    resource: &str,
+    name: Option<&str>,
+    namespace: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut all_groups = groups.to_vec();
+    if !all_groups.iter().any(|g| g == "system:authenticated") {
+        all_groups.push("system:authenticated".into());
+    }
+    let (attributes, asked) = if resource.starts_with('/') {
+        (
+            serde_json::json!({"nonResourceAttributes": {"path": resource, "verb": verb}}),
+            format!("{verb} {resource}"),
+        )
+    } else {
+        let (group, plural, subresource) = resolve(resource)?;
+        let shown = format!(
+            "{plural}{}{}",
+            if group.is_empty() {
+                String::new()
+            } else {
+                format!(".{group}")
+            },
+            subresource
+                .as_deref()
+                .map(|s| format!("/{s}"))
+                .unwrap_or_default()
+        );
+        let mut attrs = serde_json::json!({"verb": verb, "group": group, "resource": plural});
+        for (key, value) in [
+            ("subresource", subresource.as_deref()),
+            ("namespace", namespace),
+            ("name", name),
+        ] {
+            if let Some(v) = value {
+                attrs[key] = serde_json::Value::String(v.to_owned());
+            }
+        }
+        let place = match (name, namespace) {
+            (Some(n), Some(ns)) => format!(" {n:?} in namespace {ns}"),
+            (Some(n), None) => format!(" {n:?}"),
+            (None, Some(ns)) => format!(" in namespace {ns}"),
+            (None, None) => " (cluster-wide)".to_owned(),
+        };
+        (
+            serde_json::json!({"resourceAttributes": attrs}),
+            format!("{verb} {shown}{place}"),
+        )
+    };
+    let mut spec = attributes;
+    spec["user"] = serde_json::Value::String(user.to_owned());
+    spec["groups"] = serde_json::json!(all_groups);
+    let review = serde_json::json!({
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": spec,
+    });
+    let credentials = bulwark_apiserver::client::Credentials::from_kubeconfig(kubeconfig)
+        .with_context(|| format!("reading {}", kubeconfig.display()))?;
+    let client = bulwark_apiserver::client::ApiClient::connect(&credentials, true)
+        .await
+        .with_context(|| format!("connecting to {}", credentials.server))?;
+    let response = client
+        .post_json(
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            &review,
+        )
+        .await?;
+    let body = response.json();
+    if !response.status.is_success() {
+        bail!(
+            "the cluster refused the review ({}): {}",
+            response.status,
+            body.get("message")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+        );
+    }
+    let status = &body["status"];
+    let allowed = status["allowed"].as_bool().unwrap_or(false);
+    println!("request:  {asked}");
+    println!("as:       {user} (groups: {})", all_groups.join(", "));
+    println!("decision: {}", if allowed { "allowed" } else { "denied" });
+    if let Some(reason) = status["reason"].as_str().filter(|r| !r.is_empty()) {
+        println!("why:      {reason}");
+    }
+    if let Some(error) = status["evaluationError"].as_str().filter(|e| !e.is_empty()) {
+        println!("note:     {error}");
+    }
+    Ok(())
+}
+
+pub(crate) async fn run(command: &PolicyCommand) -> anyhow::Result<()> {
     match command {
+        PolicyCommand::Explain {
+            kubeconfig,
+            user,
+            groups,
+            verb,
+            resource,
+            name,
+            namespace,
+        } => {
+            explain(
+                kubeconfig,
+                user,
+                groups,
+                verb,
+                resource,
+                name.as_deref(),
+                namespace.as_deref(),
+            )
+            .await
+        }
         PolicyCommand::Schema { admission } => {
             print!("{}", bulwark_policies::schema::SCHEMA_TEXT);
             if *admission {

@@ -179,6 +179,69 @@ when { resource.hasTag("env") && resource.getTag("env") == "prod" };"#,
     assert!(run(&s, &alice, &["get", "configmaps", "-n", "default"]).0);
     let answer = can_i(&s, &alice, &["list", "configmaps", "-n", "team-b"]);
     assert!(answer.contains("guardrails.prod-freeze"), "{answer}");
+    // `bulwark policy explain` asks the cluster about another identity and names the policies.
+    let explain = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+            .args(["policy", "explain", "--kubeconfig"])
+            .arg(&root)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = explain(&[
+        "--as",
+        "alice",
+        "--as-group",
+        "dev",
+        "list",
+        "cm",
+        "-n",
+        "team-b",
+    ]);
+    assert!(
+        text.contains("decision: denied")
+            && text.contains("guardrails.prod-freeze")
+            && text.contains("request:  list configmaps in namespace team-b"),
+        "{text}"
+    );
+    let text = explain(&[
+        "--as",
+        "alice",
+        "--as-group",
+        "dev",
+        "get",
+        "configmaps",
+        "settings",
+        "-n",
+        "team-a",
+    ]);
+    assert!(
+        text.contains("decision: allowed") && text.contains("team-a.dev-read-configmaps"),
+        "{text}"
+    );
+    let text = explain(&["--as", "alice", "get", "/version"]);
+    assert!(
+        text.contains("decision: allowed") && text.contains("grants.discovery"),
+        "{text}"
+    );
+    let text = explain(&[
+        "--as",
+        "alice",
+        "delete",
+        "deployments.apps",
+        "-n",
+        "team-a",
+    ]);
+    assert!(
+        text.contains("decision: denied") && text.contains("default deny"),
+        "{text}"
+    );
     // The bootstrap admin is never subject to guardrails.
     assert!(
         s.ok(&["get", "configmaps", "-n", "team-b"])
