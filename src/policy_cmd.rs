@@ -55,6 +55,21 @@ pub(crate) enum PolicyCommand {
         #[arg(short = 'n', long)]
         namespace: Option<String>,
     },
+    /// Translates RBAC manifests (Role, ClusterRole, RoleBinding, ClusterRoleBinding; YAML,
+    /// multi-document or `kind: List`) into Cedar permits, one set per binding: what the
+    /// cluster does with RBAC objects, shown so it can be reviewed or applied as CedarPolicy
+    /// objects instead. What cannot be expressed (unknown verbs, missing roles) is reported on
+    /// stderr.
+    ///
+    /// Example: bulwark policy from-rbac rbac.yaml -o yaml > cedar-policies.yaml
+    FromRbac {
+        /// RBAC manifest files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// `cedar` (policy text with a comment per binding) or `yaml` (CedarPolicy manifests).
+        #[arg(short = 'o', long, default_value = "cedar")]
+        output: String,
+    },
     /// Prints the Cedar schema policies are validated against: authorization (the default) or
     /// admission (`--admission`: the same plus one entity type per built-in kind, generated
     /// from the upstream types, and the pod security views).
@@ -127,8 +142,8 @@ async fn explain(
             ("namespace", namespace),
             ("name", name),
         ] {
-            if let Some(v) = value {
-                attrs[key] = serde_json::Value::String(v.to_owned());
+            if let (Some(v), Some(map)) = (value, attrs.as_object_mut()) {
+                map.insert(key.to_owned(), serde_json::Value::String(v.to_owned()));
             }
         }
         let place = match (name, namespace) {
@@ -143,8 +158,10 @@ async fn explain(
         )
     };
     let mut spec = attributes;
-    spec["user"] = serde_json::Value::String(user.to_owned());
-    spec["groups"] = serde_json::json!(all_groups);
+    if let Some(map) = spec.as_object_mut() {
+        map.insert("user".into(), serde_json::Value::String(user.to_owned()));
+        map.insert("groups".into(), serde_json::json!(all_groups));
+    }
     let review = serde_json::json!({
         "apiVersion": "authorization.k8s.io/v1",
         "kind": "SubjectAccessReview",
@@ -171,22 +188,114 @@ async fn explain(
                 .unwrap_or_default()
         );
     }
-    let status = &body["status"];
-    let allowed = status["allowed"].as_bool().unwrap_or(false);
+    let status = body.get("status").cloned().unwrap_or_default();
+    let field = |name: &str| status.get(name).cloned().unwrap_or_default();
+    let allowed = field("allowed").as_bool().unwrap_or(false);
     println!("request:  {asked}");
     println!("as:       {user} (groups: {})", all_groups.join(", "));
     println!("decision: {}", if allowed { "allowed" } else { "denied" });
-    if let Some(reason) = status["reason"].as_str().filter(|r| !r.is_empty()) {
+    if let Some(reason) = field("reason").as_str().filter(|r| !r.is_empty()) {
         println!("why:      {reason}");
     }
-    if let Some(error) = status["evaluationError"].as_str().filter(|e| !e.is_empty()) {
+    if let Some(error) = field("evaluationError").as_str().filter(|e| !e.is_empty()) {
         println!("note:     {error}");
+    }
+    Ok(())
+}
+
+/// The CedarPolicy object name for a translated binding (a DNS-1123 subdomain).
+fn object_name(source: &str) -> String {
+    let mut out: String = source
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    while out.contains("--") {
+        out = out.replace("--", "-");
+    }
+    out.trim_matches(['-', '.']).chars().take(253).collect()
+}
+
+fn from_rbac(files: &[PathBuf], output: &str) -> anyhow::Result<()> {
+    use serde::Deserialize as _;
+    let mut set = bulwark_policies::rbac::RbacSet::with_builtin_roles();
+    let mut objects = 0;
+    for file in files {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        for document in serde_yaml_ng::Deserializer::from_str(&text) {
+            let value = serde_json::Value::deserialize(document)
+                .with_context(|| format!("parsing {}", file.display()))?;
+            let items = match value.get("kind").and_then(serde_json::Value::as_str) {
+                Some("List") => value
+                    .get("items")
+                    .and_then(serde_json::Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+                _ => vec![value],
+            };
+            for item in items {
+                if set
+                    .add(&item)
+                    .with_context(|| format!("in {}", file.display()))?
+                {
+                    objects += 1;
+                }
+            }
+        }
+    }
+    if objects == 0 {
+        bail!("no RBAC objects (Role, ClusterRole, RoleBinding, ClusterRoleBinding) found");
+    }
+    for translation in set.translate() {
+        for warning in &translation.warnings {
+            eprintln!("{}: {warning}", translation.name);
+        }
+        match output {
+            "cedar" => {
+                println!(
+                    "// {}{}",
+                    translation.name,
+                    translation
+                        .namespace
+                        .as_deref()
+                        .map(|ns| format!(" (confined to namespace {ns})"))
+                        .unwrap_or_default()
+                );
+                print!("{}", translation.text);
+            }
+            "yaml" => {
+                if translation.text.is_empty() {
+                    continue;
+                }
+                let mut spec =
+                    serde_json::json!({"kind": "Authorization", "policies": translation.text});
+                if let (Some(ns), Some(map)) = (&translation.namespace, spec.as_object_mut()) {
+                    map.insert("namespace".into(), serde_json::Value::String(ns.clone()));
+                }
+                let manifest = serde_json::json!({
+                    "apiVersion": "policy.bulwark.dev/v1",
+                    "kind": "CedarPolicy",
+                    "metadata": {"name": object_name(&translation.name), "annotations": {"bulwark.dev/translated-from": translation.name}},
+                    "spec": spec,
+                });
+                println!("---\n{}", serde_yaml_ng::to_string(&manifest)?);
+            }
+            other => bail!("unknown output {other:?}: cedar or yaml"),
+        }
     }
     Ok(())
 }
 
 pub(crate) async fn run(command: &PolicyCommand) -> anyhow::Result<()> {
     match command {
+        PolicyCommand::FromRbac { files, output } => from_rbac(files, output),
         PolicyCommand::Explain {
             kubeconfig,
             user,

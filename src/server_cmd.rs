@@ -124,6 +124,12 @@ impl EngineJob for Server {
             ),
         ));
         state.admission.push(Box::new(
+            bulwark_apiserver::rbac_admission::RbacAdmission::new(
+                Arc::clone(&engine),
+                Arc::clone(&state.rbac_roles),
+            ),
+        ));
+        state.admission.push(Box::new(
             bulwark_apiserver::cedar_admission::CedarAdmission::new(
                 Arc::clone(&state.admission_policies),
                 Arc::clone(&state.namespace_labels),

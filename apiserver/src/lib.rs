@@ -41,6 +41,7 @@ pub mod pipeline;
 pub mod policy_admission;
 pub mod policy_sync;
 pub mod protobuf;
+pub mod rbac_admission;
 pub mod registry;
 pub mod request_info;
 pub mod resource;
@@ -90,6 +91,9 @@ pub fn default_state<E: Engine>(
         admission: vec![Box::new(admission::NamespaceLifecycle)],
         policies: None,
         admission_policies: Arc::default(),
+        rbac_roles: Arc::new(arc_swap::ArcSwap::from_pointee(
+            bulwark_policies::rbac::RbacSet::with_builtin_roles(),
+        )),
         namespace_labels: Arc::default(),
         events: Arc::default(),
         metrics: metrics::Metrics::default(),
@@ -137,6 +141,7 @@ pub async fn bootstrap<E: Engine>(state: &Arc<ApiState<E>>) -> Result<(), ApiErr
             state.store.clone(),
             Arc::clone(engine),
             Arc::clone(&state.admission_policies),
+            Arc::clone(&state.rbac_roles),
         )
         .await?;
     }

@@ -38,21 +38,7 @@ use crate::error::ApiError;
 use crate::registry::RESOURCES;
 use crate::request_info::Verb;
 
-/// Every Cedar action on `k8s::Resource`.
-const RESOURCE_ACTIONS: &[&str] = &[
-    "get",
-    "list",
-    "watch",
-    "create",
-    "update",
-    "patch",
-    "delete",
-    "deletecollection",
-    "impersonate",
-    "approve",
-    "bind",
-    "escalate",
-];
+use bulwark_policies::request::RESOURCE_VERBS as RESOURCE_ACTIONS;
 
 /// The non-resource paths the server serves.
 pub const NON_RESOURCE_PATHS: &[&str] = &[

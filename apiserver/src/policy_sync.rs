@@ -1,5 +1,6 @@
-//! CedarPolicy objects → the Cedar engines: every API server mirrors the objects from the
-//! store and rebuilds its authorization and admission snapshots when they change, so an accepted policy takes effect
+//! CedarPolicy objects (and RBAC roles and bindings, translated) → the Cedar engines: every
+//! API server mirrors the objects from the store and rebuilds its authorization and admission
+//! snapshots when they change, so an accepted policy takes effect
 //! everywhere within a second, with no restart. Each object's outcome is written back to its
 //! status (`Loaded` condition, the generation and policy ids in force).
 //!
@@ -16,6 +17,7 @@ use std::collections::HashSet;
 use bulwark_admission::{AdmissionEngine, AdmissionSnapshot, Mode};
 use bulwark_api::cedar_policy::{CedarPolicy, CedarPolicyKind, CedarPolicyMode};
 use bulwark_policies::engine::{Skipped, Snapshot};
+use bulwark_policies::rbac::RbacSet;
 use bulwark_policies::{CompiledPolicies, PolicyEngine, PolicyKind};
 use bulwark_store::{Engine, Store, StoreError};
 use serde_json::{Value, json};
@@ -62,8 +64,26 @@ struct Sync {
     /// Sources the snapshots in force left out, and why.
     skipped: Vec<Skipped>,
     statuses: mpsc::UnboundedSender<Vec<WantedStatus>>,
+    /// Mirrored RBAC objects, by plural.
+    rbac: HashMap<&'static str, Objects>,
+    /// The mirrored RBAC objects, published for the escalation checks.
+    rbac_roles: Arc<arc_swap::ArcSwap<RbacSet>>,
+    /// The RBAC bindings as compiled Cedar (authorization sources).
+    rbac_sources: Vec<Arc<CompiledPolicies>>,
+    /// Bumped whenever `rbac_sources` changes.
+    rbac_generation: i64,
+    /// Mirrors that have not delivered their first list yet; ready when none remain.
+    pending_first: usize,
     first: Option<oneshot::Sender<()>>,
 }
+
+/// The RBAC resources translated into Cedar.
+const RBAC_RESOURCES: &[&str] = &[
+    "roles",
+    "clusterroles",
+    "rolebindings",
+    "clusterrolebindings",
+];
 
 fn condition(status: bool, reason: &str, message: &str, generation: i64) -> Value {
     json!({
@@ -101,6 +121,40 @@ pub fn compile(policy: &CedarPolicy) -> Result<CompiledPolicies, bulwark_policie
 }
 
 impl Sync {
+    /// Translates the mirrored RBAC objects into authorization sources.
+    fn on_rbac(&mut self, plural: &'static str, objects: &Objects) {
+        self.rbac.insert(plural, objects.clone());
+        let mut set = RbacSet::with_builtin_roles();
+        for obj in self.rbac.values().flat_map(|o| o.values()) {
+            if let Err(e) = set.add(obj) {
+                tracing::warn!(error = %e, "RBAC object not translated");
+            }
+        }
+        let mut sources = Vec::new();
+        for translation in set.translate() {
+            for warning in &translation.warnings {
+                tracing::debug!(binding = %translation.name, %warning, "RBAC translation");
+            }
+            if translation.text.is_empty() {
+                continue;
+            }
+            match CompiledPolicies::compile(
+                &translation.name,
+                translation.namespace.as_deref(),
+                &translation.text,
+            ) {
+                Ok(compiled) => sources.push(Arc::new(compiled)),
+                Err(e) => {
+                    tracing::warn!(binding = %translation.name, error = %e, "RBAC binding not translated")
+                }
+            }
+        }
+        self.rbac_sources = sources;
+        self.rbac_roles.store(Arc::new(set));
+        self.rbac_generation += 1;
+        self.rebuild();
+    }
+
     fn on_change(&mut self, objects: &Objects) {
         let mut seen = HashMap::new();
         for obj in objects.values() {
@@ -137,21 +191,28 @@ impl Sync {
             seen.insert(name, entry);
         }
         self.entries = seen;
+        self.rebuild();
+    }
 
+    /// Rebuilds the snapshots when the sources in force changed (else refreshes statuses).
+    fn rebuild(&mut self) {
         let mut order: Vec<(&String, &Entry)> = self.entries.iter().collect();
         order.sort_by(|a, b| (&a.1.created, a.0).cmp(&(&b.1.created, b.0)));
         let in_force: Vec<(String, i64)> = order
             .iter()
             .filter(|(_, e)| e.compiled.is_ok())
             .map(|(n, e)| ((*n).clone(), e.generation))
+            .chain(std::iter::once(("rbac".to_owned(), self.rbac_generation)))
             .collect();
         if in_force != self.in_force || self.first.is_some() {
             let compiled = order.iter().filter_map(|(_, e)| e.compiled.as_ref().ok());
             let (authorization, admission): (Vec<_>, Vec<_>) =
                 compiled.partition(|(c, _)| c.kind == PolicyKind::Authorization);
+            // CedarPolicy objects first: they win @id collisions against translated RBAC.
             let authorization: Vec<Arc<CompiledPolicies>> = authorization
                 .into_iter()
                 .map(|(c, _)| Arc::clone(c))
+                .chain(self.rbac_sources.iter().cloned())
                 .collect();
             let admission: Vec<(Arc<CompiledPolicies>, Mode)> = admission
                 .into_iter()
@@ -190,7 +251,14 @@ impl Sync {
             let statuses = self.statuses_for(&self.loaded, &self.skipped);
             self.send(statuses);
         }
-        if let Some(first) = self.first.take() {
+    }
+
+    /// Counts one mirror's first delivery; the first snapshot is in force once all arrived.
+    fn first_delivered(&mut self) {
+        self.pending_first = self.pending_first.saturating_sub(1);
+        if self.pending_first == 0
+            && let Some(first) = self.first.take()
+        {
             let _ = first.send(());
         }
     }
@@ -304,17 +372,19 @@ async fn write_statuses<E: Engine>(
     }
 }
 
-/// Starts mirroring CedarPolicy objects into `engine` (authorization) and `admission`;
-/// resolves once the first set of objects is in force (the server is not ready before that).
+/// Starts mirroring CedarPolicy objects into `engine` (authorization) and `admission`, and
+/// RBAC roles and bindings (translated into Cedar grants) into `engine`; resolves once the
+/// first set of objects is in force (the server is not ready before that).
 pub async fn start<E: Engine>(
     store: Store<E>,
     engine: Arc<PolicyEngine>,
     admission: Arc<AdmissionEngine>,
+    rbac_roles: Arc<arc_swap::ArcSwap<RbacSet>>,
 ) -> Result<(), ApiError> {
     let def = cedar_policy_def()?;
     let (tx, rx) = mpsc::unbounded_channel();
     let (first_tx, first_rx) = oneshot::channel();
-    let mut sync = Sync {
+    let sync = Arc::new(std::sync::Mutex::new(Sync {
         engine,
         admission,
         entries: HashMap::new(),
@@ -322,20 +392,52 @@ pub async fn start<E: Engine>(
         loaded: HashSet::new(),
         skipped: Vec::new(),
         statuses: tx,
+        rbac: HashMap::new(),
+        rbac_roles,
+        rbac_sources: Vec::new(),
+        rbac_generation: 0,
+        pending_first: 1 + RBAC_RESOURCES.len(),
         first: Some(first_tx),
-    };
-    tokio::spawn(write_statuses(store.clone(), def, rx));
-    tokio::spawn(mirror::run(store, def, move |objects: &Objects| {
-        // Compiling thousands of policies takes a while: keep the runtime's other tasks
-        // moving while it does.
-        if tokio::runtime::Handle::current().runtime_flavor()
-            == tokio::runtime::RuntimeFlavor::MultiThread
-        {
-            tokio::task::block_in_place(|| sync.on_change(objects));
-        } else {
-            sync.on_change(objects);
-        }
     }));
+    tokio::spawn(write_statuses(store.clone(), def, rx));
+    let mut mirrored: Vec<(&'static ResourceDef, Option<&'static str>)> = vec![(def, None)];
+    for plural in RBAC_RESOURCES {
+        let rbac_def = registry::lookup("rbac.authorization.k8s.io", "v1", plural)
+            .ok_or_else(|| ApiError::internal("RBAC kinds are not registered"))?;
+        mirrored.push((rbac_def, Some(*plural)));
+    }
+    for (mirrored_def, rbac) in mirrored {
+        let sync = Arc::clone(&sync);
+        let mut first = true;
+        tokio::spawn(mirror::run(
+            store.clone(),
+            mirrored_def,
+            move |objects: &Objects| {
+                let mut work = || {
+                    // A poisoned lock means a panic mid-rebuild: keep the snapshots in force.
+                    let Ok(mut sync) = sync.lock() else {
+                        return;
+                    };
+                    match rbac {
+                        Some(plural) => sync.on_rbac(plural, objects),
+                        None => sync.on_change(objects),
+                    }
+                    if std::mem::take(&mut first) {
+                        sync.first_delivered();
+                    }
+                };
+                // Compiling thousands of policies takes a while: keep the runtime's other tasks
+                // moving while it does.
+                if tokio::runtime::Handle::current().runtime_flavor()
+                    == tokio::runtime::RuntimeFlavor::MultiThread
+                {
+                    tokio::task::block_in_place(work);
+                } else {
+                    work();
+                }
+            },
+        ));
+    }
     first_rx
         .await
         .map_err(|_| ApiError::internal("the policy mirror stopped before loading policies"))

@@ -334,6 +334,9 @@ fn columns(def: &ResourceDef) -> &'static [Column] {
             ("Requestor", "string", 0),
             ("Condition", "string", 0),
         ],
+        ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => {
+            &[("Role", "string", 0), ("Age", "string", 0)]
+        }
         ("policy.bulwark.dev", "cedarpolicies") => &[
             ("Kind", "string", 0),
             ("Mode", "string", 0),
@@ -503,6 +506,14 @@ fn cells(def: &ResourceDef, o: &Value) -> Vec<Value> {
             json!(text(o, "/spec/signerName")),
             json!(text(o, "/spec/username")),
             json!(csr_condition(o)),
+        ],
+        ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => vec![
+            json!(format!(
+                "{}/{}",
+                text(o, "/roleRef/kind"),
+                text(o, "/roleRef/name")
+            )),
+            age(o),
         ],
         ("policy.bulwark.dev", "cedarpolicies") => vec![
             json!(text(o, "/spec/kind")),

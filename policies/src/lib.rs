@@ -10,12 +10,14 @@
 //!   be locked out), guardrails (forbids; an error in a forbid denies, never fails open),
 //!   grants (permits, optionally confined to one namespace), then default deny — over an
 //!   immutable snapshot swapped atomically on reload.
+//! - [`rbac`]: RBAC roles and bindings translated into Cedar permits.
 //! - [`compiled`]: one source (a `CedarPolicy` object) compiled once per change, so a reload
 //!   re-parses only what changed.
 
 pub mod compiled;
 pub mod engine;
 pub mod policy_text;
+pub mod rbac;
 pub mod request;
 pub mod schema;
 

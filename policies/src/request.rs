@@ -13,6 +13,22 @@ use cedar_policy::{
 
 use crate::{PolicyError, schema};
 
+/// Every action on `k8s::Resource` in the schema (the Kubernetes verbs policies can name).
+pub const RESOURCE_VERBS: &[&str] = &[
+    "get",
+    "list",
+    "watch",
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "deletecollection",
+    "impersonate",
+    "approve",
+    "bind",
+    "escalate",
+];
+
 /// What a request addresses.
 #[derive(Debug, Clone)]
 pub enum Target<'a> {
