@@ -373,3 +373,104 @@ when { resource.resource == "cedarpolicies" && resource has subresource && resou
         "{text}"
     );
 }
+
+fn bound_pod(name: &str, node: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  nodeName: {node}\n  securityContext: {{runAsNonRoot: true, seccompProfile: {{type: RuntimeDefault}}}}\n  containers:\n  - name: c\n    image: registry.local/x:1\n    securityContext: {{allowPrivilegeEscalation: false, capabilities: {{drop: [ALL]}}}}\n"
+    )
+}
+
+#[test]
+fn nodes_write_only_what_is_bound_to_them() {
+    let s = TestServer::start();
+    let root = admin(&s);
+    let node = user(&s, "system:node:n1", &["system:nodes"]);
+    // A node registers itself, not others.
+    let (ok, text) = apply(
+        &s,
+        &node,
+        "n1",
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: n1\n",
+    );
+    assert!(ok, "{text}");
+    let (ok, text) = apply(
+        &s,
+        &node,
+        "n2",
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: n2\n",
+    );
+    assert!(!ok && text.contains("node-restriction.own-node"), "{text}");
+    // Pods: only those bound to it, status included.
+    for (name, on) in [("mine", "n1"), ("theirs", "n2")] {
+        let (ok, text) = apply(&s, &root, name, &bound_pod(name, on));
+        assert!(ok, "{text}");
+    }
+    let (ok, text) = run(&s, &node, &["get", "pods", "-n", "default"]);
+    assert!(
+        ok && text.contains("mine") && text.contains("theirs"),
+        "{text}"
+    );
+    let (ok, text) = run(
+        &s,
+        &node,
+        &["label", "pod", "mine", "seen=yes", "-n", "default"],
+    );
+    assert!(ok, "{text}");
+    let (ok, text) = run(
+        &s,
+        &node,
+        &["label", "pod", "theirs", "seen=yes", "-n", "default"],
+    );
+    assert!(
+        !ok && text.contains("node-restriction.bound-pods"),
+        "{text}"
+    );
+    let status = r#"{"status":{"phase":"Running"}}"#;
+    let (ok, text) = run(
+        &s,
+        &node,
+        &[
+            "patch",
+            "pod",
+            "mine",
+            "-n",
+            "default",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            status,
+        ],
+    );
+    assert!(ok, "{text}");
+    let (ok, text) = run(
+        &s,
+        &node,
+        &[
+            "patch",
+            "pod",
+            "theirs",
+            "-n",
+            "default",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            status,
+        ],
+    );
+    assert!(
+        !ok && text.contains("node-restriction.bound-pods"),
+        "{text}"
+    );
+    // Nothing else: no secrets, no exec-like subresources, no deleting other nodes.
+    let (ok, text) = run(&s, &node, &["get", "secrets", "-n", "default"]);
+    assert!(!ok && text.contains("Forbidden"), "{text}");
+    let (ok, text) = run(&s, &node, &["delete", "pod", "theirs", "-n", "default"]);
+    assert!(
+        !ok && text.contains("node-restriction.bound-pods"),
+        "{text}"
+    );
+    // The same user name outside system:nodes is just a user, with no grants.
+    let impostor = user(&s, "system:node:n3", &[]);
+    let (ok, text) = run(&s, &impostor, &["get", "pods", "-n", "default"]);
+    assert!(!ok && text.contains("Forbidden"), "{text}");
+}

@@ -9,9 +9,11 @@
 //! - An audit-mode hit is logged on the `bulwark::admission` target with the writer and the
 //!   policy; the audit log records it once it exists.
 //!
-//! Status and binding writes are not reviewed (the kubelet and scheduler must always be able to
-//! report and bind), nor are CedarPolicy objects (so no admission policy can lock policy
-//! management out; their own acceptance checks apply).
+//! Status writes are reviewed with `context.subresource == "status"` (node restriction needs
+//! them; pod security views are built only when the pod spec changes, which a status write never
+//! does). Binding writes are not reviewed (the scheduler must always be able to bind), nor are
+//! CedarPolicy objects (so no admission policy can lock policy management out; their own
+//! acceptance checks apply).
 
 use std::sync::Arc;
 
@@ -59,10 +61,7 @@ impl AdmissionPlugin for CedarAdmission {
     }
 
     fn admit(&self, request: &AdmissionRequest<'_>) -> Result<Vec<String>, ApiError> {
-        if matches!(
-            request.subresource,
-            Some(Subresource::Status | Subresource::Binding)
-        ) {
+        if request.subresource == Some(Subresource::Binding) {
             return Ok(Vec::new());
         }
         let operation = match request.verb {

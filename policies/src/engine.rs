@@ -45,8 +45,13 @@ pub const DEFAULT_GRANTS: &str = include_str!("../cedar/grants.cedar");
 pub const DEFAULT_SOURCES: &[(&str, &str)] = &[("bulwark-default-grants", DEFAULT_GRANTS)];
 /// The Pod Security Standards (baseline and restricted) as admission policies.
 pub const POD_SECURITY: &str = include_str!("../cedar/pod-security.cedar");
+/// Upstream's NodeRestriction as admission policies: nodes write only what is bound to them.
+pub const NODE_RESTRICTION: &str = include_str!("../cedar/node-restriction.cedar");
 /// The shipped admission sources installed on first start (mode Enforce).
-pub const DEFAULT_ADMISSION_SOURCES: &[(&str, &str)] = &[("bulwark-pod-security", POD_SECURITY)];
+pub const DEFAULT_ADMISSION_SOURCES: &[(&str, &str)] = &[
+    ("bulwark-pod-security", POD_SECURITY),
+    ("bulwark-node-restriction", NODE_RESTRICTION),
+];
 
 /// Which tier decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
