@@ -1,0 +1,228 @@
+//! Audit events in the upstream `audit.k8s.io/v1` `Event` shape, so existing tooling reads
+//! them. Bulwark adds annotations:
+//!
+//! - `authorization.k8s.io/decision` (`allow` | `forbid`) and `authorization.k8s.io/reason`,
+//!   as upstream, with the deciding Cedar policy ids in `authorization.bulwark.dev/policies`;
+//! - `admission.bulwark.dev/denied`, `…/warnings`, `…/audit` for admission policy hits.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// How much of a request is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Level {
+    /// Not recorded.
+    None,
+    /// Who, what, when, the outcome; no bodies.
+    Metadata,
+    /// Metadata and the request body.
+    Request,
+    /// Metadata, the request and the response body.
+    RequestResponse,
+}
+
+/// Where in its life a request was when the event was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Stage {
+    /// As soon as the request arrives.
+    RequestReceived,
+    /// Headers sent, body still streaming (watches).
+    ResponseStarted,
+    /// The response is complete.
+    ResponseComplete,
+    /// The handler failed unexpectedly.
+    Panic,
+}
+
+/// The requesting identity.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    /// User name.
+    pub username: String,
+    /// Groups.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+}
+
+/// What the request addressed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRef {
+    /// Plural resource.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub resource: String,
+    /// Namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Object name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// API group ("" for core).
+    #[serde(default)]
+    pub api_group: String,
+    /// API version.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub api_version: String,
+    /// Subresource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subresource: Option<String>,
+}
+
+/// The response's status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseStatus {
+    /// HTTP code.
+    pub code: u16,
+    /// `Success` or `Failure`, for errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// The upstream reason (`Forbidden`, `NotFound`, …), for errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The message, for errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// One audit event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    /// Always `Event`.
+    pub kind: String,
+    /// Always `audit.k8s.io/v1`.
+    pub api_version: String,
+    /// The level it was recorded at.
+    pub level: Level,
+    /// Unique per request (shared by its stages).
+    #[serde(rename = "auditID")]
+    pub audit_id: String,
+    /// The stage.
+    pub stage: Stage,
+    /// Path and query.
+    #[serde(rename = "requestURI")]
+    pub request_uri: String,
+    /// The Kubernetes verb (or `get`/`post` for non-resource paths).
+    pub verb: String,
+    /// The authenticated identity.
+    pub user: UserInfo,
+    /// The identity acted as, when impersonating.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impersonated_user: Option<UserInfo>,
+    /// Client addresses.
+    #[serde(rename = "sourceIPs", default)]
+    pub source_ips: Vec<String>,
+    /// The client's User-Agent.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user_agent: String,
+    /// What was addressed (resource requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_ref: Option<ObjectRef>,
+    /// The outcome (ResponseComplete).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_status: Option<ResponseStatus>,
+    /// The request body (level Request and up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_object: Option<Value>,
+    /// The response body (level RequestResponse).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_object: Option<Value>,
+    /// When the request arrived (RFC 3339, microseconds).
+    pub request_received_timestamp: String,
+    /// When this stage was reached.
+    pub stage_timestamp: String,
+    /// Decisions and other notes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Now as an RFC 3339 timestamp with microseconds (upstream's MicroTime).
+pub fn now_micro() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let micros = now.microsecond();
+    let base = now
+        .replace_nanosecond(0)
+        .unwrap_or(now)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    // `…:SSZ` → `…:SS.uuuuuuZ`.
+    match base.strip_suffix('Z') {
+        Some(head) => format!("{head}.{micros:06}Z"),
+        None => base,
+    }
+}
+
+impl Event {
+    /// An event with the fixed fields set and timestamps now.
+    pub fn new(
+        audit_id: String,
+        stage: Stage,
+        level: Level,
+        verb: &str,
+        request_uri: &str,
+        user: UserInfo,
+    ) -> Self {
+        let now = now_micro();
+        Self {
+            kind: "Event".into(),
+            api_version: "audit.k8s.io/v1".into(),
+            level,
+            audit_id,
+            stage,
+            request_uri: request_uri.to_owned(),
+            verb: verb.to_owned(),
+            user,
+            impersonated_user: None,
+            source_ips: Vec::new(),
+            user_agent: String::new(),
+            object_ref: None,
+            response_status: None,
+            request_object: None,
+            response_object: None,
+            request_received_timestamp: now.clone(),
+            stage_timestamp: now,
+            annotations: BTreeMap::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+    use super::*;
+
+    #[test]
+    fn serializes_in_the_upstream_shape() {
+        let mut e = Event::new(
+            "id-1".into(),
+            Stage::ResponseComplete,
+            Level::Metadata,
+            "get",
+            "/api/v1/pods",
+            UserInfo {
+                username: "alice".into(),
+                groups: vec!["dev".into()],
+            },
+        );
+        e.object_ref = Some(ObjectRef {
+            resource: "pods".into(),
+            api_version: "v1".into(),
+            ..ObjectRef::default()
+        });
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["apiVersion"], "audit.k8s.io/v1");
+        assert_eq!(v["auditID"], "id-1");
+        assert_eq!(v["requestURI"], "/api/v1/pods");
+        assert_eq!(v["stage"], "ResponseComplete");
+        assert_eq!(v["objectRef"]["apiGroup"], "");
+        assert!(v["stageTimestamp"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(
+            v["stageTimestamp"].as_str().unwrap().len(),
+            "2026-11-21T05:12:25.123456Z".len()
+        );
+        let back: Event = serde_json::from_value(v).unwrap();
+        assert_eq!(back, e);
+    }
+}

@@ -1,0 +1,406 @@
+//! The append-only writer. Events go through a bounded queue (a full queue makes callers wait:
+//! nothing is dropped) to one writer thread that appends them to the current segment, fsyncs
+//! once per batch, and appends a signed checkpoint every `checkpoint_every` records or
+//! `checkpoint_interval`, exporting the latest one to `checkpoint.json`. Segments
+//! (`audit-<first seq>.jsonl`, 0600 in a 0700 directory) rotate by size and age; the oldest
+//! beyond `max_segments` are removed.
+//!
+//! On start the writer continues the chain from the last complete line. If the last segment
+//! ends in a torn line (a crash mid-write), it is left as it is and a new segment starts with a
+//! recovery record naming it, so the tear is reported by `audit verify`, never hidden.
+//!
+//! Other components (the posture scanner, rotation, controllers) record through
+//! [`AuditSink`].
+
+use std::fs::{File, OpenOptions};
+use std::future::Future;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::chain::{GENESIS, Record, Recovery, SigningKey, line_hash};
+use crate::event::{Event, now_micro};
+use crate::{AuditError, io};
+
+/// Where and how the log is written.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    /// The log directory (`<data-dir>/audit`).
+    pub dir: PathBuf,
+    /// A checkpoint after this many records.
+    pub checkpoint_every: u64,
+    /// …or after this long with unsigned records.
+    pub checkpoint_interval: Duration,
+    /// Rotate a segment beyond this size.
+    pub max_segment_bytes: u64,
+    /// Rotate a segment older than this.
+    pub max_segment_age: Duration,
+    /// Keep at most this many segments (the oldest are removed).
+    pub max_segments: usize,
+    /// Queue length before callers wait.
+    pub queue: usize,
+}
+
+impl AuditOptions {
+    /// Defaults for `dir`: a checkpoint every 1,000 records or 10 s, 64 MiB or 24 h segments,
+    /// 128 segments kept.
+    pub fn new(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            checkpoint_every: 1_000,
+            checkpoint_interval: Duration::from_secs(10),
+            max_segment_bytes: 64 * 1024 * 1024,
+            max_segment_age: Duration::from_secs(24 * 3600),
+            max_segments: 128,
+            queue: 10_000,
+        }
+    }
+}
+
+/// Anything that records audit events: the API server, and every component that writes its
+/// own events (posture findings, key and certificate rotation, controllers).
+pub trait AuditSink: Send + Sync {
+    /// Records one event. Waits while the writer is behind; never drops.
+    fn record<'a>(&'a self, event: Event) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+}
+
+enum Message {
+    Event(Box<Event>),
+    Tick,
+    Flush(oneshot::Sender<()>),
+}
+
+/// The audit log: a handle to the writer thread.
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    tx: mpsc::Sender<Message>,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Message")
+    }
+}
+
+impl AuditSink for AuditLog {
+    fn record<'a>(&'a self, event: Event) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            if self.tx.send(Message::Event(Box::new(event))).await.is_err() {
+                tracing::error!("the audit writer has stopped; event not recorded");
+            }
+        })
+    }
+}
+
+/// The segment file name for a segment starting at `seq`.
+pub fn segment_name(seq: u64) -> String {
+    format!("audit-{seq:020}.jsonl")
+}
+
+/// The log's segments, oldest first.
+pub fn segments(dir: &Path) -> Result<Vec<PathBuf>, AuditError> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io(dir))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("audit-") && n.ends_with(".jsonl"))
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// The exported latest checkpoint.
+pub fn checkpoint_path(dir: &Path) -> PathBuf {
+    dir.join("checkpoint.json")
+}
+
+struct Writer {
+    options: AuditOptions,
+    key: SigningKey,
+    file: File,
+    path: PathBuf,
+    bytes: u64,
+    opened: Instant,
+    next_seq: u64,
+    prev: String,
+    unsigned: u64,
+    last_checkpoint: Instant,
+}
+
+fn open_segment(dir: &Path, seq: u64) -> Result<(File, PathBuf), AuditError> {
+    let path = dir.join(segment_name(seq));
+    let file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io(&path))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
+    Ok((file, path))
+}
+
+impl Writer {
+    fn open(options: AuditOptions, key: SigningKey) -> Result<Self, AuditError> {
+        bulwark_pki::files::ensure_private_dir(&options.dir)
+            .map_err(|e| AuditError::Log(e.to_string()))?;
+        let existing = segments(&options.dir)?;
+        let mut torn = None;
+        let (mut next_seq, mut prev) = (1, GENESIS.to_owned());
+        if let Some(last) = existing.last() {
+            let bytes = std::fs::read(last).map_err(io(last))?;
+            let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            if complete < bytes.len() {
+                torn = Some(Recovery {
+                    file: last
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    offset: complete as u64,
+                    bytes: (bytes.len() - complete) as u64,
+                });
+            }
+            let body = bytes.get(..complete).unwrap_or_default();
+            if let Some(line) = body.split(|b| *b == b'\n').rfind(|l| !l.is_empty()) {
+                let record: Record = serde_json::from_slice(line).map_err(|e| {
+                    AuditError::Log(format!(
+                        "{}: the last complete line does not parse: {e}",
+                        last.display()
+                    ))
+                })?;
+                next_seq = record.seq + 1;
+                prev = line_hash(line);
+            } else if let Some(earlier) =
+                existing.len().checked_sub(2).and_then(|i| existing.get(i))
+            {
+                return Err(AuditError::Log(format!(
+                    "{} holds no complete record; continue from {} by hand",
+                    last.display(),
+                    earlier.display()
+                )));
+            }
+        }
+        let (file, path) = match (existing.last(), &torn) {
+            (Some(last), None) => {
+                let file = OpenOptions::new()
+                    .append(true)
+                    .open(last)
+                    .map_err(io(last))?;
+                (file, last.clone())
+            }
+            _ => open_segment(&options.dir, next_seq)?,
+        };
+        let bytes = file.metadata().map_err(io(&path))?.len();
+        let mut writer = Self {
+            options,
+            key,
+            file,
+            path,
+            bytes,
+            opened: Instant::now(),
+            next_seq,
+            prev,
+            unsigned: 0,
+            last_checkpoint: Instant::now(),
+        };
+        if let Some(recovery) = torn {
+            tracing::warn!(file = %recovery.file, offset = recovery.offset, bytes = recovery.bytes, "audit log: torn last record from a crash; recorded and continued in a new segment");
+            writer.append(Record {
+                seq: 0,
+                prev: String::new(),
+                event: None,
+                checkpoint: None,
+                recovery: Some(recovery),
+            })?;
+            writer.sync()?;
+        }
+        Ok(writer)
+    }
+
+    /// Appends one record (its seq and prev are filled in here).
+    fn append(&mut self, mut record: Record) -> Result<(), AuditError> {
+        record.seq = self.next_seq;
+        record.prev = std::mem::take(&mut self.prev);
+        let mut line = serde_json::to_vec(&record).map_err(|e| AuditError::Log(e.to_string()))?;
+        self.prev = line_hash(&line);
+        line.push(b'\n');
+        self.file.write_all(&line).map_err(io(&self.path))?;
+        self.bytes += line.len() as u64;
+        self.next_seq += 1;
+        if record.checkpoint.is_none() {
+            self.unsigned += 1;
+        }
+        Ok(())
+    }
+
+    fn checkpoint(&mut self) -> Result<(), AuditError> {
+        let checkpoint = self.key.checkpoint(self.next_seq, &self.prev, now_micro());
+        self.append(Record {
+            seq: 0,
+            prev: String::new(),
+            event: None,
+            checkpoint: Some(checkpoint),
+            recovery: None,
+        })?;
+        self.sync()?;
+        // Export the checkpoint line (the line just written) for auditors and the webhook.
+        let exported = std::fs::read(&self.path)
+            .ok()
+            .and_then(|b| {
+                b.split(|c| *c == b'\n')
+                    .rfind(|l| !l.is_empty())
+                    .map(<[u8]>::to_vec)
+            })
+            .unwrap_or_default();
+        bulwark_pki::files::write_public(&checkpoint_path(&self.options.dir), &exported)
+            .map_err(|e| AuditError::Log(e.to_string()))?;
+        self.unsigned = 0;
+        self.last_checkpoint = Instant::now();
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), AuditError> {
+        self.file.sync_data().map_err(io(&self.path))
+    }
+
+    fn checkpoint_due(&self) -> bool {
+        self.unsigned > 0
+            && (self.unsigned >= self.options.checkpoint_every
+                || self.last_checkpoint.elapsed() >= self.options.checkpoint_interval)
+    }
+
+    fn rotate_if_due(&mut self) -> Result<(), AuditError> {
+        if self.bytes < self.options.max_segment_bytes
+            && self.opened.elapsed() < self.options.max_segment_age
+        {
+            return Ok(());
+        }
+        if self.bytes == 0 {
+            return Ok(());
+        }
+        if self.unsigned > 0 {
+            self.checkpoint()?;
+        }
+        let (file, path) = open_segment(&self.options.dir, self.next_seq)?;
+        self.file = file;
+        self.path = path;
+        self.bytes = 0;
+        self.opened = Instant::now();
+        let all = segments(&self.options.dir)?;
+        let excess = all.len().saturating_sub(self.options.max_segments);
+        for old in all.iter().take(excess) {
+            std::fs::remove_file(old).map_err(io(old))?;
+            tracing::info!(segment = %old.display(), "audit segment removed by retention");
+        }
+        Ok(())
+    }
+
+    fn run(mut self, mut rx: mpsc::Receiver<Message>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut flushes = Vec::new();
+            let mut wrote = false;
+            let mut message = Some(first);
+            let mut batch = 0;
+            while let Some(m) = message.take() {
+                match m {
+                    Message::Event(event) => {
+                        match serde_json::to_value(&*event) {
+                            Ok(value) => {
+                                let record = Record {
+                                    seq: 0,
+                                    prev: String::new(),
+                                    event: Some(value),
+                                    checkpoint: None,
+                                    recovery: None,
+                                };
+                                let result = self.append(record).and_then(|()| {
+                                    // Checkpoints and rotation happen mid-batch too, so a burst
+                                    // is signed every `checkpoint_every` records and segments
+                                    // keep their size.
+                                    if self.unsigned >= self.options.checkpoint_every {
+                                        self.checkpoint()?;
+                                    }
+                                    self.rotate_if_due()
+                                });
+                                if let Err(e) = result {
+                                    tracing::error!(error = %e, "audit record not written");
+                                }
+                                wrote = true;
+                            }
+                            Err(e) => tracing::error!(error = %e, "audit event does not serialize"),
+                        }
+                        batch += 1;
+                    }
+                    Message::Tick => {}
+                    Message::Flush(done) => flushes.push(done),
+                }
+                if batch < 1024 {
+                    message = rx.try_recv().ok();
+                }
+            }
+            let result = (|| {
+                if wrote {
+                    self.sync()?;
+                }
+                if self.checkpoint_due() || (!flushes.is_empty() && self.unsigned > 0) {
+                    self.checkpoint()?;
+                }
+                self.rotate_if_due()
+            })();
+            if let Err(e) = result {
+                tracing::error!(error = %e, "audit log write failed");
+            }
+            for done in flushes {
+                let _ = done.send(());
+            }
+        }
+        if self.unsigned > 0
+            && let Err(e) = self.checkpoint()
+        {
+            tracing::error!(error = %e, "final audit checkpoint failed");
+        }
+    }
+}
+
+impl AuditLog {
+    /// Opens (or creates) the log in `options.dir`, signing with `key`, and starts the writer.
+    pub fn open(options: AuditOptions, key: SigningKey) -> Result<Self, AuditError> {
+        let interval = options.checkpoint_interval;
+        let (tx, rx) = mpsc::channel(options.queue.max(1));
+        let writer = Writer::open(options, key)?;
+        std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| AuditError::Log(format!("cannot start the writer: {e}")))?;
+        let ticker = tx.clone();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let mut tick = tokio::time::interval(interval);
+                loop {
+                    tick.tick().await;
+                    if ticker.send(Message::Tick).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Ok(Self { tx })
+    }
+
+    /// Waits until everything recorded so far is written, fsynced and signed.
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Message::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
