@@ -1,7 +1,10 @@
 //! Load generator for `bulwark server` (the real binary, embedded store, TLS with client
 //! certificates, persistent HTTP/2 connections). Prints cold start to /readyz, creates/s,
 //! gets/s, list latency over 10,000 ConfigMaps, watch delivery latency p50/p99 with 1,000
-//! concurrent watchers, and server RSS idle and under load.
+//! concurrent watchers, and server RSS idle and under load. Then runs the creates and gets again
+//! on a second server with auditing off, beside the first (audit at the hardened default:
+//! Metadata for ConfigMaps, fsynced and signed), so the audit log's cost is measured in the
+//! same run.
 //!
 //! Run: `cargo bench --bench apiserver_load` (BULWARK_BENCH_SECONDS sets each throughput
 //! phase's length, default 3).
@@ -115,13 +118,24 @@ struct Server {
     started: Instant,
 }
 
-fn start_server() -> Server {
+fn start_server(audit_off: bool) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    let none_policy = dir.path().join("audit-none.yaml");
+    std::fs::write(
+        &none_policy,
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n  - level: None\n",
+    )
+    .unwrap();
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bulwark"));
+    command
         .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
+        .arg(&data);
+    if audit_off {
+        command.arg("--audit-policy").arg(&none_policy);
+    }
+    let mut child = command
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -200,7 +214,7 @@ async fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
-    let server = start_server();
+    let server = start_server(false);
     let pid = server.child.id();
     let creds = Credentials::from_kubeconfig(&server.kubeconfig).unwrap();
     // Cold start: process spawn to the first 200 from /readyz.
@@ -394,6 +408,64 @@ async fn main() {
         rss_watch as f64 / 1024.0
     );
     let mut child = server.child;
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // The same creates and gets with auditing off (a policy recording nothing).
+    let quiet = start_server(true);
+    let creds = Credentials::from_kubeconfig(&quiet.kubeconfig).unwrap();
+    let clients = loop {
+        if let Ok(c) = ApiClient::connect(&creds, true).await
+            && let Ok(r) = c.get("/readyz").await
+            && r.status.as_u16() == 200
+        {
+            break connect_all(&creds).await;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let c0 = clients[0].clone();
+    let r = c0
+        .post_json(
+            "/api/v1/namespaces",
+            &json!({"metadata": {"name": "bench-w"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 201);
+    let creates_off = throughput(&clients, WRITERS, seconds, |c, i| async move {
+        let r = c
+            .post_json("/api/v1/namespaces/bench-w/configmaps", &json!({"metadata": {"name": format!("cm-{i:x}")}, "data": {"k": "v".repeat(1024)}}))
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 201);
+    })
+    .await;
+    let r = c0
+        .post_json(
+            "/api/v1/namespaces/bench-w/configmaps",
+            &json!({"metadata": {"name": "hot"}, "data": {"k": "v"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 201);
+    let gets_off = throughput(&clients, READERS, seconds, |c, _| async move {
+        let r = c
+            .get("/api/v1/namespaces/bench-w/configmaps/hot")
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 200);
+    })
+    .await;
+    println!("  audit cost (Metadata vs off, same run):");
+    println!(
+        "    creates/s {creates:>9.0} vs {creates_off:>9.0}  ({:+.1}%)",
+        (creates - creates_off) / creates_off * 100.0
+    );
+    println!(
+        "    gets/s    {gets:>9.0} vs {gets_off:>9.0}  ({:+.1}%)",
+        (gets - gets_off) / gets_off * 100.0
+    );
+    let mut child = quiet.child;
     let _ = child.kill();
     let _ = child.wait();
 }

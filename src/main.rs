@@ -1,6 +1,7 @@
 //! `bulwark`: one binary for every role of a Bulwark cluster. This file only parses flags and
 //! wires crates together; the logic lives in the workspace crates.
 
+mod audit_cmd;
 mod duration;
 mod kubeconfig_cmd;
 mod policy_cmd;
@@ -38,9 +39,13 @@ enum Command {
     ///
     /// Example: bulwark kubeconfig --data-dir ./bulwark-data --user alice --group dev --ttl 24h --out alice.kubeconfig
     Kubeconfig(kubeconfig_cmd::KubeconfigArgs),
-    /// Cedar policy tooling: validate policy files, print the schema.
+    /// Cedar policy tooling: validate, test and explain policies, translate RBAC, print the
+    /// schemas.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
+    /// Audit log tooling for auditors: verify a log's integrity offline.
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCommand),
     /// Storage administration.
     #[command(subcommand)]
     Store(StoreCommand),
@@ -106,6 +111,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Kubeconfig(args) => kubeconfig_cmd::run(&args),
         Command::Policy(command) => policy_cmd::run(&command).await,
+        Command::Audit(command) => audit_cmd::run(&command),
         Command::Store(StoreCommand::Inspect(args)) => with_engine(&args, store_cmd::Inspect).await,
         Command::Store(StoreCommand::Keys { store, prefix }) => {
             with_engine(&store, store_cmd::Keys(prefix)).await

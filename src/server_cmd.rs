@@ -32,6 +32,11 @@ pub(crate) struct ServerArgs {
     /// resourceVersions get 410 Expired (e.g. 5m, 1h).
     #[arg(long, default_value = "5m", value_parser = parse_history)]
     pub(crate) history: Duration,
+    /// Audit policy file (upstream `audit.k8s.io/v1 Policy` format). Default: the hardened
+    /// built-in policy (Metadata for everything, bodies of policy, RBAC, approval and exec
+    /// changes, never bodies of secrets or tokens).
+    #[arg(long)]
+    pub(crate) audit_policy: Option<PathBuf>,
 }
 
 fn parse_history(text: &str) -> Result<Duration, String> {
@@ -40,6 +45,31 @@ fn parse_history(text: &str) -> Result<Duration, String> {
         Ok(d) => Ok(d),
         Err(e) => Err(format!("{e:#}")),
     }
+}
+
+/// Opens the audit log in `<data-dir>/audit`, signed with `<data-dir>/pki/audit-signing.key`
+/// (created on first start; its public key, `audit-signing.key.pub`, is what auditors verify
+/// with), and loads the audit policy.
+fn open_audit(
+    data_dir: &std::path::Path,
+    policy: Option<&std::path::Path>,
+) -> anyhow::Result<(bulwark_audit::AuditLog, bulwark_audit::AuditPolicy)> {
+    let policy = match policy {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the audit policy {}", path.display()))?;
+            bulwark_audit::AuditPolicy::parse(&text)?
+        }
+        None => bulwark_audit::AuditPolicy::hardened_default()?,
+    };
+    let key = bulwark_audit::chain::SigningKey::load_or_create(
+        &data_dir.join("pki").join("audit-signing.key"),
+    )?;
+    let log = bulwark_audit::AuditLog::open(
+        bulwark_audit::AuditOptions::new(data_dir.join("audit")),
+        key,
+    )?;
+    Ok((log, policy))
 }
 
 /// The server job.
@@ -136,6 +166,12 @@ impl EngineJob for Server {
             ),
         ));
         state.policies = Some(engine);
+        let audit = open_audit(&args.data_dir, args.audit_policy.as_deref())?;
+        state.auditing = Some(bulwark_apiserver::audit_record::Auditing {
+            sink: Arc::new(audit.0.clone()),
+            policy: audit.1,
+        });
+        let audit_log = audit.0;
         let state = Arc::new(state);
         bulwark_apiserver::bootstrap(&state)
             .await
@@ -191,6 +227,8 @@ impl EngineJob for Server {
         tracing::info!(%url, engine = store.engine().name(), "serving");
         bulwark_apiserver::server::serve(listener, tls, state, shutdown_signal()).await;
         tracing::info!("shutting down");
+        // Everything recorded is written, fsynced and signed before the process exits.
+        audit_log.flush().await;
         store.close().await.context("closing the store")?;
         Ok(())
     }

@@ -18,6 +18,7 @@
 
 pub mod access_review;
 pub mod admission;
+pub mod audit_record;
 pub mod auth;
 pub mod authz;
 pub mod cedar_admission;
@@ -91,6 +92,7 @@ pub fn default_state<E: Engine>(
         admission: vec![Box::new(admission::NamespaceLifecycle)],
         policies: None,
         admission_policies: Arc::default(),
+        auditing: None,
         rbac_roles: Arc::new(arc_swap::ArcSwap::from_pointee(
             bulwark_policies::rbac::RbacSet::with_builtin_roles(),
         )),

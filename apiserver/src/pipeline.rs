@@ -5,7 +5,7 @@
 //! 2. work out what is asked (non-resource path, discovery, or a resource request),
 //! 3. authorize (403 with the reason),
 //! 4. dispatch to the handler (decoding, validation and admission happen there, per verb),
-//! 5. log one line and record metrics.
+//! 5. log one line, record metrics, and record the audit event (see [`crate::audit_record`]).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -34,12 +34,33 @@ pub const KUBE_MINOR: &str = "33";
 /// Handles one HTTP request end to end.
 pub async fn handle<E: Engine>(state: Arc<ApiState<E>>, request: Request<Body>) -> Response {
     let started = Instant::now();
+    let received = bulwark_audit::event::now_micro();
+    let audit_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
     let mut log = LogFields::default();
-    let response = match run(&state, &parts, body, &mut log).await {
-        Ok(response) => response,
-        Err(err) => err.into_response(),
+    let (mut response, error) = match run(&state, &parts, body, &mut log).await {
+        Ok(response) => (response, None),
+        Err(err) => {
+            let status = (*err.0).clone();
+            (err.into_response(), Some(status))
+        }
     };
+    if let Ok(value) = http::HeaderValue::from_str(&audit_id) {
+        response.headers_mut().insert("audit-id", value);
+    }
+    if let Some(auditing) = &state.auditing {
+        let audit = std::mem::take(&mut log.audit);
+        response = crate::audit_record::finish(
+            auditing,
+            audit,
+            &parts,
+            audit_id,
+            received,
+            response,
+            error.as_ref(),
+        )
+        .await;
+    }
     let code = response.status().as_u16();
     let elapsed = started.elapsed();
     state
@@ -63,6 +84,24 @@ struct LogFields {
     user: String,
     verb: String,
     resource: String,
+    audit: crate::audit_record::RequestAudit,
+}
+
+/// The verb of a request that failed authentication, for its audit event.
+fn unauthenticated_verb(parts: &http::request::Parts) -> String {
+    let query = Query::parse(parts.uri.query());
+    match request_info::parse(&parts.method, parts.uri.path(), &query.0) {
+        Ok(Some(r)) => r.verb.as_str().to_owned(),
+        _ if parts.method == Method::GET || parts.method == Method::HEAD => "get".to_owned(),
+        _ => "post".to_owned(),
+    }
+}
+
+fn audit_user(user: &auth::UserInfo) -> bulwark_audit::UserInfo {
+    bulwark_audit::UserInfo {
+        username: user.name.clone(),
+        groups: user.groups.clone(),
+    }
 }
 
 fn not_found() -> ApiError {
@@ -84,22 +123,32 @@ async fn run<E: Engine>(
         .get::<ConnInfo>()
         .cloned()
         .ok_or_else(|| ApiError::internal("request without connection info"))?;
-    let user = auth::authenticate(&state.authenticators, parts, &conn).map_err(|why| {
-        tracing::debug!(peer = %conn.peer, %why, "authentication failed");
-        ApiError::new(StatusReason::Unauthorized, "Unauthorized")
-    })?;
+    let user = match auth::authenticate(&state.authenticators, parts, &conn) {
+        Ok(user) => user,
+        Err(why) => {
+            tracing::debug!(peer = %conn.peer, %why, "authentication failed");
+            log.audit.auth_failure = Some(why.to_string());
+            log.audit.verb = unauthenticated_verb(parts);
+            return Err(ApiError::new(StatusReason::Unauthorized, "Unauthorized"));
+        }
+    };
+    log.audit.user = Some(audit_user(&user));
     if let Some(bound) = &user.bound_account
         && !service_account_exists(state, bound).await?
     {
         tracing::debug!(user = %user.name, "token for a deleted or replaced service account");
         return Err(ApiError::new(StatusReason::Unauthorized, "Unauthorized"));
     }
+    let authenticated = user.name.clone();
     let user = crate::impersonation::apply(
         state.authorizer.as_ref(),
         user,
         &parts.headers,
         conn.peer.ip(),
     )?;
+    if user.name != authenticated {
+        log.audit.impersonated = Some(audit_user(&user));
+    }
     log.user.clone_from(&user.name);
 
     // 2. What is asked.
@@ -157,6 +206,21 @@ async fn run<E: Engine>(
         None => RequestAttributes::non_resource(verb_text, path),
     };
     log.verb = verb_text.to_owned();
+    log.audit.verb = verb_text.to_owned();
+    log.audit.watch = resource_request
+        .as_ref()
+        .is_some_and(|r| r.verb == Verb::Watch);
+    log.audit.object_ref = resource_request.as_ref().map(|r| bulwark_audit::ObjectRef {
+        resource: r.def.plural.to_owned(),
+        namespace: r.namespace.clone(),
+        name: r.name.clone(),
+        api_group: r.def.group.to_owned(),
+        api_version: r.def.version.to_owned(),
+        subresource: r.subresource.map(|s| s.name().to_owned()),
+    });
+    if let Some(auditing) = &state.auditing {
+        log.audit.decide_level(&auditing.policy, path);
+    }
     log.resource = match &resource_request {
         Some(r) => match r.subresource {
             Some(s) => format!("{}/{}", r.def.plural, s.name()),
@@ -167,6 +231,11 @@ async fn run<E: Engine>(
     let decision = state
         .authorizer
         .authorize(&user, &attributes, conn.peer.ip());
+    log.audit.decision = Some((
+        decision.allowed,
+        decision.reason.clone(),
+        decision.policies.clone(),
+    ));
     if !decision.allowed {
         tracing::debug!(user = %user.name, policies = ?decision.policies, reason = %decision.reason, "denied");
         return Err(ApiError::new(
@@ -179,6 +248,14 @@ async fn run<E: Engine>(
     let _permit = match &resource_request {
         Some(r) if r.verb == Verb::Watch => None,
         _ => Some(state.inflight.acquire()?),
+    };
+    // Request bodies are kept for the audit event only at level Request and up.
+    let body = if log.audit.wants_request_body() && resource_request.is_some() {
+        let bytes = negotiate::read_body(&parts.headers, body).await?;
+        log.audit.request_body = Some(bytes.clone());
+        Body::from(bytes)
+    } else {
+        body
     };
     match resource_request {
         Some(req) => {

@@ -25,6 +25,8 @@ pub struct ApiState<E: Engine> {
     /// The admission policies in force (kept in sync with CedarPolicy objects of kind
     /// Admission whenever `policies` is set).
     pub admission_policies: Arc<bulwark_admission::AdmissionEngine>,
+    /// The audit log and policy (None: requests are not audited).
+    pub auditing: Option<crate::audit_record::Auditing>,
     /// The mirrored RBAC roles and bindings (RBAC escalation checks read roles here).
     pub rbac_roles: Arc<arc_swap::ArcSwap<bulwark_policies::rbac::RbacSet>>,
     /// Namespace labels, mirrored for authorization.

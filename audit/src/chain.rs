@@ -75,8 +75,31 @@ pub struct Record {
 
 /// SHA-256 of a line (without its newline), hex.
 pub fn line_hash(line: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, line);
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    hex(ring::digest::digest(&ring::digest::SHA256, line).as_ref())
+}
+
+/// Lowercase hex, without a formatter per byte (this runs for every record).
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        for nibble in [b >> 4, b & 0x0f] {
+            out.push(char::from(
+                DIGITS.get(usize::from(nibble)).copied().unwrap_or(b'0'),
+            ));
+        }
+    }
+    out
+}
+
+/// One event record line (without its newline) around an event serialized as JSON, framed by
+/// hand so the event is serialized once (by the caller, off the writer's thread).
+pub fn event_line(seq: u64, prev: &str, event_json: &[u8]) -> Vec<u8> {
+    let mut line = Vec::with_capacity(event_json.len() + 120);
+    line.extend_from_slice(format!("{{\"seq\":{seq},\"prev\":\"{prev}\",\"event\":").as_bytes());
+    line.extend_from_slice(event_json);
+    line.push(b'}');
+    line
 }
 
 /// What a checkpoint at `seq` with `prev` signs.

@@ -138,20 +138,16 @@ pub struct Event {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// Now as an RFC 3339 timestamp with microseconds (upstream's MicroTime).
+/// Now as an RFC 3339 timestamp with microseconds (upstream's MicroTime), e.g.
+/// `2026-11-21T05:12:25.123456Z`. Formatted by hand: it runs for every request.
 pub fn now_micro() -> String {
     let now = time::OffsetDateTime::now_utc();
-    let micros = now.microsecond();
-    let base = now
-        .replace_nanosecond(0)
-        .unwrap_or(now)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    // `…:SSZ` → `…:SS.uuuuuuZ`.
-    match base.strip_suffix('Z') {
-        Some(head) => format!("{head}.{micros:06}Z"),
-        None => base,
-    }
+    let (year, month, day) = now.to_calendar_date();
+    let (hour, minute, second, micros) = now.to_hms_micro();
+    format!(
+        "{year:04}-{:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{micros:06}Z",
+        u8::from(month)
+    )
 }
 
 impl Event {

@@ -1,6 +1,6 @@
 //! The append-only writer. Events go through a bounded queue (a full queue makes callers wait:
 //! nothing is dropped) to one writer thread that appends them to the current segment, fsyncs
-//! once per batch, and appends a signed checkpoint every `checkpoint_every` records or
+//! once per batch (group commit: at most one fsync per [`SYNC_WINDOW`]), and appends a signed checkpoint every `checkpoint_every` records or
 //! `checkpoint_interval`, exporting the latest one to `checkpoint.json`. Segments
 //! (`audit-<first seq>.jsonl`, 0600 in a 0700 directory) rotate by size and age; the oldest
 //! beyond `max_segments` are removed.
@@ -68,8 +68,16 @@ pub trait AuditSink: Send + Sync {
     fn record<'a>(&'a self, event: Event) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 }
 
+/// Most events written between two fsyncs (everything queued, up to this).
+const MAX_BATCH: usize = 16_384;
+
+/// The shortest time between two fsyncs: a request's event is durable within about this long
+/// of its response, and a busy server pays one fsync per window, not one per request.
+pub const SYNC_WINDOW: Duration = Duration::from_millis(10);
+
 enum Message {
-    Event(Box<Event>),
+    /// A serialized event (serialized by the caller, in parallel; the writer only chains).
+    Event(Vec<u8>),
     Tick,
     Flush(oneshot::Sender<()>),
 }
@@ -89,7 +97,14 @@ impl std::fmt::Debug for Message {
 impl AuditSink for AuditLog {
     fn record<'a>(&'a self, event: Event) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
-            if self.tx.send(Message::Event(Box::new(event))).await.is_err() {
+            let bytes = match serde_json::to_vec(&event) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    tracing::error!(error = %e, "audit event does not serialize; not recorded");
+                    return;
+                }
+            };
+            if self.tx.send(Message::Event(bytes)).await.is_err() {
                 tracing::error!("the audit writer has stopped; event not recorded");
             }
         })
@@ -133,6 +148,13 @@ struct Writer {
     prev: String,
     unsigned: u64,
     last_checkpoint: Instant,
+    /// The last checkpoint line written (what is exported).
+    last_line: Vec<u8>,
+    /// Whether `last_line` is newer than the export.
+    export_pending: bool,
+    /// Lines of the current batch, not yet written.
+    pending: Vec<u8>,
+    last_export: Instant,
 }
 
 fn open_segment(dir: &Path, seq: u64) -> Result<(File, PathBuf), AuditError> {
@@ -211,6 +233,10 @@ impl Writer {
             prev,
             unsigned: 0,
             last_checkpoint: Instant::now(),
+            last_line: Vec::new(),
+            export_pending: false,
+            pending: Vec::with_capacity(1 << 20),
+            last_export: Instant::now(),
         };
         if let Some(recovery) = torn {
             tracing::warn!(file = %recovery.file, offset = recovery.offset, bytes = recovery.bytes, "audit log: torn last record from a crash; recorded and continued in a new segment");
@@ -230,18 +256,33 @@ impl Writer {
     fn append(&mut self, mut record: Record) -> Result<(), AuditError> {
         record.seq = self.next_seq;
         record.prev = std::mem::take(&mut self.prev);
-        let mut line = serde_json::to_vec(&record).map_err(|e| AuditError::Log(e.to_string()))?;
+        let line = serde_json::to_vec(&record).map_err(|e| AuditError::Log(e.to_string()))?;
+        if record.checkpoint.is_some() {
+            self.last_line.clone_from(&line);
+        }
+        self.append_line(line, record.checkpoint.is_none())
+    }
+
+    /// Appends one serialized event.
+    fn append_event(&mut self, event: &[u8]) -> Result<(), AuditError> {
+        let line = crate::chain::event_line(self.next_seq, &self.prev, event);
+        self.append_line(line, true)
+    }
+
+    fn append_line(&mut self, mut line: Vec<u8>, unsigned: bool) -> Result<(), AuditError> {
         self.prev = line_hash(&line);
         line.push(b'\n');
-        self.file.write_all(&line).map_err(io(&self.path))?;
         self.bytes += line.len() as u64;
+        // Written with the batch: one write and one fsync per batch, not per record.
+        self.pending.extend_from_slice(&line);
         self.next_seq += 1;
-        if record.checkpoint.is_none() {
+        if unsigned {
             self.unsigned += 1;
         }
         Ok(())
     }
 
+    /// Appends a signed checkpoint (written to disk with the batch's fsync).
     fn checkpoint(&mut self) -> Result<(), AuditError> {
         let checkpoint = self.key.checkpoint(self.next_seq, &self.prev, now_micro());
         self.append(Record {
@@ -251,24 +292,31 @@ impl Writer {
             checkpoint: Some(checkpoint),
             recovery: None,
         })?;
-        self.sync()?;
-        // Export the checkpoint line (the line just written) for auditors and the webhook.
-        let exported = std::fs::read(&self.path)
-            .ok()
-            .and_then(|b| {
-                b.split(|c| *c == b'\n')
-                    .rfind(|l| !l.is_empty())
-                    .map(<[u8]>::to_vec)
-            })
-            .unwrap_or_default();
-        bulwark_pki::files::write_public(&checkpoint_path(&self.options.dir), &exported)
-            .map_err(|e| AuditError::Log(e.to_string()))?;
         self.unsigned = 0;
         self.last_checkpoint = Instant::now();
+        self.export_pending = true;
         Ok(())
     }
 
+    /// After an fsync: exports the latest checkpoint line for auditors and the webhook, at
+    /// most once a second (an atomic file replace costs three fsyncs).
+    fn export_if_due(&mut self, force: bool) -> Result<(), AuditError> {
+        if !self.export_pending || (!force && self.last_export.elapsed() < Duration::from_secs(1)) {
+            return Ok(());
+        }
+        bulwark_pki::files::write_public(&checkpoint_path(&self.options.dir), &self.last_line)
+            .map_err(|e| AuditError::Log(e.to_string()))?;
+        self.export_pending = false;
+        self.last_export = Instant::now();
+        Ok(())
+    }
+
+    /// Writes the batch and fsyncs it.
     fn sync(&mut self) -> Result<(), AuditError> {
+        if !self.pending.is_empty() {
+            self.file.write_all(&self.pending).map_err(io(&self.path))?;
+            self.pending.clear();
+        }
         self.file.sync_data().map_err(io(&self.path))
     }
 
@@ -290,6 +338,7 @@ impl Writer {
         if self.unsigned > 0 {
             self.checkpoint()?;
         }
+        self.sync()?;
         let (file, path) = open_segment(&self.options.dir, self.next_seq)?;
         self.file = file;
         self.path = path;
@@ -305,7 +354,14 @@ impl Writer {
     }
 
     fn run(mut self, mut rx: mpsc::Receiver<Message>) {
+        let mut last_sync = Instant::now();
         while let Some(first) = rx.blocking_recv() {
+            // Group commit: at most one fsync per `SYNC_WINDOW`; events arriving meanwhile
+            // join the batch (a flush request does not wait).
+            let window = SYNC_WINDOW.saturating_sub(last_sync.elapsed());
+            if !window.is_zero() && !matches!(first, Message::Flush(_)) {
+                std::thread::sleep(window);
+            }
             let mut flushes = Vec::new();
             let mut wrote = false;
             let mut message = Some(first);
@@ -313,59 +369,55 @@ impl Writer {
             while let Some(m) = message.take() {
                 match m {
                     Message::Event(event) => {
-                        match serde_json::to_value(&*event) {
-                            Ok(value) => {
-                                let record = Record {
-                                    seq: 0,
-                                    prev: String::new(),
-                                    event: Some(value),
-                                    checkpoint: None,
-                                    recovery: None,
-                                };
-                                let result = self.append(record).and_then(|()| {
-                                    // Checkpoints and rotation happen mid-batch too, so a burst
-                                    // is signed every `checkpoint_every` records and segments
-                                    // keep their size.
-                                    if self.unsigned >= self.options.checkpoint_every {
-                                        self.checkpoint()?;
-                                    }
-                                    self.rotate_if_due()
-                                });
-                                if let Err(e) = result {
-                                    tracing::error!(error = %e, "audit record not written");
-                                }
-                                wrote = true;
+                        let result = self.append_event(&event).and_then(|()| {
+                            // Checkpoints and rotation happen mid-batch too, so a burst is
+                            // signed every `checkpoint_every` records and segments keep
+                            // their size.
+                            if self.unsigned >= self.options.checkpoint_every {
+                                self.checkpoint()?;
                             }
-                            Err(e) => tracing::error!(error = %e, "audit event does not serialize"),
+                            self.rotate_if_due()
+                        });
+                        if let Err(e) = result {
+                            tracing::error!(error = %e, "audit record not written");
                         }
+                        wrote = true;
                         batch += 1;
                     }
                     Message::Tick => {}
                     Message::Flush(done) => flushes.push(done),
                 }
-                if batch < 1024 {
+                if batch < MAX_BATCH {
                     message = rx.try_recv().ok();
                 }
             }
+            let flushing = !flushes.is_empty();
             let result = (|| {
-                if wrote {
-                    self.sync()?;
-                }
-                if self.checkpoint_due() || (!flushes.is_empty() && self.unsigned > 0) {
+                if self.checkpoint_due() || (flushing && self.unsigned > 0) {
                     self.checkpoint()?;
                 }
+                if wrote || self.export_pending {
+                    self.sync()?;
+                }
+                self.export_if_due(flushing)?;
                 self.rotate_if_due()
             })();
             if let Err(e) = result {
                 tracing::error!(error = %e, "audit log write failed");
             }
+            last_sync = Instant::now();
             for done in flushes {
                 let _ = done.send(());
             }
         }
-        if self.unsigned > 0
-            && let Err(e) = self.checkpoint()
-        {
+        let last = (|| {
+            if self.unsigned > 0 {
+                self.checkpoint()?;
+            }
+            self.sync()?;
+            self.export_if_due(true)
+        })();
+        if let Err(e) = last {
             tracing::error!(error = %e, "final audit checkpoint failed");
         }
     }

@@ -1,0 +1,227 @@
+//! Turns one request into audit events (DESIGN.md pipeline: "audit ResponseComplete with the
+//! decision and the policies that determined it"). The pipeline fills a [`RequestAudit`] as it
+//! goes; [`finish`] builds the event at the level the audit policy gives, with the
+//! authorization decision, admission denials and warnings as annotations, and hands it to the
+//! audit sink.
+//!
+//! - Watches are recorded at `ResponseStarted` (when the stream begins); everything else at
+//!   `ResponseComplete`.
+//! - Request bodies are kept only for requests at level Request and up, response bodies only
+//!   at RequestResponse (never for watches); secrets and token requests are never above
+//!   Metadata (the audit crate enforces it whatever the policy says).
+//! - Failed authentications are always recorded, as `system:anonymous` with the reason.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::response::Response;
+use bulwark_audit::AuditSink;
+use bulwark_audit::event::{Event, Level, ObjectRef, ResponseStatus, Stage, UserInfo};
+use bulwark_audit::policy::{AuditPolicy, RequestAttributes};
+use bytes::Bytes;
+
+/// Largest response body kept in an event (bigger ones are noted, not recorded).
+const MAX_RECORDED_BODY: usize = 3 * 1024 * 1024;
+
+/// The audit sink and policy of a server.
+pub struct Auditing {
+    /// Where events go.
+    pub sink: Arc<dyn AuditSink>,
+    /// Which level each request gets.
+    pub policy: AuditPolicy,
+}
+
+impl std::fmt::Debug for Auditing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auditing").finish_non_exhaustive()
+    }
+}
+
+/// What the pipeline learned about a request, for its audit event.
+#[derive(Debug, Default)]
+pub struct RequestAudit {
+    /// The authenticated identity.
+    pub user: Option<UserInfo>,
+    /// The identity acted as, when impersonating.
+    pub impersonated: Option<UserInfo>,
+    /// Why authentication failed.
+    pub auth_failure: Option<String>,
+    /// The verb.
+    pub verb: String,
+    /// What a resource request addressed.
+    pub object_ref: Option<ObjectRef>,
+    /// (allowed, reason, determining policies).
+    pub decision: Option<(bool, String, Vec<String>)>,
+    /// The level (None until the policy was asked).
+    pub level: Option<Level>,
+    /// Stages the policy omits.
+    pub omit: Vec<Stage>,
+    /// The request body, kept at level Request and up.
+    pub request_body: Option<Bytes>,
+    /// Whether this is a watch.
+    pub watch: bool,
+}
+
+impl RequestAudit {
+    /// Asks `policy` for this request's level (call once the user and what is asked are known).
+    pub fn decide_level(&mut self, policy: &AuditPolicy, path: &str) {
+        let user = self.user.clone().unwrap_or_default();
+        let acting = self.impersonated.as_ref().unwrap_or(&user);
+        let resource = self.object_ref.as_ref().map(|r| {
+            (
+                r.api_group.as_str(),
+                r.resource.as_str(),
+                r.subresource.as_deref(),
+                r.namespace.as_deref(),
+                r.name.as_deref(),
+            )
+        });
+        let (level, omit) = policy.level_for(&RequestAttributes {
+            user: &acting.username,
+            groups: &acting.groups,
+            verb: &self.verb,
+            resource,
+            path,
+        });
+        self.level = Some(level);
+        self.omit = omit;
+    }
+
+    /// Whether the request body should be kept.
+    pub fn wants_request_body(&self) -> bool {
+        self.level.is_some_and(|l| l >= Level::Request)
+    }
+}
+
+fn json_body(bytes: &[u8]) -> Option<serde_json::Value> {
+    serde_json::from_slice(bytes).ok()
+}
+
+/// Builds and records the request's event; returns the response (rebuilt if its body was
+/// read for the event).
+pub async fn finish(
+    auditing: &Auditing,
+    mut audit: RequestAudit,
+    parts: &http::request::Parts,
+    audit_id: String,
+    received: String,
+    response: Response,
+    error: Option<&bulwark_api::Status>,
+) -> Response {
+    let level = match (&audit.user, audit.level) {
+        (None, _) => auditing.policy.level_for_unauthenticated(),
+        (Some(_), Some(level)) => level,
+        // Authenticated but the policy was never asked (a malformed path): Metadata.
+        (Some(_), None) => Level::Metadata,
+    };
+    if level == Level::None {
+        return response;
+    }
+    let stage = if audit.watch && response.status().is_success() {
+        Stage::ResponseStarted
+    } else {
+        Stage::ResponseComplete
+    };
+    if audit.omit.contains(&stage) {
+        return response;
+    }
+    let user = audit.user.take().unwrap_or_else(|| UserInfo {
+        username: "system:anonymous".into(),
+        groups: vec!["system:unauthenticated".into()],
+    });
+    let uri = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
+    let mut event = Event::new(audit_id, stage, level, &audit.verb, &uri, user);
+    event.request_received_timestamp = received;
+    event.impersonated_user = audit.impersonated.take();
+    event.object_ref = audit.object_ref.take();
+    event.user_agent = parts
+        .headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    if let Some(conn) = parts.extensions.get::<crate::auth::ConnInfo>() {
+        event.source_ips = vec![conn.peer.ip().to_string()];
+    }
+    let code = response.status().as_u16();
+    event.response_status = Some(match error {
+        Some(status) => ResponseStatus {
+            code,
+            status: Some(status.status.clone()),
+            reason: Some(status.reason.clone()),
+            message: Some(status.message.clone()),
+        },
+        None => ResponseStatus {
+            code,
+            ..ResponseStatus::default()
+        },
+    });
+    let notes = &mut event.annotations;
+    if let Some(why) = audit.auth_failure.take() {
+        notes.insert("authentication.bulwark.dev/failure".into(), why);
+    }
+    if let Some((allowed, reason, policies)) = audit.decision.take() {
+        notes.insert(
+            "authorization.k8s.io/decision".into(),
+            if allowed { "allow" } else { "forbid" }.into(),
+        );
+        notes.insert("authorization.k8s.io/reason".into(), reason);
+        if !policies.is_empty() {
+            notes.insert(
+                "authorization.bulwark.dev/policies".into(),
+                policies.join(","),
+            );
+        }
+    }
+    if let Some(status) = error
+        && status.message.contains("denied by admission policy")
+    {
+        notes.insert(
+            "admission.bulwark.dev/denied".into(),
+            status.message.clone(),
+        );
+    }
+    let warnings: Vec<&str> = response
+        .headers()
+        .get_all("warning")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if !warnings.is_empty() {
+        notes.insert("bulwark.dev/warnings".into(), warnings.join("\n"));
+    }
+    if level >= Level::Request
+        && let Some(body) = audit.request_body.take()
+    {
+        event.request_object = json_body(&body);
+    }
+    let response = if level == Level::RequestResponse && stage == Stage::ResponseComplete {
+        // Only a body whose whole length is known and small is read (never a stream), so the
+        // client always gets its response intact.
+        let exact = axum::body::HttpBody::size_hint(response.body()).exact();
+        match exact {
+            Some(len) if len <= MAX_RECORDED_BODY as u64 => {
+                let (head, body) = response.into_parts();
+                let bytes = axum::body::to_bytes(body, MAX_RECORDED_BODY)
+                    .await
+                    .unwrap_or_default();
+                event.response_object = json_body(&bytes);
+                Response::from_parts(head, Body::from(bytes))
+            }
+            _ => {
+                event.annotations.insert(
+                    "bulwark.dev/response-not-recorded".into(),
+                    "the response body is streamed or too large to record".into(),
+                );
+                response
+            }
+        }
+    } else {
+        response
+    };
+    auditing.sink.record(event).await;
+    response
+}

@@ -1,0 +1,313 @@
+//! The audit log of a real server: every request appears exactly once with the right user,
+//! verb and outcome; denials carry the deciding policy; secret values never appear, whatever
+//! the audit policy says; the log verifies with `bulwark audit verify`, also after the server
+//! is killed with SIGKILL under load; and a tampered copy does not.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
+
+#[path = "support/server.rs"]
+mod server;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bulwark_apiserver::client::ApiClient;
+use serde_json::{Value, json};
+use server::{TestServer, admin, apply, run, user};
+
+/// Every event in the log, by line.
+fn events(data: &Path) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(data.join("audit"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    for file in files {
+        for line in std::fs::read_to_string(file).unwrap().lines() {
+            if let Ok(record) = serde_json::from_str::<Value>(line)
+                && let Some(event) = record.get("event")
+            {
+                out.push(event.clone());
+            }
+        }
+    }
+    out
+}
+
+fn raw_log(data: &Path) -> String {
+    let mut all = String::new();
+    for entry in std::fs::read_dir(data.join("audit")).unwrap() {
+        all.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default());
+    }
+    all
+}
+
+fn verify(data: &Path, extra: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(["audit", "verify"])
+        .arg(data.join("audit"))
+        .arg("--pubkey")
+        .arg(data.join("pki").join("audit-signing.key.pub"))
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Waits until `check` holds over the events (the writer is asynchronous; fsync per batch).
+fn eventually(data: &Path, what: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let started = Instant::now();
+    loop {
+        let all = events(data);
+        if check(&all) {
+            return all;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{what}: {} events",
+            all.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const SECRET_VALUE: &str = "hunter2-do-not-log-me";
+
+#[test]
+fn requests_are_recorded_once_with_decisions_and_no_secrets() {
+    // Even a policy that asks for every body must not get secret values.
+    let policy_dir = tempfile::tempdir().unwrap();
+    let policy = policy_dir.path().join("audit-policy.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n  - level: RequestResponse\n",
+    )
+    .unwrap();
+    let s = TestServer::start_with(&["--audit-policy", policy.to_str().unwrap()]);
+    let data = s.data_dir();
+    let root = admin(&s);
+
+    // Raw requests whose Audit-Id we know.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ids: Vec<(String, String, u16)> = rt.block_on(async {
+        let client = ApiClient::connect(&s.credentials(), true).await.unwrap();
+        let mut ids = Vec::new();
+        for (path, verb) in [("/api/v1/namespaces", "list"), ("/api/v1/namespaces/default", "get"), ("/version", "get")] {
+            let r = client.get(path).await.unwrap();
+            ids.push((r.headers["audit-id"].to_str().unwrap().to_owned(), verb.to_owned(), r.status.as_u16()));
+        }
+        let r = client
+            .post_json("/api/v1/namespaces/default/configmaps", &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "recorded"}, "data": {"k": "visible-configmap-value"}}))
+            .await
+            .unwrap();
+        ids.push((r.headers["audit-id"].to_str().unwrap().to_owned(), "create".into(), r.status.as_u16()));
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+                            "data": {"password": base64_of(SECRET_VALUE)}, "stringData": {"other": SECRET_VALUE}});
+        let r = client.post_json("/api/v1/namespaces/default/secrets", &secret).await.unwrap();
+        assert_eq!(r.status.as_u16(), 201);
+        ids.push((r.headers["audit-id"].to_str().unwrap().to_owned(), "create".into(), 201));
+        let r = client.get("/api/v1/namespaces/default/secrets/s").await.unwrap();
+        ids.push((r.headers["audit-id"].to_str().unwrap().to_owned(), "get".into(), 200));
+        // No certificate: 401, recorded all the same.
+        let anonymous = ApiClient::connect(&s.credentials(), false).await.unwrap();
+        let r = anonymous.get("/api/v1/namespaces").await.unwrap();
+        ids.push((r.headers["audit-id"].to_str().unwrap().to_owned(), "list".into(), 401));
+        ids
+    });
+
+    // A denial by default deny, and one by an admission policy.
+    let jane = user(&s, "jane", &["dev"]);
+    let (ok, _) = run(&s, &jane, &["get", "configmaps", "-n", "default"]);
+    assert!(!ok);
+    let (ok, text) = apply(
+        &s,
+        &root,
+        "priv",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: priv\n  namespace: default\nspec:\n  containers:\n  - name: c\n    image: i\n    securityContext: {privileged: true}\n",
+    );
+    assert!(!ok && text.contains("pss.baseline.privileged"), "{text}");
+
+    let all = eventually(&data, "the privileged pod denial", |all| {
+        all.iter().any(|e| {
+            e["annotations"]["admission.bulwark.dev/denied"]
+                .as_str()
+                .is_some_and(|d| d.contains("pss.baseline.privileged"))
+        })
+    });
+    let by_id: HashMap<&str, Vec<&Value>> = all.iter().fold(HashMap::new(), |mut m, e| {
+        m.entry(e["auditID"].as_str().unwrap()).or_default().push(e);
+        m
+    });
+    for (id, verb, code) in &ids {
+        let found = by_id
+            .get(id.as_str())
+            .unwrap_or_else(|| panic!("{id} ({verb}) not recorded"));
+        assert_eq!(found.len(), 1, "{id}: once per stage");
+        let e = found[0];
+        assert_eq!(e["stage"], "ResponseComplete");
+        assert_eq!(e["verb"], verb.as_str(), "{e}");
+        assert_eq!(e["responseStatus"]["code"], *code, "{e}");
+        let expected_user = if *code == 401 {
+            "system:anonymous"
+        } else {
+            bulwark_pki::bootstrap::ADMIN_USER
+        };
+        assert_eq!(e["user"]["username"], expected_user, "{e}");
+        assert_eq!(e["sourceIPs"][0], "127.0.0.1");
+    }
+    // The configmap body is there (the policy asked for it); the admin's decision is noted.
+    let create = by_id[ids[3].0.as_str()][0];
+    assert_eq!(
+        create["requestObject"]["data"]["k"],
+        "visible-configmap-value"
+    );
+    assert_eq!(
+        create["annotations"]["authorization.k8s.io/decision"],
+        "allow"
+    );
+    assert_eq!(create["objectRef"]["resource"], "configmaps");
+    assert_eq!(create["objectRef"]["namespace"], "default");
+    // Secrets: metadata only.
+    let secret_create = by_id[ids[4].0.as_str()][0];
+    assert_eq!(secret_create["level"], "Metadata");
+    assert!(
+        secret_create.get("requestObject").is_none()
+            && secret_create.get("responseObject").is_none()
+    );
+    // The unauthenticated request says why.
+    let anon = by_id[ids[6].0.as_str()][0];
+    assert!(
+        anon["annotations"]["authentication.bulwark.dev/failure"].is_string(),
+        "{anon}"
+    );
+    // Jane's denial carries the decision.
+    let denied = all
+        .iter()
+        .find(|e| e["user"]["username"] == "jane" && e["responseStatus"]["code"] == 403)
+        .expect("jane's denial");
+    assert_eq!(
+        denied["annotations"]["authorization.k8s.io/decision"],
+        "forbid"
+    );
+    assert!(
+        denied["annotations"]["authorization.k8s.io/reason"]
+            .as_str()
+            .unwrap()
+            .contains("default deny"),
+        "{denied}"
+    );
+    // Secret values, plain or base64, appear nowhere in the log.
+    let raw = raw_log(&data);
+    assert!(raw.contains("visible-configmap-value"));
+    assert!(
+        !raw.contains(SECRET_VALUE) && !raw.contains(&base64_of(SECRET_VALUE)),
+        "a secret value leaked into the audit log"
+    );
+
+    // The log verifies; a tampered copy does not.
+    let (ok, text) = verify(&data, &[]);
+    assert!(ok, "{text}");
+    let copy = s.dir.path().join("copy");
+    std::fs::create_dir_all(copy.join("audit")).unwrap();
+    std::fs::create_dir_all(copy.join("pki")).unwrap();
+    for entry in std::fs::read_dir(data.join("audit")).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::copy(&p, copy.join("audit").join(p.file_name().unwrap())).unwrap();
+    }
+    std::fs::copy(
+        data.join("pki/audit-signing.key.pub"),
+        copy.join("pki/audit-signing.key.pub"),
+    )
+    .unwrap();
+    let segment = std::fs::read_dir(copy.join("audit"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .unwrap();
+    let text = std::fs::read_to_string(&segment).unwrap().replacen(
+        "\"username\":\"jane\"",
+        "\"username\":\"joan\"",
+        1,
+    );
+    std::fs::write(&segment, text).unwrap();
+    let (ok, text) = verify(&copy, &[]);
+    assert!(!ok && text.contains("was changed"), "{text}");
+}
+
+fn base64_of(s: &str) -> String {
+    use std::fmt::Write as _;
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = s.as_bytes();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                let _ = write!(
+                    out,
+                    "{}",
+                    TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char
+                );
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_sigkill_under_load_leaves_a_log_that_verifies() {
+    let s = TestServer::start();
+    let data = s.data_dir();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let creds = s.credentials();
+    rt.block_on(async {
+        let client = ApiClient::connect(&creds, true).await.unwrap();
+        let mut tasks = Vec::new();
+        for w in 0..8 {
+            let client = client.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..10_000 {
+                    let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("load-{w}-{i}")}});
+                    if client.post_json("/api/v1/namespaces/default/configmaps", &body).await.is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
+        // Kill mid-load, once a good amount has been written.
+        let started = Instant::now();
+        while events(&data).len() < 300 && started.elapsed() < Duration::from_secs(20) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        s.signal("KILL");
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+    let (ok, text) = verify(&data, &[]);
+    assert!(ok, "{text}");
+    assert!(events(&data).len() >= 300, "{text}");
+}
