@@ -208,6 +208,38 @@ where
     count as f64 / elapsed
 }
 
+/// Creates of 1 KiB ConfigMaps in `bench-w` per second, [`WRITERS`] at a time.
+async fn creates_per_second(clients: &[ApiClient], seconds: u64) -> f64 {
+    throughput(clients, WRITERS, seconds, |c, i| async move {
+        let r = c
+            .post_json("/api/v1/namespaces/bench-w/configmaps", &json!({"metadata": {"name": format!("cm-{i:x}")}, "data": {"k": "v".repeat(1024)}}))
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 201);
+    })
+    .await
+}
+
+/// Creates the ConfigMap `hot` in `bench-w`, then GETs it per second, [`READERS`] at a time.
+async fn gets_per_second(clients: &[ApiClient], seconds: u64) -> f64 {
+    let target = clients[0]
+        .post_json(
+            "/api/v1/namespaces/bench-w/configmaps",
+            &json!({"metadata": {"name": "hot"}, "data": {"k": "v"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(target.status.as_u16(), 201);
+    throughput(clients, READERS, seconds, |c, _| async move {
+        let r = c
+            .get("/api/v1/namespaces/bench-w/configmaps/hot")
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 200);
+    })
+    .await
+}
+
 #[tokio::main]
 async fn main() {
     let seconds: u64 = std::env::var("BULWARK_BENCH_SECONDS")
@@ -239,32 +271,10 @@ async fn main() {
         assert_eq!(r.status.as_u16(), 201);
     }
 
-    let creates = throughput(&clients, WRITERS, seconds, |c, i| async move {
-        let r = c
-            .post_json("/api/v1/namespaces/bench-w/configmaps", &json!({"metadata": {"name": format!("cm-{i:x}")}, "data": {"k": "v".repeat(1024)}}))
-            .await
-            .unwrap();
-        assert_eq!(r.status.as_u16(), 201);
-    })
-    .await;
+    let creates = creates_per_second(&clients, seconds).await;
     let rss_load = rss_kib(pid);
 
-    let target = c0
-        .post_json(
-            "/api/v1/namespaces/bench-w/configmaps",
-            &json!({"metadata": {"name": "hot"}, "data": {"k": "v"}}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(target.status.as_u16(), 201);
-    let gets = throughput(&clients, READERS, seconds, |c, _| async move {
-        let r = c
-            .get("/api/v1/namespaces/bench-w/configmaps/hot")
-            .await
-            .unwrap();
-        assert_eq!(r.status.as_u16(), 200);
-    })
-    .await;
+    let gets = gets_per_second(&clients, seconds).await;
 
     let before_fill = list_revision(&c0, "/api/v1/namespaces/bench-w/configmaps?limit=1").await;
     // 10,000 ConfigMaps in one namespace, listed whole.
@@ -432,30 +442,8 @@ async fn main() {
         .await
         .unwrap();
     assert_eq!(r.status.as_u16(), 201);
-    let creates_off = throughput(&clients, WRITERS, seconds, |c, i| async move {
-        let r = c
-            .post_json("/api/v1/namespaces/bench-w/configmaps", &json!({"metadata": {"name": format!("cm-{i:x}")}, "data": {"k": "v".repeat(1024)}}))
-            .await
-            .unwrap();
-        assert_eq!(r.status.as_u16(), 201);
-    })
-    .await;
-    let r = c0
-        .post_json(
-            "/api/v1/namespaces/bench-w/configmaps",
-            &json!({"metadata": {"name": "hot"}, "data": {"k": "v"}}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status.as_u16(), 201);
-    let gets_off = throughput(&clients, READERS, seconds, |c, _| async move {
-        let r = c
-            .get("/api/v1/namespaces/bench-w/configmaps/hot")
-            .await
-            .unwrap();
-        assert_eq!(r.status.as_u16(), 200);
-    })
-    .await;
+    let creates_off = creates_per_second(&clients, seconds).await;
+    let gets_off = gets_per_second(&clients, seconds).await;
     println!("  audit cost (Metadata vs off, same run):");
     println!(
         "    creates/s {creates:>9.0} vs {creates_off:>9.0}  ({:+.1}%)",
