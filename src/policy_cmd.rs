@@ -55,6 +55,25 @@ pub(crate) enum PolicyCommand {
         #[arg(short = 'n', long)]
         namespace: Option<String>,
     },
+    /// Replays the authorization decisions recorded in an audit log against a candidate policy
+    /// set and lists every decision that would change: the impact report to read before a
+    /// rollout. The candidate is the whole authorization set that would be in force (policy
+    /// files: Cedar text or CedarPolicy manifests; the compiled-in bootstrap tier is always
+    /// in). Requests are decided again as recorded: the identity acted as, verb, resource,
+    /// namespace labels, source address and authentication method.
+    ///
+    /// Example: bulwark policy replay new-grants.yaml guardrails.cedar --audit-log ./bulwark-data/audit
+    Replay {
+        /// Candidate policy files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The audit log directory (a copy is fine).
+        #[arg(long)]
+        audit_log: PathBuf,
+        /// Print at most this many changed decisions (all are counted).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
     /// Translates RBAC manifests (Role, ClusterRole, RoleBinding, ClusterRoleBinding; YAML,
     /// multi-document or `kind: List`) into Cedar permits, one set per binding: what the
     /// cluster does with RBAC objects, shown so it can be reviewed or applied as CedarPolicy
@@ -293,8 +312,206 @@ fn from_rbac(files: &[PathBuf], output: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A non-empty string field.
+fn text(v: Option<&serde_json::Value>) -> Option<&str> {
+    v.and_then(serde_json::Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+/// One recorded decision, decided again.
+struct Replayed {
+    when: String,
+    who: String,
+    what: String,
+    recorded: bool,
+    now: bulwark_policies::Decision,
+}
+
+/// The request an audit event records, decided by `engine`.
+fn replay_event(
+    engine: &bulwark_policies::PolicyEngine,
+    event: &serde_json::Value,
+) -> Option<Replayed> {
+    use serde_json::Value;
+    let notes = event.get("annotations")?;
+    let recorded = notes.get("authorization.k8s.io/decision")?.as_str()? == "allow";
+    let user = event
+        .get("impersonatedUser")
+        .filter(|u| !u.is_null())
+        .or_else(|| event.get("user"))?;
+    let name = user.get("username")?.as_str()?.to_owned();
+    let groups: Vec<String> = user
+        .get("groups")
+        .and_then(Value::as_array)
+        .map(|g| {
+            g.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let verb = event.get("verb")?.as_str()?;
+    let labels: Vec<(String, String)> = notes
+        .get("authorization.bulwark.dev/namespace-labels")
+        .and_then(Value::as_str)
+        .and_then(|t| serde_json::from_str::<serde_json::Map<String, Value>>(t).ok())
+        .map(|m| {
+            m.into_iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let object = event.get("objectRef").filter(|o| !o.is_null());
+    let uri = event.get("requestURI")?.as_str()?;
+    let path = uri.split('?').next().unwrap_or(uri);
+    let (target, what) = match object {
+        Some(o) => {
+            let group = o
+                .get("apiGroup")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let resource = o.get("resource")?.as_str()?;
+            let subresource = text(o.get("subresource"));
+            let object_name = text(o.get("name"));
+            let namespace = bulwark_apiserver::authz::request_namespace(
+                group,
+                resource,
+                text(o.get("namespace")),
+                object_name,
+            );
+            let what = format!(
+                "{verb} {resource}{}{}{}{}",
+                if group.is_empty() {
+                    String::new()
+                } else {
+                    format!(".{group}")
+                },
+                subresource.map(|s| format!("/{s}")).unwrap_or_default(),
+                object_name.map(|n| format!(" {n}")).unwrap_or_default(),
+                namespace.map(|n| format!(" in {n}")).unwrap_or_default(),
+            );
+            (
+                bulwark_policies::Target::Resource {
+                    api_group: group,
+                    resource,
+                    subresource,
+                    namespace,
+                    name: object_name,
+                    namespace_labels: &labels,
+                },
+                what,
+            )
+        }
+        None => (
+            bulwark_policies::Target::NonResource { path },
+            format!("{verb} {path}"),
+        ),
+    };
+    let source_ip = event
+        .get("sourceIPs")
+        .and_then(|s| s.get(0))
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    let now = engine.decide(&bulwark_policies::AccessRequest {
+        user: &name,
+        groups: &groups,
+        auth_method: text(notes.get("authentication.bulwark.dev/method")).unwrap_or("x509"),
+        cert_fingerprint: None,
+        source_ip,
+        verb,
+        target,
+    });
+    Some(Replayed {
+        when: text(event.get("stageTimestamp"))
+            .unwrap_or_default()
+            .to_owned(),
+        who: name,
+        what,
+        recorded,
+        now,
+    })
+}
+
+fn replay(files: &[PathBuf], dir: &std::path::Path, limit: usize) -> anyhow::Result<()> {
+    let mut sources = Vec::new();
+    for file in files {
+        for source in bulwark_admission::policy_test::load_policy_file(file)? {
+            match source.compiled.kind {
+                bulwark_policies::PolicyKind::Authorization => {
+                    sources.push(std::sync::Arc::new(source.compiled));
+                }
+                bulwark_policies::PolicyKind::Admission => eprintln!(
+                    "note: {} holds admission policies; replay decides authorization only",
+                    source.compiled.name
+                ),
+            }
+        }
+    }
+    let (engine, skipped) = bulwark_policies::PolicyEngine::new(&sources)?;
+    if let Some(s) = skipped.into_iter().next() {
+        bail!("{}: {}", s.name, s.reason);
+    }
+    let (mut decisions, mut to_deny, mut to_allow) = (0u64, 0u64, 0u64);
+    let mut shown = 0;
+    for segment in bulwark_audit::writer::segments(dir)? {
+        let text = std::fs::read_to_string(&segment)
+            .with_context(|| format!("reading {}", segment.display()))?;
+        for line in text.lines() {
+            let Ok(record) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let Some(replayed) = record.get("event").and_then(|e| replay_event(&engine, e)) else {
+                continue;
+            };
+            decisions += 1;
+            if replayed.now.allowed == replayed.recorded {
+                continue;
+            }
+            if replayed.recorded {
+                to_deny += 1;
+            } else {
+                to_allow += 1;
+            }
+            if shown < limit {
+                shown += 1;
+                println!(
+                    "{} {} {}: {} -> {} ({})",
+                    replayed.when,
+                    replayed.who,
+                    replayed.what,
+                    if replayed.recorded {
+                        "allowed"
+                    } else {
+                        "denied"
+                    },
+                    if replayed.now.allowed {
+                        "ALLOWED"
+                    } else {
+                        "DENIED"
+                    },
+                    if replayed.now.policies.is_empty() {
+                        replayed.now.reasons.join("; ")
+                    } else {
+                        replayed.now.policies.join(", ")
+                    }
+                );
+            }
+        }
+    }
+    println!(
+        "replayed {decisions} recorded decisions: {} would change ({to_deny} allowed -> denied, {to_allow} denied -> allowed)",
+        to_deny + to_allow
+    );
+    Ok(())
+}
+
 pub(crate) async fn run(command: &PolicyCommand) -> anyhow::Result<()> {
     match command {
+        PolicyCommand::Replay {
+            files,
+            audit_log,
+            limit,
+        } => replay(files, audit_log, *limit),
         PolicyCommand::FromRbac { files, output } => from_rbac(files, output),
         PolicyCommand::Explain {
             kubeconfig,

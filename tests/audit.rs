@@ -220,6 +220,36 @@ fn requests_are_recorded_once_with_decisions_and_no_secrets() {
         "a secret value leaked into the audit log"
     );
 
+    // Replaying the log against a candidate policy set lists exactly the decisions it changes:
+    // the shipped grants plus one for jane turn her denial into an allow and nothing else.
+    let candidate = policy_dir.path().join("candidate.cedar");
+    let grants = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/cedar/grants.cedar"),
+    )
+    .unwrap();
+    std::fs::write(&candidate, format!("{grants}\n@id(\"jane.read\") permit (principal == k8s::User::\"jane\", action == k8s::Action::\"list\", resource is k8s::Resource) when {{ resource.resource == \"configmaps\" }};\n")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(["policy", "replay"])
+        .arg(&candidate)
+        .arg("--audit-log")
+        .arg(data.join("audit"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("jane list configmaps in default: denied -> ALLOWED (jane.read)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("would change (0 allowed -> denied, 1 denied -> allowed)"),
+        "{text}"
+    );
+
     // The log verifies; a tampered copy does not.
     let (ok, text) = verify(&data, &[]);
     assert!(ok, "{text}");

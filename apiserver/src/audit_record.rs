@@ -10,6 +10,8 @@
 //!   at RequestResponse (never for watches); secrets and token requests are never above
 //!   Metadata (the audit crate enforces it whatever the policy says).
 //! - Failed authentications are always recorded, as `system:anonymous` with the reason.
+//! - The authentication method and the namespace labels authorization saw are kept as
+//!   annotations, so `bulwark policy replay` can decide the request again exactly.
 
 use std::sync::Arc;
 
@@ -52,6 +54,10 @@ pub struct RequestAudit {
     pub object_ref: Option<ObjectRef>,
     /// (allowed, reason, determining policies).
     pub decision: Option<(bool, String, Vec<String>)>,
+    /// How the user authenticated (`x509`, `serviceaccount-token`).
+    pub auth_method: Option<&'static str>,
+    /// The labels of the namespace addressed, as authorization saw them (for replays).
+    pub namespace_labels: Vec<(String, String)>,
     /// The level (None until the policy was asked).
     pub level: Option<Level>,
     /// Stages the policy omits.
@@ -162,6 +168,20 @@ pub async fn finish(
     let notes = &mut event.annotations;
     if let Some(why) = audit.auth_failure.take() {
         notes.insert("authentication.bulwark.dev/failure".into(), why);
+    }
+    if let Some(method) = audit.auth_method {
+        notes.insert("authentication.bulwark.dev/method".into(), method.into());
+    }
+    if !audit.namespace_labels.is_empty() {
+        let labels: serde_json::Map<String, serde_json::Value> = audit
+            .namespace_labels
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        notes.insert(
+            "authorization.bulwark.dev/namespace-labels".into(),
+            serde_json::Value::Object(labels).to_string(),
+        );
     }
     if let Some((allowed, reason, policies)) = audit.decision.take() {
         notes.insert(

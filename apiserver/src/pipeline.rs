@@ -231,11 +231,15 @@ async fn run<E: Engine>(
     let decision = state
         .authorizer
         .authorize(&user, &attributes, conn.peer.ip());
-    log.audit.decision = Some((
-        decision.allowed,
-        decision.reason.clone(),
-        decision.policies.clone(),
-    ));
+    if state.auditing.is_some() {
+        log.audit.decision = Some((
+            decision.allowed,
+            decision.reason.clone(),
+            decision.policies.clone(),
+        ));
+        log.audit.auth_method = Some(user.method.as_str());
+        log.audit.namespace_labels = labels.as_deref().map(<[_]>::to_vec).unwrap_or_default();
+    }
     if !decision.allowed {
         tracing::debug!(user = %user.name, policies = ?decision.policies, reason = %decision.reason, "denied");
         return Err(ApiError::new(
