@@ -259,6 +259,19 @@ forbid (principal, action, resource is k8s::core::v1::ConfigMap);"#;
             String::new(),
         )
     });
+    // …and on the request's audit event.
+    eventually("audit hit in the audit log", || {
+        let mut log = String::new();
+        for entry in std::fs::read_dir(s.data_dir().join("audit")).unwrap() {
+            log.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default());
+        }
+        (
+            log.lines().any(|l| {
+                l.contains("admission.bulwark.dev/audit") && l.contains("configmaps.audit-all")
+            }),
+            String::new(),
+        )
+    });
     // Deleting the enforced policy lifts it.
     let (ok, text) = run(&s, &root, &["delete", "cedarpolicy", "keep-owner"]);
     assert!(ok, "{text}");

@@ -22,6 +22,22 @@ use bulwark_audit::event::{Event, Level, ObjectRef, ResponseStatus, Stage, UserI
 use bulwark_audit::policy::{AuditPolicy, RequestAttributes};
 use bytes::Bytes;
 
+tokio::task_local! {
+    /// Notes admission makes about the request being handled (audit-mode policy hits), for
+    /// its audit event.
+    pub static ADMISSION_NOTES: Arc<std::sync::Mutex<Vec<String>>>;
+}
+
+/// Records an audit-mode admission policy hit on the current request's audit event (a no-op
+/// outside a request).
+pub fn note_admission(note: String) {
+    let _ = ADMISSION_NOTES.try_with(|notes| {
+        if let Ok(mut notes) = notes.lock() {
+            notes.push(note);
+        }
+    });
+}
+
 /// Largest response body kept in an event (bigger ones are noted, not recorded).
 const MAX_RECORDED_BODY: usize = 3 * 1024 * 1024;
 
@@ -58,6 +74,8 @@ pub struct RequestAudit {
     pub auth_method: Option<&'static str>,
     /// The labels of the namespace addressed, as authorization saw them (for replays).
     pub namespace_labels: Vec<(String, String)>,
+    /// Audit-mode admission policy hits.
+    pub admission_audit: Vec<String>,
     /// The level (None until the policy was asked).
     pub level: Option<Level>,
     /// Stages the policy omits.
@@ -202,6 +220,12 @@ pub async fn finish(
         notes.insert(
             "admission.bulwark.dev/denied".into(),
             status.message.clone(),
+        );
+    }
+    if !audit.admission_audit.is_empty() {
+        notes.insert(
+            "admission.bulwark.dev/audit".into(),
+            audit.admission_audit.join("\n"),
         );
     }
     let warnings: Vec<&str> = response

@@ -6,8 +6,8 @@
 //! - An enforced hit is a 403 naming each policy, what it was about (the object, the pod
 //!   template, a container) and its `@reason`.
 //! - A warn-mode hit is a `Warning` header, which kubectl prints.
-//! - An audit-mode hit is logged on the `bulwark::admission` target with the writer and the
-//!   policy; the audit log records it once it exists.
+//! - An audit-mode hit is recorded on the request's audit event
+//!   (`admission.bulwark.dev/audit`) and logged on the `bulwark::admission` target.
 //!
 //! Status writes are reviewed with `context.subresource == "status"` (node restriction needs
 //! them; pod security views are built only when the pod spec changes, which a status write never
@@ -95,6 +95,7 @@ impl AdmissionPlugin for CedarAdmission {
             dry_run: request.dry_run,
         });
         for finding in &verdict.audited {
+            crate::audit_record::note_admission(format!("admission policy {}", finding.message()));
             tracing::info!(
                 target: "bulwark::admission",
                 policy = %finding.policy,

@@ -38,7 +38,17 @@ pub async fn handle<E: Engine>(state: Arc<ApiState<E>>, request: Request<Body>) 
     let audit_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
     let mut log = LogFields::default();
-    let (mut response, error) = match run(&state, &parts, body, &mut log).await {
+    let admission_notes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let outcome = crate::audit_record::ADMISSION_NOTES
+        .scope(
+            Arc::clone(&admission_notes),
+            run(&state, &parts, body, &mut log),
+        )
+        .await;
+    if let Ok(mut notes) = admission_notes.lock() {
+        log.audit.admission_audit = std::mem::take(&mut *notes);
+    }
+    let (mut response, error) = match outcome {
         Ok(response) => (response, None),
         Err(err) => {
             let status = (*err.0).clone();
