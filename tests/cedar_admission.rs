@@ -387,6 +387,12 @@ when { resource.resource == "cedarpolicies" && resource has subresource && resou
     );
 }
 
+/// A node's write of a pod bound elsewhere is refused: by the read restriction when kubectl
+/// reads the pod first, else by the node-restriction admission policy.
+fn refused_for_node(text: &str) -> bool {
+    text.contains("node-restriction.bound-pods") || text.contains("a pod bound elsewhere")
+}
+
 fn bound_pod(name: &str, node: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  nodeName: {node}\n  securityContext: {{runAsNonRoot: true, seccompProfile: {{type: RuntimeDefault}}}}\n  containers:\n  - name: c\n    image: registry.local/x:1\n    securityContext: {{allowPrivilegeEscalation: false, capabilities: {{drop: [ALL]}}}}\n"
@@ -418,11 +424,38 @@ fn nodes_write_only_what_is_bound_to_them() {
         let (ok, text) = apply(&s, &root, name, &bound_pod(name, on));
         assert!(ok, "{text}");
     }
-    let (ok, text) = run(&s, &node, &["get", "pods", "-n", "default"]);
+    // Reads too: its own pods only.
+    let (ok, text) = run(
+        &s,
+        &node,
+        &[
+            "get",
+            "pods",
+            "-n",
+            "default",
+            "--field-selector",
+            "spec.nodeName=n1",
+        ],
+    );
     assert!(
-        ok && text.contains("mine") && text.contains("theirs"),
+        ok && text.contains("mine") && !text.contains("theirs"),
         "{text}"
     );
+    let (ok, text) = run(&s, &node, &["get", "pods", "-n", "default"]);
+    assert!(!ok && text.contains("spec.nodeName=n1"), "{text}");
+    let (ok, text) = run(
+        &s,
+        &node,
+        &["get", "pods", "-A", "--field-selector", "spec.nodeName=n2"],
+    );
+    assert!(!ok && text.contains("Forbidden"), "{text}");
+    assert!(run(&s, &node, &["get", "pod", "mine", "-n", "default"]).0);
+    let (ok, text) = run(
+        &s,
+        &node,
+        &["get", "pod", "theirs", "-n", "default", "-o", "json"],
+    );
+    assert!(!ok && text.contains("bound elsewhere"), "{text}");
     let (ok, text) = run(
         &s,
         &node,
@@ -432,12 +465,19 @@ fn nodes_write_only_what_is_bound_to_them() {
     let (ok, text) = run(
         &s,
         &node,
-        &["label", "pod", "theirs", "seen=yes", "-n", "default"],
+        // (`kubectl label` would first GET the pod, which the read restriction refuses.)
+        &[
+            "patch",
+            "pod",
+            "theirs",
+            "-n",
+            "default",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"labels":{"seen":"yes"}}}"#,
+        ],
     );
-    assert!(
-        !ok && text.contains("node-restriction.bound-pods"),
-        "{text}"
-    );
+    assert!(!ok && refused_for_node(&text), "{text}");
     let status = r#"{"status":{"phase":"Running"}}"#;
     let (ok, text) = run(
         &s,
@@ -470,18 +510,31 @@ fn nodes_write_only_what_is_bound_to_them() {
             status,
         ],
     );
-    assert!(
-        !ok && text.contains("node-restriction.bound-pods"),
-        "{text}"
-    );
+    assert!(!ok && refused_for_node(&text), "{text}");
+    // Without kubectl's read first, the write itself meets the node-restriction policy.
+    let creds = bulwark_apiserver::client::Credentials::from_kubeconfig(&node).unwrap();
+    let text = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let client = bulwark_apiserver::client::ApiClient::connect(&creds, true)
+            .await
+            .unwrap();
+        let r = client
+            .send(
+                http::Method::PATCH,
+                "/api/v1/namespaces/default/pods/theirs",
+                &[("content-type", "application/merge-patch+json")],
+                br#"{"metadata":{"labels":{"seen":"yes"}}}"#.to_vec(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 403);
+        String::from_utf8_lossy(&r.body).into_owned()
+    });
+    assert!(text.contains("node-restriction.bound-pods"), "{text}");
     // Nothing else: no secrets, no exec-like subresources, no deleting other nodes.
     let (ok, text) = run(&s, &node, &["get", "secrets", "-n", "default"]);
     assert!(!ok && text.contains("Forbidden"), "{text}");
     let (ok, text) = run(&s, &node, &["delete", "pod", "theirs", "-n", "default"]);
-    assert!(
-        !ok && text.contains("node-restriction.bound-pods"),
-        "{text}"
-    );
+    assert!(!ok && refused_for_node(&text), "{text}");
     // The same user name outside system:nodes is just a user, with no grants.
     let impostor = user(&s, "system:node:n3", &[]);
     let (ok, text) = run(&s, &impostor, &["get", "pods", "-n", "default"]);

@@ -35,6 +35,7 @@ pub mod metrics;
 pub mod mirror;
 pub mod namespace_labels;
 pub mod negotiate;
+pub mod node_reads;
 pub mod object;
 pub mod openapi;
 pub mod patch;

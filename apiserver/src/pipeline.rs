@@ -283,6 +283,8 @@ async fn run<E: Engine>(
                 source: conn.peer.ip(),
                 format,
             };
+            crate::node_reads::check_request(&user, &req, query.get("fieldSelector"))?;
+            crate::node_reads::check_get(state, &user, &req).await?;
             dispatch_resource(&ctx, &req, &parts.headers, body).await
         }
         None => non_resource(state, &parts.method, path, &parts.headers),
