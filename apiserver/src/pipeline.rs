@@ -149,14 +149,14 @@ async fn run<E: Engine>(
         tracing::debug!(user = %user.name, "token for a deleted or replaced service account");
         return Err(ApiError::new(StatusReason::Unauthorized, "Unauthorized"));
     }
-    let authenticated = user.name.clone();
+    let authenticated = (user.name.clone(), user.groups.clone());
     let user = crate::impersonation::apply(
         state.authorizer.as_ref(),
         user,
         &parts.headers,
         conn.peer.ip(),
     )?;
-    if user.name != authenticated {
+    if (&user.name, &user.groups) != (&authenticated.0, &authenticated.1) {
         log.audit.impersonated = Some(audit_user(&user));
     }
     log.user.clone_from(&user.name);
