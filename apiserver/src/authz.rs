@@ -98,6 +98,20 @@ impl CedarAuthorizer {
     }
 }
 
+/// Whether `snapshot` allows `user` the request `attributes` from `source`: the question the
+/// acceptance checks for policy and RBAC objects ask about their author, against one
+/// consistent snapshot.
+pub fn snapshot_allows(
+    snapshot: &bulwark_policies::Snapshot,
+    user: &UserInfo,
+    attributes: &RequestAttributes<'_>,
+    source: IpAddr,
+) -> bool {
+    snapshot
+        .decide(&access_request(user, attributes, source))
+        .allowed
+}
+
 /// The Cedar view of a request: who asks, from where, for what.
 pub fn access_request<'a>(
     user: &'a UserInfo,

@@ -32,7 +32,6 @@ use bulwark_policies::{
 use serde_json::Value;
 
 use crate::admission::{AdmissionPlugin, AdmissionRequest};
-use crate::auth::UserInfo;
 use crate::authz::{self, RequestAttributes};
 use crate::error::ApiError;
 use crate::registry::RESOURCES;
@@ -130,18 +129,6 @@ fn attrs<'a>(
 }
 
 impl CedarPolicyAdmission {
-    fn author_may(
-        &self,
-        snapshot: &Snapshot,
-        user: &UserInfo,
-        source: IpAddr,
-        attributes: &RequestAttributes<'_>,
-    ) -> bool {
-        snapshot
-            .decide(&authz::access_request(user, attributes, source))
-            .allowed
-    }
-
     /// The scope-derived permissions of `compiled`'s permits that the author lacks.
     fn escalations(
         &self,
@@ -182,11 +169,11 @@ impl CedarPolicyAdmission {
                                 namespace.map(str::to_owned),
                             );
                             let held = *checked.entry(key).or_insert_with(|| {
-                                self.author_may(
+                                authz::snapshot_allows(
                                     snapshot,
                                     req.user,
-                                    req.source,
                                     &attrs(action, def.group, def.plural, sub, namespace, None),
+                                    req.source,
                                 )
                             });
                             if !held {
@@ -200,11 +187,11 @@ impl CedarPolicyAdmission {
                     for path in NON_RESOURCE_PATHS {
                         let key = (action.clone(), (*path).to_owned(), None);
                         let held = *checked.entry(key).or_insert_with(|| {
-                            self.author_may(
+                            authz::snapshot_allows(
                                 snapshot,
                                 req.user,
-                                req.source,
                                 &RequestAttributes::non_resource(action, path),
+                                req.source,
                             )
                         });
                         if !held {
@@ -303,10 +290,9 @@ impl CedarPolicyAdmission {
             || old_compiled.as_ref().is_some_and(|c| c.has_guardrails());
         let verb = req.verb.as_str();
         if touches_guardrails
-            && !self.author_may(
+            && !authz::snapshot_allows(
                 &snapshot,
                 req.user,
-                req.source,
                 &attrs(
                     verb,
                     GROUP,
@@ -315,6 +301,7 @@ impl CedarPolicyAdmission {
                     None,
                     Some(name),
                 ),
+                req.source,
             )
         {
             return Err(ApiError::new(
@@ -328,11 +315,11 @@ impl CedarPolicyAdmission {
 
         // 3. No escalation.
         if let Some(compiled) = &compiled {
-            let may_escalate = self.author_may(
+            let may_escalate = authz::snapshot_allows(
                 &snapshot,
                 req.user,
-                req.source,
                 &attrs("escalate", GROUP, "cedarpolicies", None, None, Some(name)),
+                req.source,
             );
             if !may_escalate {
                 let causes = self.escalations(&snapshot, req, compiled);

@@ -53,10 +53,12 @@ struct Author<'a> {
 
 impl Author<'_> {
     fn may(&self, verb: &str, target: Target<'_>) -> bool {
-        let attributes = RequestAttributes { verb, target };
-        self.snapshot
-            .decide(&authz::access_request(self.user, &attributes, self.source))
-            .allowed
+        authz::snapshot_allows(
+            self.snapshot,
+            self.user,
+            &RequestAttributes { verb, target },
+            self.source,
+        )
     }
 
     fn may_on(&self, verb: &str, resource: &str, namespace: Option<&str>, name: &str) -> bool {
