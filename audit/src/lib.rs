@@ -11,15 +11,20 @@
 //!   retention, torn-tail recovery) behind [`AuditSink`], the one interface every component
 //!   records through.
 //! - [`verify`]: the offline verifier behind `bulwark audit verify`.
+//! - [`index`] and [`query`]: the per-segment query index and the search over it behind
+//!   `bulwark audit query` and the `audit.bulwark.dev/v1` API.
 
 pub mod chain;
 pub mod event;
+pub mod index;
 pub mod policy;
+pub mod query;
 pub mod verify;
 pub mod writer;
 
 pub use event::{Event, Level, ObjectRef, Stage, UserInfo};
 pub use policy::AuditPolicy;
+pub use query::{AuditReader, Query};
 pub use writer::{AuditLog, AuditOptions, AuditSink};
 
 /// Why the audit log could not be opened, written or read.
@@ -42,6 +47,9 @@ pub enum AuditError {
     /// An existing log cannot be continued.
     #[error("audit log: {0}")]
     Log(String),
+    /// A query is malformed (a client error).
+    #[error("{0}")]
+    BadQuery(String),
 }
 
 /// Maps an I/O error on `path`.

@@ -18,12 +18,15 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::chain::{GENESIS, Record, Recovery, SigningKey, line_hash};
 use crate::event::{Event, now_micro};
+use crate::index::{Fields, SegmentIndex};
+use crate::query::{AuditReader, DEFAULT_CACHE_ROWS, LiveIndex};
 use crate::{AuditError, io};
 
 /// Where and how the log is written.
@@ -76,8 +79,9 @@ const MAX_BATCH: usize = 16_384;
 pub const SYNC_WINDOW: Duration = Duration::from_millis(10);
 
 enum Message {
-    /// A serialized event (serialized by the caller, in parallel; the writer only chains).
-    Event(Vec<u8>),
+    /// A serialized event and its searchable fields (both made by the caller, in parallel;
+    /// the writer only chains and indexes).
+    Event(Vec<u8>, Fields),
     Tick,
     Flush(oneshot::Sender<()>),
 }
@@ -86,6 +90,8 @@ enum Message {
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     tx: mpsc::Sender<Message>,
+    dir: PathBuf,
+    live: Arc<Mutex<LiveIndex>>,
 }
 
 impl std::fmt::Debug for Message {
@@ -104,7 +110,8 @@ impl AuditSink for AuditLog {
                     return;
                 }
             };
-            if self.tx.send(Message::Event(bytes)).await.is_err() {
+            let fields = Fields::of_event_json(&bytes).unwrap_or_else(Fields::empty);
+            if self.tx.send(Message::Event(bytes, fields)).await.is_err() {
                 tracing::error!("the audit writer has stopped; event not recorded");
             }
         })
@@ -154,6 +161,10 @@ struct Writer {
     export_pending: bool,
     /// Lines of the current batch, not yet written.
     pending: Vec<u8>,
+    /// Index rows of the current batch (offset, length, fields), published after its fsync.
+    pending_rows: Vec<(u64, u32, Fields)>,
+    /// The open segment's index, shared with readers.
+    live: Arc<Mutex<LiveIndex>>,
     last_export: Instant,
 }
 
@@ -222,6 +233,15 @@ impl Writer {
             _ => open_segment(&options.dir, next_seq)?,
         };
         let bytes = file.metadata().map_err(io(&path))?.len();
+        let index = if bytes == 0 {
+            SegmentIndex::default()
+        } else {
+            SegmentIndex::open(&path)?
+        };
+        let live = Arc::new(Mutex::new(LiveIndex {
+            segment: path.clone(),
+            index,
+        }));
         let mut writer = Self {
             options,
             key,
@@ -236,6 +256,8 @@ impl Writer {
             last_line: Vec::new(),
             export_pending: false,
             pending: Vec::with_capacity(1 << 20),
+            pending_rows: Vec::new(),
+            live,
             last_export: Instant::now(),
         };
         if let Some(recovery) = torn {
@@ -264,9 +286,12 @@ impl Writer {
     }
 
     /// Appends one serialized event.
-    fn append_event(&mut self, event: &[u8]) -> Result<(), AuditError> {
+    fn append_event(&mut self, event: &[u8], fields: Fields) -> Result<(), AuditError> {
         let line = crate::chain::event_line(self.next_seq, &self.prev, event);
-        self.append_line(line, true)
+        let (offset, len) = (self.bytes, u32::try_from(line.len()).unwrap_or(u32::MAX));
+        self.append_line(line, true)?;
+        self.pending_rows.push((offset, len, fields));
+        Ok(())
     }
 
     fn append_line(&mut self, mut line: Vec<u8>, unsigned: bool) -> Result<(), AuditError> {
@@ -311,13 +336,33 @@ impl Writer {
         Ok(())
     }
 
-    /// Writes the batch and fsyncs it.
+    /// Writes the batch and fsyncs it; then its records become searchable.
     fn sync(&mut self) -> Result<(), AuditError> {
         if !self.pending.is_empty() {
             self.file.write_all(&self.pending).map_err(io(&self.path))?;
             self.pending.clear();
         }
-        self.file.sync_data().map_err(io(&self.path))
+        self.file.sync_data().map_err(io(&self.path))?;
+        let mut live = self
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (offset, len, fields) in self.pending_rows.drain(..) {
+            live.index.push(offset, len, fields);
+        }
+        live.index.covered = self.bytes;
+        Ok(())
+    }
+
+    /// Saves the open segment's index (at rotation and shutdown), so it is not rebuilt.
+    fn save_index(&self) {
+        let live = self
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Err(e) = live.index.save(&live.segment) {
+            tracing::warn!(segment = %live.segment.display(), error = %e, "audit index not saved; it is rebuilt when needed");
+        }
     }
 
     fn checkpoint_due(&self) -> bool {
@@ -339,7 +384,17 @@ impl Writer {
             self.checkpoint()?;
         }
         self.sync()?;
+        // The closed segment's index is saved before the next segment exists, so a reader
+        // that sees the new segment finds the old one's index on disk.
+        self.save_index();
         let (file, path) = open_segment(&self.options.dir, self.next_seq)?;
+        *self
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = LiveIndex {
+            segment: path.clone(),
+            index: SegmentIndex::default(),
+        };
         self.file = file;
         self.path = path;
         self.bytes = 0;
@@ -348,6 +403,7 @@ impl Writer {
         let excess = all.len().saturating_sub(self.options.max_segments);
         for old in all.iter().take(excess) {
             std::fs::remove_file(old).map_err(io(old))?;
+            let _ = std::fs::remove_file(crate::index::index_path(old));
             tracing::info!(segment = %old.display(), "audit segment removed by retention");
         }
         Ok(())
@@ -368,8 +424,8 @@ impl Writer {
             let mut batch = 0;
             while let Some(m) = message.take() {
                 match m {
-                    Message::Event(event) => {
-                        let result = self.append_event(&event).and_then(|()| {
+                    Message::Event(event, fields) => {
+                        let result = self.append_event(&event, fields).and_then(|()| {
                             // Checkpoints and rotation happen mid-batch too, so a burst is
                             // signed every `checkpoint_every` records and segments keep
                             // their size.
@@ -420,6 +476,7 @@ impl Writer {
         if let Err(e) = last {
             tracing::error!(error = %e, "final audit checkpoint failed");
         }
+        self.save_index();
     }
 }
 
@@ -428,7 +485,9 @@ impl AuditLog {
     pub fn open(options: AuditOptions, key: SigningKey) -> Result<Self, AuditError> {
         let interval = options.checkpoint_interval;
         let (tx, rx) = mpsc::channel(options.queue.max(1));
+        let dir = options.dir.clone();
         let writer = Writer::open(options, key)?;
+        let live = Arc::clone(&writer.live);
         std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || writer.run(rx))
@@ -445,7 +504,17 @@ impl AuditLog {
                 }
             });
         }
-        Ok(Self { tx })
+        Ok(Self { tx, dir, live })
+    }
+
+    /// A reader answering queries over this log, seeing every record as soon as it is
+    /// fsynced.
+    pub fn reader(&self) -> AuditReader {
+        AuditReader::new(
+            self.dir.clone(),
+            Some(Arc::clone(&self.live)),
+            DEFAULT_CACHE_ROWS,
+        )
     }
 
     /// Waits until everything recorded so far is written, fsynced and signed.
