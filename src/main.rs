@@ -43,7 +43,7 @@ enum Command {
     /// schemas.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
-    /// Audit log tooling for auditors: verify a log's integrity offline.
+    /// Audit log tooling for auditors: search the log, verify its integrity offline.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
     /// Storage administration.
@@ -111,7 +111,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Kubeconfig(args) => kubeconfig_cmd::run(&args),
         Command::Policy(command) => policy_cmd::run(&command).await,
-        Command::Audit(command) => audit_cmd::run(&command),
+        Command::Audit(command) => audit_cmd::run(&command).await,
         Command::Store(StoreCommand::Inspect(args)) => with_engine(&args, store_cmd::Inspect).await,
         Command::Store(StoreCommand::Keys { store, prefix }) => {
             with_engine(&store, store_cmd::Keys(prefix)).await

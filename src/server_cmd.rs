@@ -170,6 +170,7 @@ impl EngineJob for Server {
         state.auditing = Some(bulwark_apiserver::audit_record::Auditing {
             sink: Arc::new(audit.0.clone()),
             policy: audit.1,
+            reader: Some(Arc::new(audit.0.reader())),
         });
         let audit_log = audit.0;
         let state = Arc::new(state);

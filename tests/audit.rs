@@ -341,3 +341,227 @@ fn a_sigkill_under_load_leaves_a_log_that_verifies() {
     assert!(ok, "{text}");
     assert!(events(&data).len() >= 300, "{text}");
 }
+
+/// `bulwark audit query` with `args`: (success, stdout, stderr).
+fn audit_query(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(["audit", "query"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The items of `bulwark audit query … -o json`.
+fn queried(args: &[&str]) -> Vec<Value> {
+    let mut all = args.to_vec();
+    all.extend(["-o", "json"]);
+    let (ok, out, err) = audit_query(&all);
+    assert!(ok, "{err}");
+    let list: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(list["kind"], "EventList");
+    list["items"].as_array().unwrap().clone()
+}
+
+#[test]
+fn auditors_query_the_log_through_the_api_and_the_cli() {
+    let s = TestServer::start();
+    let root = admin(&s);
+    let (ok, text) = apply(
+        &s,
+        &root,
+        "team",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-a\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: team-a\ndata:\n  k: v\n",
+    );
+    assert!(ok, "{text}");
+    let alice = user(&s, "alice", &["dev"]);
+    let (ok, _) = run(&s, &alice, &["get", "configmaps", "-n", "team-a"]);
+    assert!(!ok);
+    let auditor = user(&s, "audrey", &["bulwark:auditors"]);
+    let auditor_kc = auditor.to_str().unwrap();
+
+    // Alice's denial, with the policy that decided it (default deny names none).
+    let mut denied = Vec::new();
+    server::eventually("alice's denial is searchable", || {
+        denied = queried(&[
+            "--kubeconfig",
+            auditor_kc,
+            "--user",
+            "alice",
+            "--decision",
+            "deny",
+        ]);
+        (!denied.is_empty(), format!("{denied:?}"))
+    });
+    for e in &denied {
+        assert_eq!(e["user"]["username"], "alice");
+        assert_eq!(
+            e["annotations"]["authorization.k8s.io/decision"], "forbid",
+            "{e}"
+        );
+    }
+    assert!(denied.iter().any(|e| e["verb"] == "list"
+        && e["objectRef"]["resource"] == "configmaps"
+        && e["objectRef"]["namespace"] == "team-a"));
+    assert!(
+        queried(&[
+            "--kubeconfig",
+            auditor_kc,
+            "--user",
+            "alice",
+            "--decision",
+            "allow"
+        ])
+        .is_empty()
+    );
+
+    // Exactly the one create of the configmap, found by verb, resource and namespace.
+    let creates = queried(&[
+        "--kubeconfig",
+        auditor_kc,
+        "--verb",
+        "create",
+        "--resource",
+        "configmaps",
+        "-n",
+        "team-a",
+    ]);
+    assert_eq!(creates.len(), 1, "{creates:?}");
+    assert_eq!(creates[0]["objectRef"]["name"], "settings");
+    assert_eq!(
+        creates[0]["user"]["username"],
+        bulwark_pki::bootstrap::ADMIN_USER
+    );
+
+    // A time window that ends before the server started holds nothing; one from then on
+    // holds alice's request.
+    assert!(
+        queried(&[
+            "--kubeconfig",
+            auditor_kc,
+            "--user",
+            "alice",
+            "--until",
+            "2020-01-01T00:00:00Z"
+        ])
+        .is_empty()
+    );
+    assert!(
+        !queried(&[
+            "--kubeconfig",
+            auditor_kc,
+            "--user",
+            "alice",
+            "--since",
+            "1h"
+        ])
+        .is_empty()
+    );
+
+    // The table names who, what and the decision.
+    let (ok, table, err) = audit_query(&["--kubeconfig", auditor_kc, "--user", "alice"]);
+    assert!(ok, "{err}");
+    assert!(table.starts_with("TIME"), "{table}");
+    let line = table.lines().find(|l| l.contains("configmaps")).unwrap();
+    assert!(
+        line.contains("alice")
+            && line.contains("list")
+            && line.contains("deny")
+            && line.contains("403"),
+        "{line}"
+    );
+
+    // kubectl, too: the API serves a Table.
+    let (ok, text) = run(
+        &s,
+        &auditor,
+        &["get", "events.audit.bulwark.dev", "-n", "team-a"],
+    );
+    assert!(
+        ok && text.contains("DECISION") && text.contains("settings"),
+        "{text}"
+    );
+
+    // Users who are not auditors are refused, and the refusal is itself on record.
+    let (ok, _, err) = audit_query(&["--kubeconfig", alice.to_str().unwrap()]);
+    assert!(
+        !ok && err.contains("forbidden") && err.contains("403"),
+        "{err}"
+    );
+    server::eventually("the refused query is on record", || {
+        let mine = queried(&[
+            "--kubeconfig",
+            auditor_kc,
+            "--user",
+            "alice",
+            "--resource",
+            "events",
+        ]);
+        (
+            mine.len() == 1 && mine[0]["objectRef"]["apiGroup"] == "audit.bulwark.dev",
+            format!("{mine:?}"),
+        )
+    });
+
+    // Access per namespace: a team lead granted list on audit events in team-a only.
+    let (ok, text) = apply(
+        &s,
+        &root,
+        "lead",
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: audit-reader\n  namespace: team-a\nrules:\n- apiGroups: [audit.bulwark.dev]\n  resources: [events]\n  verbs: [list]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: lead-audit\n  namespace: team-a\nsubjects:\n- kind: User\n  name: lead\n  apiGroup: rbac.authorization.k8s.io\nroleRef:\n  kind: Role\n  name: audit-reader\n  apiGroup: rbac.authorization.k8s.io\n",
+    );
+    assert!(ok, "{text}");
+    let lead = user(&s, "lead", &[]);
+    let lead_kc = lead.to_str().unwrap();
+    server::eventually("the lead reads team-a's audit events", || {
+        let (ok, out, err) = audit_query(&["--kubeconfig", lead_kc, "-n", "team-a", "-o", "json"]);
+        (ok && out.contains("settings"), err)
+    });
+    for e in queried(&["--kubeconfig", lead_kc, "-n", "team-a"]) {
+        assert_eq!(e["objectRef"]["namespace"], "team-a", "{e}");
+    }
+    let (ok, _, err) = audit_query(&["--kubeconfig", lead_kc]);
+    assert!(!ok && err.contains("403"), "{err}");
+
+    // Bad queries are 400s, not errors of the server.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = ApiClient::connect(&s.credentials(), true).await.unwrap();
+        for query in [
+            "decision=maybe",
+            "since=yesterday",
+            "continue=garbage",
+            "limit=x",
+        ] {
+            let r = client
+                .get(&format!("/apis/audit.bulwark.dev/v1/events?{query}"))
+                .await
+                .unwrap();
+            assert_eq!(r.status.as_u16(), 400, "{query}: {:?}", r.json());
+            assert_eq!(r.json()["kind"], "Status");
+        }
+        let r = client
+            .post_json("/apis/audit.bulwark.dev/v1/events", &json!({}))
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 405);
+    });
+
+    // The same answers from the log directory, with no server involved.
+    let dir = s.data_dir().join("audit");
+    let offline = queried(&[
+        "--dir",
+        dir.to_str().unwrap(),
+        "--user",
+        "alice",
+        "--decision",
+        "deny",
+    ]);
+    assert!(offline.len() >= denied.len() && !offline.is_empty());
+    let (ok, _, err) = audit_query(&["--dir", dir.to_str().unwrap(), "--since", "yesterday"]);
+    assert!(!ok && err.contains("age"), "{err}");
+}

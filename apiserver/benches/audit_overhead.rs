@@ -124,6 +124,7 @@ async fn main() {
     audited.auditing = Some(Auditing {
         sink: Arc::new(log.clone()),
         policy: AuditPolicy::hardened_default().unwrap(),
+        reader: None,
     });
     let audited = Arc::new(audited);
     bulwark_apiserver::bootstrap(&audited).await.unwrap();

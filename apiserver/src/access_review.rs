@@ -155,7 +155,7 @@ fn rules_review<E: Engine>(ctx: &Ctx<'_, E>, spec: &Value) -> Value {
     let namespace = string(spec, "/namespace");
     // (group, verbs) → resources, so rules with the same verbs share a line.
     let mut rules: BTreeMap<(String, Vec<&str>), Vec<String>> = BTreeMap::new();
-    for def in RESOURCES.iter().filter(|d| d.stored) {
+    for def in RESOURCES.iter().filter(|d| d.stored()) {
         let ns = if def.namespaced {
             namespace.as_deref()
         } else {

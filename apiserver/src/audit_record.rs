@@ -22,20 +22,37 @@ use bulwark_audit::event::{Event, Level, ObjectRef, ResponseStatus, Stage, UserI
 use bulwark_audit::policy::{AuditPolicy, RequestAttributes};
 use bytes::Bytes;
 
+/// What handlers learn about a request that its audit event needs.
+#[derive(Debug, Default)]
+pub struct RequestNotes {
+    /// Audit-mode admission policy hits.
+    pub admission: Vec<String>,
+    /// The name of the object a create made (not in the path; maybe generated).
+    pub created_name: Option<String>,
+}
+
 tokio::task_local! {
-    /// Notes admission makes about the request being handled (audit-mode policy hits), for
-    /// its audit event.
-    pub static ADMISSION_NOTES: Arc<std::sync::Mutex<Vec<String>>>;
+    /// Notes about the request being handled, for its audit event.
+    pub static REQUEST_NOTES: Arc<std::sync::Mutex<RequestNotes>>;
+}
+
+fn with_notes(f: impl FnOnce(&mut RequestNotes)) {
+    let _ = REQUEST_NOTES.try_with(|notes| {
+        if let Ok(mut notes) = notes.lock() {
+            f(&mut notes);
+        }
+    });
 }
 
 /// Records an audit-mode admission policy hit on the current request's audit event (a no-op
 /// outside a request).
 pub fn note_admission(note: String) {
-    let _ = ADMISSION_NOTES.try_with(|notes| {
-        if let Ok(mut notes) = notes.lock() {
-            notes.push(note);
-        }
-    });
+    with_notes(|notes| notes.admission.push(note));
+}
+
+/// Records the name of the object being created (`objectRef.name`, as upstream).
+pub fn note_created_name(name: &str) {
+    with_notes(|notes| notes.created_name = Some(name.to_owned()));
 }
 
 /// Largest response body kept in an event (bigger ones are noted, not recorded).
@@ -47,6 +64,8 @@ pub struct Auditing {
     pub sink: Arc<dyn AuditSink>,
     /// Which level each request gets.
     pub policy: AuditPolicy,
+    /// Answers `audit.bulwark.dev/v1` queries (None when the sink is not a searchable log).
+    pub reader: Option<Arc<bulwark_audit::AuditReader>>,
 }
 
 impl std::fmt::Debug for Auditing {

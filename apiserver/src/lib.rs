@@ -18,6 +18,7 @@
 
 pub mod access_review;
 pub mod admission;
+pub mod audit_query;
 pub mod audit_record;
 pub mod auth;
 pub mod authz;

@@ -126,7 +126,7 @@ fn build_gv(group: &str, version: &str) -> Value {
         } else {
             format!("{base}/{}", def.plural)
         };
-        if !def.stored {
+        if !def.stored() {
             paths.insert(collection, json!({
                 "post": operation(def, "post", &schema_ref, WRITE_PARAMS, Some(&["application/json"])),
             }));

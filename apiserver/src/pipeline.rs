@@ -19,6 +19,7 @@ use bulwark_store::Engine;
 use http::{Method, Request, StatusCode};
 use serde_json::json;
 
+use crate::audit_record::RequestNotes;
 use crate::auth::{self, ConnInfo};
 use crate::authz::{self, RequestAttributes};
 use crate::error::ApiError;
@@ -38,15 +39,17 @@ pub async fn handle<E: Engine>(state: Arc<ApiState<E>>, request: Request<Body>) 
     let audit_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
     let mut log = LogFields::default();
-    let admission_notes = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let outcome = crate::audit_record::ADMISSION_NOTES
-        .scope(
-            Arc::clone(&admission_notes),
-            run(&state, &parts, body, &mut log),
-        )
+    let notes = Arc::new(std::sync::Mutex::new(RequestNotes::default()));
+    let outcome = crate::audit_record::REQUEST_NOTES
+        .scope(Arc::clone(&notes), run(&state, &parts, body, &mut log))
         .await;
-    if let Ok(mut notes) = admission_notes.lock() {
-        log.audit.admission_audit = std::mem::take(&mut *notes);
+    if let Ok(mut notes) = notes.lock() {
+        log.audit.admission_audit = std::mem::take(&mut notes.admission);
+        if let (Some(name), Some(object)) = (notes.created_name.take(), &mut log.audit.object_ref)
+            && object.name.is_none()
+        {
+            object.name = Some(name);
+        }
     }
     let (mut response, error) = match outcome {
         Ok(response) => (response, None),
@@ -312,7 +315,7 @@ async fn dispatch_resource<E: Engine>(
     headers: &http::HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    use crate::registry::Subresource;
+    use crate::registry::{Serving, Subresource};
     let needs_body = matches!(
         req.verb,
         Verb::Create | Verb::Update | Verb::Patch | Verb::Delete | Verb::DeleteCollection
@@ -322,8 +325,10 @@ async fn dispatch_resource<E: Engine>(
     } else {
         bytes::Bytes::new()
     };
-    if !req.def.stored {
-        return crate::access_review::create(ctx, &bytes).await;
+    match req.def.serving {
+        Serving::Stored => {}
+        Serving::Review => return crate::access_review::create(ctx, &bytes).await,
+        Serving::AuditLog => return crate::audit_query::list(ctx).await,
     }
     match (req.verb, req.subresource) {
         (Verb::Get, _) => resource::get(ctx).await,

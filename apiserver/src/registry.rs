@@ -43,6 +43,18 @@ impl Subresource {
     }
 }
 
+/// Where a resource's objects come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serving {
+    /// Stored objects with the full set of verbs.
+    Stored,
+    /// Create-only and unstored (the access reviews): the server answers in the response and
+    /// keeps nothing.
+    Review,
+    /// List-only, read from the audit log (`audit.bulwark.dev/v1` events).
+    AuditLog,
+}
+
 /// One served resource.
 #[derive(Debug)]
 pub struct ResourceDef {
@@ -68,9 +80,8 @@ pub struct ResourceDef {
     pub name_rule: NameRule,
     /// Field selectors beyond `metadata.name` and `metadata.namespace`.
     pub extra_fields: &'static [&'static str],
-    /// Whether objects are stored. Unstored kinds (the access reviews) are create-only: the
-    /// server answers in the response and keeps nothing.
-    pub stored: bool,
+    /// Where objects come from (and so which verbs are served).
+    pub serving: Serving,
 }
 
 impl ResourceDef {
@@ -81,6 +92,11 @@ impl ResourceDef {
         } else {
             format!("{}/{}", self.group, self.version)
         }
+    }
+
+    /// Whether objects are stored (every verb served).
+    pub fn stored(&self) -> bool {
+        self.serving == Serving::Stored
     }
 
     /// Whether the kind has `sub`.
@@ -116,7 +132,7 @@ macro_rules! res {
             subresources: $sub,
             name_rule: $rule,
             extra_fields: $fields,
-            stored: true,
+            serving: Serving::Stored,
         }
     };
 }
@@ -136,7 +152,7 @@ macro_rules! review {
             subresources: &[],
             name_rule: NameRule::PathSegment,
             extra_fields: &[],
-            stored: false,
+            serving: Serving::Review,
         }
     };
 }
@@ -208,6 +224,21 @@ pub static RESOURCES: &[ResourceDef] = &[
     review!("SubjectAccessReview", "subjectaccessreviews", "subjectaccessreview", ns: false),
     review!("LocalSubjectAccessReview", "localsubjectaccessreviews",
             "localsubjectaccessreview", ns: true),
+    // Audit events: list only, cluster-wide or for one namespace.
+    ResourceDef {
+        group: "audit.bulwark.dev",
+        version: "v1",
+        kind: "Event",
+        plural: "events",
+        singular: "event",
+        short_names: &[],
+        categories: &[],
+        namespaced: true,
+        subresources: &[],
+        name_rule: NameRule::PathSegment,
+        extra_fields: &[],
+        serving: Serving::AuditLog,
+    },
 ];
 
 /// Finds the resource served at `group/version/plural`.

@@ -141,7 +141,12 @@ pub fn parse(
         ("DELETE", false, None) => Verb::DeleteCollection,
         _ => return Err(PathError::MethodNotAllowed),
     };
-    if !def.stored && (verb != Verb::Create || name.is_some()) {
+    let served = match def.serving {
+        registry::Serving::Stored => true,
+        registry::Serving::Review => verb == Verb::Create && name.is_none(),
+        registry::Serving::AuditLog => verb == Verb::List,
+    };
+    if !served {
         return Err(PathError::MethodNotAllowed);
     }
     Ok(Some(ResourceRequest {
