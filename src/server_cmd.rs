@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use bulwark_audit::AuditSink;
 use bulwark_pki::{ADMIN_GROUP, BootstrapOptions, ClusterPki};
 use bulwark_store::{CompactionOptions, Engine, Store, StoreOptions};
 
@@ -50,18 +51,40 @@ fn parse_history(text: &str) -> Result<Duration, String> {
 /// Opens the audit log in `<data-dir>/audit`, signed with `<data-dir>/pki/audit-signing.key`
 /// (created on first start; its public key, `audit-signing.key.pub`, is what auditors verify
 /// with), and loads the audit policy.
+/// The audit log, the audit policy, and the start event recording which policy is in force
+/// (lowering the audit level is how one would hide, so auditors see every change of it).
 fn open_audit(
     data_dir: &std::path::Path,
     policy: Option<&std::path::Path>,
-) -> anyhow::Result<(bulwark_audit::AuditLog, bulwark_audit::AuditPolicy)> {
-    let policy = match policy {
+) -> anyhow::Result<(
+    bulwark_audit::AuditLog,
+    bulwark_audit::AuditPolicy,
+    bulwark_audit::Event,
+)> {
+    let (policy, text, source) = match policy {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading the audit policy {}", path.display()))?;
-            bulwark_audit::AuditPolicy::parse(&text)?
+            (
+                bulwark_audit::AuditPolicy::parse(&text)?,
+                text,
+                path.display().to_string(),
+            )
         }
-        None => bulwark_audit::AuditPolicy::hardened_default()?,
+        None => (
+            bulwark_audit::AuditPolicy::hardened_default()?,
+            bulwark_audit::policy::DEFAULT_POLICY.to_owned(),
+            "built-in default".to_owned(),
+        ),
     };
+    let start =
+        bulwark_audit::Event::component("apiserver", "start", bulwark_audit::ObjectRef::default())
+            .note("bulwark.dev/version", env!("CARGO_PKG_VERSION"))
+            .note("audit.bulwark.dev/policy", source)
+            .note(
+                "audit.bulwark.dev/policy-sha256",
+                bulwark_audit::chain::line_hash(text.as_bytes()),
+            );
     let key = bulwark_audit::chain::SigningKey::load_or_create(
         &data_dir.join("pki").join("audit-signing.key"),
     )?;
@@ -69,7 +92,25 @@ fn open_audit(
         bulwark_audit::AuditOptions::new(data_dir.join("audit")),
         key,
     )?;
-    Ok((log, policy))
+    Ok((log, policy, start))
+}
+
+/// The audit event of a change of the serving certificate: `rotate` (renewed before it
+/// expires) or `reload` (replaced on disk by an operator, SIGHUP).
+fn serving_cert_event(verb: &str, outcome: Result<(), String>) -> bulwark_audit::Event {
+    let event = bulwark_audit::Event::component(
+        "pki",
+        verb,
+        bulwark_audit::ObjectRef {
+            resource: "certificates".into(),
+            name: Some("apiserver-serving".into()),
+            ..bulwark_audit::ObjectRef::default()
+        },
+    );
+    match outcome {
+        Ok(()) => event,
+        Err(why) => event.failed(why),
+    }
 }
 
 /// The server job.
@@ -173,6 +214,7 @@ impl EngineJob for Server {
             reader: Some(Arc::new(audit.0.reader())),
         });
         let audit_log = audit.0;
+        audit_log.record(audit.2).await;
         let state = Arc::new(state);
         bulwark_apiserver::bootstrap(&state)
             .await
@@ -180,18 +222,32 @@ impl EngineJob for Server {
 
         let pki = Arc::new(pki);
         let renewer = Arc::clone(&pki);
+        let renewal_log = audit_log.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(RENEWAL_CHECK);
             loop {
                 tick.tick().await;
                 let pki = Arc::clone(&renewer);
-                match tokio::task::spawn_blocking(move || pki.renew_serving_if_due()).await {
-                    Ok(Ok(true)) => tracing::info!("serving certificate renewed without a restart"),
-                    Ok(Ok(false)) => {}
-                    Ok(Err(e)) => tracing::error!(error = %e, "serving certificate renewal failed"),
-                    Err(e) => {
-                        tracing::error!(error = %e, "serving certificate renewal task failed")
-                    }
+                let outcome =
+                    match tokio::task::spawn_blocking(move || pki.renew_serving_if_due()).await {
+                        Ok(Ok(true)) => {
+                            tracing::info!("serving certificate renewed without a restart");
+                            Some(Ok(()))
+                        }
+                        Ok(Ok(false)) => None,
+                        Ok(Err(e)) => {
+                            tracing::error!(error = %e, "serving certificate renewal failed");
+                            Some(Err(e.to_string()))
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "serving certificate renewal task failed");
+                            Some(Err(e.to_string()))
+                        }
+                    };
+                if let Some(outcome) = outcome {
+                    renewal_log
+                        .record(serving_cert_event("rotate", outcome))
+                        .await;
                 }
             }
         });
@@ -203,17 +259,28 @@ impl EngineJob for Server {
         if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         {
             let pki = Arc::clone(&pki);
+            let reload_log = audit_log.clone();
             tokio::spawn(async move {
                 while hup.recv().await.is_some() {
                     let pki = Arc::clone(&pki);
-                    match tokio::task::spawn_blocking(move || pki.reload_serving_from_disk()).await
+                    let outcome = match tokio::task::spawn_blocking(move || {
+                        pki.reload_serving_from_disk()
+                    })
+                    .await
                     {
-                        Ok(Ok(())) => {}
+                        Ok(Ok(())) => Ok(()),
                         Ok(Err(e)) => {
-                            tracing::error!(error = %e, "SIGHUP: serving certificate not reloaded; keeping the current one")
+                            tracing::error!(error = %e, "SIGHUP: serving certificate not reloaded; keeping the current one");
+                            Err(e.to_string())
                         }
-                        Err(e) => tracing::error!(error = %e, "SIGHUP: reload task failed"),
-                    }
+                        Err(e) => {
+                            tracing::error!(error = %e, "SIGHUP: reload task failed");
+                            Err(e.to_string())
+                        }
+                    };
+                    reload_log
+                        .record(serving_cert_event("reload", outcome))
+                        .await;
                 }
             });
         }

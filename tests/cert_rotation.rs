@@ -84,4 +84,69 @@ async fn serving_certificate_rotates_without_restart() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let still = ApiClient::connect(&creds, true).await.unwrap();
     assert_eq!(still.server_certificate(), Some(new_leaf.as_slice()));
+
+    // Both reloads are on the audit record, the refused one with why; and so is the start,
+    // with the audit policy in force.
+    let dir = s.data_dir().join("audit");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let events = loop {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bulwark"))
+            .args([
+                "audit",
+                "query",
+                "-o",
+                "json",
+                "--user",
+                "system:bulwark:pki",
+                "--dir",
+            ])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let events = list["items"].as_array().unwrap().clone();
+        if events.len() >= 2 || Instant::now() > deadline {
+            break events;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let outcomes: Vec<(&str, i64)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["verb"].as_str().unwrap(),
+                e["responseStatus"]["code"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(outcomes, [("reload", 200), ("reload", 500)], "{events:?}");
+    assert_eq!(events[0]["objectRef"]["name"], "apiserver-serving");
+    assert!(
+        events[1]["responseStatus"]["message"]
+            .as_str()
+            .unwrap()
+            .len()
+            > 5
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(["audit", "query", "-o", "json", "--verb", "start", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let start = &list["items"][0];
+    assert_eq!(start["user"]["username"], "system:bulwark:apiserver");
+    assert_eq!(
+        start["annotations"]["audit.bulwark.dev/policy"],
+        "built-in default"
+    );
+    assert_eq!(
+        start["annotations"]["audit.bulwark.dev/policy-sha256"],
+        bulwark_audit::chain::line_hash(bulwark_audit::policy::DEFAULT_POLICY.as_bytes())
+    );
 }

@@ -184,9 +184,59 @@ impl Event {
     }
 }
 
+/// The group of every component identity in component events.
+pub const COMPONENTS_GROUP: &str = "system:bulwark:components";
+
+impl Event {
+    /// An event a component records about its own action, not an API request: a certificate
+    /// renewed, a key rotated, a posture finding, the server starting. It reads like a
+    /// request event, so the same queries find it: the user is `system:bulwark:<component>`,
+    /// `verb` says what was done (`rotate`, `start`, `finding`, …), `object` what it was done
+    /// to, and the outcome is a 200 or, with [`Event::failed`], a 500 with the reason. Details
+    /// go in annotations ([`Event::note`]). Record it through an [`crate::AuditSink`].
+    pub fn component(component: &str, verb: &str, object: ObjectRef) -> Self {
+        let mut event = Self::new(
+            uuid::Uuid::new_v4().to_string(),
+            Stage::ResponseComplete,
+            Level::Metadata,
+            verb,
+            &format!("bulwark:{component}"),
+            UserInfo {
+                username: format!("system:bulwark:{component}"),
+                groups: vec![COMPONENTS_GROUP.to_owned()],
+            },
+        );
+        event.object_ref = Some(object);
+        event.response_status = Some(ResponseStatus {
+            code: 200,
+            ..ResponseStatus::default()
+        });
+        event
+    }
+
+    /// Adds an annotation.
+    #[must_use]
+    pub fn note(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.annotations.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// Marks the action as failed, with why.
+    #[must_use]
+    pub fn failed(mut self, message: impl Into<String>) -> Self {
+        self.response_status = Some(ResponseStatus {
+            code: 500,
+            status: Some("Failure".into()),
+            reason: Some("InternalError".into()),
+            message: Some(message.into()),
+        });
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "test code")]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "test code")]
     use super::*;
 
     #[test]
@@ -220,5 +270,35 @@ mod tests {
         );
         let back: Event = serde_json::from_value(v).unwrap();
         assert_eq!(back, e);
+    }
+
+    #[test]
+    fn component_events_read_like_requests() {
+        let e = Event::component(
+            "pki",
+            "rotate",
+            ObjectRef {
+                resource: "certificates".into(),
+                name: Some("apiserver-serving".into()),
+                ..ObjectRef::default()
+            },
+        )
+        .note("pki.bulwark.dev/not-after", "2026-12-01T00:00:00Z");
+        assert_eq!(e.user.username, "system:bulwark:pki");
+        assert_eq!(e.response_status.as_ref().unwrap().code, 200);
+        assert_eq!(e.audit_id.len(), 36);
+        assert_eq!(&e.audit_id[14..15], "4");
+        assert_ne!(
+            e.audit_id,
+            Event::component("pki", "rotate", ObjectRef::default()).audit_id
+        );
+        let failed = e.failed("disk full");
+        assert_eq!(failed.response_status.as_ref().unwrap().code, 500);
+        let fields =
+            crate::index::Fields::of_event_json(&serde_json::to_vec(&failed).unwrap()).unwrap();
+        assert_eq!(
+            (fields.verb.as_str(), fields.resource.as_str()),
+            ("rotate", "certificates")
+        );
     }
 }
