@@ -105,7 +105,7 @@ fn requests_are_recorded_once_with_decisions_and_no_secrets() {
 
     // Raw requests whose Audit-Id we know.
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let ids: Vec<(String, String, u16)> = rt.block_on(async {
+    let (ids, watch_id): (Vec<(String, String, u16)>, String) = rt.block_on(async {
         let client = ApiClient::connect(&s.credentials(), true).await.unwrap();
         let mut ids = Vec::new();
         for (path, verb) in [("/api/v1/namespaces", "list"), ("/api/v1/namespaces/default", "get"), ("/version", "get")] {
@@ -128,7 +128,14 @@ fn requests_are_recorded_once_with_decisions_and_no_secrets() {
         let anonymous = ApiClient::connect(&s.credentials(), false).await.unwrap();
         let r = anonymous.get("/api/v1/namespaces").await.unwrap();
         ids.push((r.headers["audit-id"].to_str().unwrap().to_owned(), "list".into(), 401));
-        ids
+        // A watch that the server ends after a second.
+        let watch = client
+            .stream(http::Method::GET, "/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=1")
+            .await
+            .unwrap();
+        let watch_id = watch.headers()["audit-id"].to_str().unwrap().to_owned();
+        http_body_util::BodyExt::collect(watch.into_body()).await.unwrap();
+        (ids, watch_id)
     });
 
     // A denial by default deny, and one by an admission policy.
@@ -191,6 +198,23 @@ fn requests_are_recorded_once_with_decisions_and_no_secrets() {
             && secret_create.get("responseObject").is_none()
     );
     // The unauthenticated request says why.
+    // The watch: once when it started, once when it ended.
+    let all = eventually(&data, "the end of the watch", |all| {
+        all.iter()
+            .filter(|e| e["auditID"] == watch_id.as_str())
+            .count()
+            == 2
+    });
+    let watch: Vec<&Value> = all
+        .iter()
+        .filter(|e| e["auditID"] == watch_id.as_str())
+        .collect();
+    assert_eq!(
+        (watch[0]["stage"].as_str(), watch[1]["stage"].as_str()),
+        (Some("ResponseStarted"), Some("ResponseComplete"))
+    );
+    assert_eq!(watch[1]["verb"], "watch");
+    assert!(watch[1]["stageTimestamp"].as_str() > watch[0]["stageTimestamp"].as_str());
     let anon = by_id[ids[6].0.as_str()][0];
     assert!(
         anon["annotations"]["authentication.bulwark.dev/failure"].is_string(),

@@ -4,7 +4,8 @@
 //! authorization decision, admission denials and warnings as annotations, and hands it to the
 //! audit sink.
 //!
-//! - Watches are recorded at `ResponseStarted` (when the stream begins); everything else at
+//! - Watches are recorded at `ResponseStarted` (when the stream begins) and again at
+//!   `ResponseComplete` (when it ends or the client goes away); everything else at
 //!   `ResponseComplete`.
 //! - Request bodies are kept only for requests at level Request and up, response bodies only
 //!   at RequestResponse (never for watches); secrets and token requests are never above
@@ -160,12 +161,16 @@ pub async fn finish(
     if level == Level::None {
         return response;
     }
-    let stage = if audit.watch && response.status().is_success() {
+    // A watch is recorded when its stream starts and again when it ends.
+    let streaming = audit.watch && response.status().is_success();
+    let stage = if streaming {
         Stage::ResponseStarted
     } else {
         Stage::ResponseComplete
     };
-    if audit.omit.contains(&stage) {
+    let record_now = !audit.omit.contains(&stage);
+    let record_end = streaming && !audit.omit.contains(&Stage::ResponseComplete);
+    if !record_now && !record_end {
         return response;
     }
     let user = audit.user.take().unwrap_or_else(|| UserInfo {
@@ -285,6 +290,48 @@ pub async fn finish(
     } else {
         response
     };
-    auditing.sink.record(event).await;
+    let response = if record_end {
+        let mut end = event.clone();
+        end.stage = Stage::ResponseComplete;
+        on_stream_end(response, Arc::clone(&auditing.sink), end)
+    } else {
+        response
+    };
+    if record_now {
+        auditing.sink.record(event).await;
+    }
     response
+}
+
+/// Records `event` (a watch's ResponseComplete) when the response body ends: the stream
+/// finished, or the client went away.
+fn on_stream_end(response: Response, sink: Arc<dyn AuditSink>, event: Event) -> Response {
+    struct EndGuard {
+        sink: Arc<dyn AuditSink>,
+        event: Option<Event>,
+    }
+    impl Drop for EndGuard {
+        fn drop(&mut self) {
+            let Some(mut event) = self.event.take() else {
+                return;
+            };
+            event.stage_timestamp = bulwark_audit::event::now_micro();
+            let sink = Arc::clone(&self.sink);
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move { sink.record(event).await });
+            } else {
+                tracing::warn!(audit_id = %event.audit_id, "watch ended outside the runtime; its end is not recorded");
+            }
+        }
+    }
+    let guard = EndGuard {
+        sink,
+        event: Some(event),
+    };
+    let (head, body) = response.into_parts();
+    let stream = futures::StreamExt::map(body.into_data_stream(), move |chunk| {
+        let _keep = &guard;
+        chunk
+    });
+    Response::from_parts(head, Body::from_stream(stream))
 }
