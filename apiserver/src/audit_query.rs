@@ -140,16 +140,12 @@ pub async fn list<E: Engine>(ctx: &Ctx<'_, E>) -> Result<Response, ApiError> {
 
 /// The decision an event records, as the table shows it.
 pub fn decision_of(event: &Value) -> &'static str {
-    let note = |k: &str| event.pointer(&format!("/annotations/{}", k.replace('/', "~1")));
-    if note("authentication.bulwark.dev/failure").is_some()
-        || note("admission.bulwark.dev/denied").is_some()
-        || note("authorization.k8s.io/decision").and_then(Value::as_str) == Some("forbid")
+    let annotations = event.get("annotations");
+    match Decision::from_annotations(|k| annotations.and_then(|a| a.get(k)).and_then(Value::as_str))
     {
-        "deny"
-    } else if note("authorization.k8s.io/decision").and_then(Value::as_str) == Some("allow") {
-        "allow"
-    } else {
-        ""
+        Decision::Allow => "allow",
+        Decision::Deny => "deny",
+        Decision::None => "",
     }
 }
 

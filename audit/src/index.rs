@@ -35,6 +35,23 @@ pub enum Decision {
     Deny,
 }
 
+impl Decision {
+    /// The decision an event's annotations record (`note` looks one up).
+    pub fn from_annotations<'a>(note: impl Fn(&str) -> Option<&'a str>) -> Self {
+        let authorization = note("authorization.k8s.io/decision");
+        if note("authentication.bulwark.dev/failure").is_some()
+            || authorization == Some("forbid")
+            || note("admission.bulwark.dev/denied").is_some()
+        {
+            Self::Deny
+        } else if authorization == Some("allow") {
+            Self::Allow
+        } else {
+            Self::None
+        }
+    }
+}
+
 /// The searchable fields of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fields {
@@ -116,17 +133,7 @@ pub fn parse_time(text: &str) -> Option<i64> {
 
 impl EventView<'_> {
     fn fields(&self) -> Fields {
-        let note = |k: &str| self.annotations.get(k).map(|v| v.as_ref());
-        let decision = if note("authentication.bulwark.dev/failure").is_some()
-            || note("authorization.k8s.io/decision") == Some("forbid")
-            || note("admission.bulwark.dev/denied").is_some()
-        {
-            Decision::Deny
-        } else if note("authorization.k8s.io/decision") == Some("allow") {
-            Decision::Allow
-        } else {
-            Decision::None
-        };
+        let decision = Decision::from_annotations(|k| self.annotations.get(k).map(|v| v.as_ref()));
         let object = self.object_ref.as_ref();
         Fields {
             time: parse_time(&self.stage_timestamp).unwrap_or(0),
@@ -153,6 +160,29 @@ impl EventView<'_> {
 }
 
 impl Fields {
+    /// The fields of an event (what the writer indexes; the same as
+    /// [`Fields::of_event_json`] of its serialization, which rebuilding an index reads).
+    pub fn of_event(event: &crate::Event) -> Self {
+        let object = event.object_ref.as_ref();
+        Self {
+            time: parse_time(&event.stage_timestamp).unwrap_or(0),
+            user: event.user.username.clone(),
+            impersonated: event
+                .impersonated_user
+                .as_ref()
+                .map(|u| u.username.clone())
+                .unwrap_or_default(),
+            verb: event.verb.clone(),
+            resource: object.map(|o| o.resource.clone()).unwrap_or_default(),
+            subresource: object
+                .and_then(|o| o.subresource.clone())
+                .unwrap_or_default(),
+            namespace: object.and_then(|o| o.namespace.clone()).unwrap_or_default(),
+            decision: Decision::from_annotations(|k| event.annotations.get(k).map(String::as_str)),
+            code: event.response_status.as_ref().map_or(0, |s| s.code),
+        }
+    }
+
     /// The fields of a serialized `audit.k8s.io/v1` Event (what the writer indexes, from the
     /// very bytes it writes). `None` if it is not an event.
     pub fn of_event_json(event: &[u8]) -> Option<Self> {
@@ -418,6 +448,16 @@ mod tests {
         let f = Fields::of_event_json(&event("bob", "get", "forbid", false)).unwrap();
         assert_eq!(f.decision, Decision::Deny);
         assert!(Fields::of_event_json(b"{\"not\":\"an event\"}").is_none());
+        for body in [
+            event("alice", "create", "allow", true),
+            event("b", "get", "forbid", false),
+        ] {
+            let typed: crate::Event = serde_json::from_slice(&body).unwrap();
+            assert_eq!(
+                Fields::of_event(&typed),
+                Fields::of_event_json(&body).unwrap()
+            );
+        }
     }
 
     #[test]

@@ -110,7 +110,7 @@ impl AuditSink for AuditLog {
                     return;
                 }
             };
-            let fields = Fields::of_event_json(&bytes).unwrap_or_else(Fields::empty);
+            let fields = Fields::of_event(&event);
             if self.tx.send(Message::Event(bytes, fields)).await.is_err() {
                 tracing::error!("the audit writer has stopped; event not recorded");
             }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bulwark_audit::chain::SigningKey;
 use bulwark_audit::event::{Event, Level, ObjectRef, ResponseStatus, Stage, UserInfo};
-use bulwark_audit::index::{Decision, index_path, parse_time};
+use bulwark_audit::index::{Decision, SegmentIndex, index_path, parse_time};
 use bulwark_audit::query::{AuditReader, Page, Query};
 use bulwark_audit::writer::segments;
 use bulwark_audit::{AuditLog, AuditOptions, AuditSink};
@@ -199,6 +199,15 @@ async fn queries_find_exactly_the_matching_events_live_and_offline() {
     }
     log.flush().await;
     assert!(segments(&dir).unwrap().len() > 3, "the test needs rotation");
+    // What the writer indexed is exactly what rebuilding from the log gives.
+    let all = segments(&dir).unwrap();
+    for segment in &all[..all.len() - 1] {
+        let saved = SegmentIndex::load(segment).expect("the writer saved the index");
+        let rebuilt = SegmentIndex::build(segment).unwrap();
+        assert_eq!(saved.rows, rebuilt.rows, "{}", segment.display());
+        assert_eq!(saved.covered, rebuilt.covered);
+        assert_eq!(saved.covered, std::fs::metadata(segment).unwrap().len());
+    }
 
     // Live: closed segments from their saved indexes, the open one from the writer's.
     check_filters(&reader, n);
