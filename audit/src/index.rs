@@ -393,15 +393,19 @@ impl SegmentIndex {
             .map_err(|e| AuditError::Log(e.to_string()))
     }
 
-    /// The index of `segment`: the saved one brought up to date, or a new one.
-    pub fn open(segment: &Path) -> Result<Self, AuditError> {
-        let mut index = Self::load(segment).unwrap_or_default();
+    /// The index of `segment`: the saved one brought up to date, or a new one; and whether
+    /// it differs from the saved one (so it is worth saving).
+    pub fn open(segment: &Path) -> Result<(Self, bool), AuditError> {
+        let saved = Self::load(segment);
         let len = std::fs::metadata(segment).map_err(io(segment))?.len();
-        if index.covered > len {
-            index = Self::default();
-        }
+        let (mut index, fresh) = match saved {
+            Some(index) if index.covered <= len => (index, false),
+            _ => (Self::default(), true),
+        };
+        let before = index.covered;
         index.extend_from(segment)?;
-        Ok(index)
+        let changed = fresh || index.covered != before;
+        Ok((index, changed))
     }
 }
 
@@ -460,6 +464,13 @@ mod tests {
         }
     }
 
+    fn reopened_save_roundtrip(segment: &Path) {
+        let (index, _) = SegmentIndex::open(segment).unwrap();
+        index.save(segment).unwrap();
+        let (again, changed) = SegmentIndex::open(segment).unwrap();
+        assert_eq!((again.rows, changed), (index.rows, false));
+    }
+
     #[test]
     fn rebuilt_index_matches_written_rows_and_survives_a_save() {
         let dir = tempfile::tempdir().unwrap();
@@ -497,6 +508,8 @@ mod tests {
         assert_eq!(loaded.span, rebuilt.span);
         std::fs::write(index_path(&segment), b"garbage").unwrap();
         assert!(SegmentIndex::load(&segment).is_none());
-        assert_eq!(SegmentIndex::open(&segment).unwrap().rows, written.rows);
+        let (reopened, changed) = SegmentIndex::open(&segment).unwrap();
+        assert_eq!((reopened.rows, changed), (written.rows, true));
+        reopened_save_roundtrip(&segment);
     }
 }

@@ -240,8 +240,8 @@ impl AuditReader {
                 return Ok(Held::Closed(Arc::clone(index)));
             }
         }
-        let index = SegmentIndex::open(segment)?;
-        if !last {
+        let (index, changed) = SegmentIndex::open(segment)?;
+        if changed && !last {
             // Saved so the next start does not rebuild it (not possible on a read-only copy,
             // which is fine).
             if let Err(e) = index.save(segment) {

@@ -236,7 +236,7 @@ impl Writer {
         let index = if bytes == 0 {
             SegmentIndex::default()
         } else {
-            SegmentIndex::open(&path)?
+            SegmentIndex::open(&path)?.0
         };
         let live = Arc::new(Mutex::new(LiveIndex {
             segment: path.clone(),
@@ -461,6 +461,9 @@ impl Writer {
             if let Err(e) = result {
                 tracing::error!(error = %e, "audit log write failed");
             }
+            if flushing {
+                self.save_index();
+            }
             last_sync = Instant::now();
             for done in flushes {
                 let _ = done.send(());
@@ -517,7 +520,8 @@ impl AuditLog {
         )
     }
 
-    /// Waits until everything recorded so far is written, fsynced and signed.
+    /// Waits until everything recorded so far is written, fsynced and signed, and the open
+    /// segment's index is saved (the server flushes at shutdown).
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Message::Flush(done)).await.is_ok() {
