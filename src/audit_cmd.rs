@@ -1,5 +1,6 @@
 //! `bulwark audit …`: tools for compliance auditors.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -194,7 +195,7 @@ impl Source {
 }
 
 /// Pads each cell to its column's width.
-fn print_rows(rows: &[Vec<String>], widths: &mut [usize]) {
+fn print_rows(rows: &[Vec<String>], widths: &mut [usize]) -> std::io::Result<()> {
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -209,11 +210,25 @@ fn print_rows(rows: &[Vec<String>], widths: &mut [usize]) {
                 line.push_str(&format!("{cell:<w$}   "));
             }
         }
-        println!("{}", line.trim_end());
+        writeln!(std::io::stdout(), "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+/// Runs a query; output cut short by the reader (`| head`) is not an error.
+async fn query(args: &QueryArgs) -> anyhow::Result<()> {
+    match print_query(args).await {
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(())
+        }
+        other => other,
     }
 }
 
-async fn query(args: &QueryArgs) -> anyhow::Result<()> {
+async fn print_query(args: &QueryArgs) -> anyhow::Result<()> {
     let now = time::OffsetDateTime::now_utc();
     let since = args
         .since
@@ -300,9 +315,12 @@ async fn query(args: &QueryArgs) -> anyhow::Result<()> {
         for (w, min) in widths.iter_mut().zip([27, 24, 8, 20, 12, 16, 4, 8, 0]) {
             *w = min;
         }
-        print_rows(&[header], &mut widths);
+        print_rows(&[header], &mut widths)?;
     } else {
-        println!("{{\"kind\":\"EventList\",\"apiVersion\":\"audit.bulwark.dev/v1\",\"items\":[");
+        writeln!(
+            std::io::stdout(),
+            "{{\"kind\":\"EventList\",\"apiVersion\":\"audit.bulwark.dev/v1\",\"items\":["
+        )?;
     }
     let (mut printed, mut after) = (0usize, None::<String>);
     let more = loop {
@@ -325,12 +343,16 @@ async fn query(args: &QueryArgs) -> anyhow::Result<()> {
                             .collect()
                     })
                     .collect();
-                print_rows(&rows, &mut widths);
+                print_rows(&rows, &mut widths)?;
             }
             QueryOutput::Json => {
                 for (i, event) in events.iter().enumerate() {
                     let comma = if printed + i == 0 { "" } else { "," };
-                    println!("{comma}{}", serde_json::to_string(event)?);
+                    writeln!(
+                        std::io::stdout(),
+                        "{comma}{}",
+                        serde_json::to_string(event)?
+                    )?;
                 }
             }
         }
@@ -341,7 +363,7 @@ async fn query(args: &QueryArgs) -> anyhow::Result<()> {
         }
     };
     if matches!(args.output, QueryOutput::Json) {
-        println!("]}}");
+        writeln!(std::io::stdout(), "]}}")?;
     } else if more > 0 {
         eprintln!("{printed} events (and {more} more: raise --limit)");
     } else {

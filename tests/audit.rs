@@ -236,6 +236,20 @@ fn requests_are_recorded_once_with_decisions_and_no_secrets() {
             .contains("default deny"),
         "{denied}"
     );
+    // The admission denial names the object and the policies that denied it.
+    let pod = all
+        .iter()
+        .find(|e| e["annotations"]["admission.bulwark.dev/denied"].is_string())
+        .unwrap();
+    assert_eq!(pod["objectRef"]["name"], "priv", "{pod}");
+    assert!(
+        pod["annotations"]["admission.bulwark.dev/policies"]
+            .as_str()
+            .unwrap()
+            .split(',')
+            .any(|p| p == "pss.baseline.privileged"),
+        "{pod}"
+    );
     // Secret values, plain or base64, appear nowhere in the log.
     let raw = raw_log(&data);
     assert!(raw.contains("visible-configmap-value"));

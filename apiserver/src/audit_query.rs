@@ -182,7 +182,11 @@ pub fn cells(event: &Value) -> Vec<Value> {
                 .unwrap_or(0)
         ),
         json!(decision_of(event)),
-        json!(s("/annotations/authorization.bulwark.dev~1policies")),
+        // The policies that decided: admission's when it denied the write.
+        json!(match s("/annotations/admission.bulwark.dev~1policies") {
+            "" => s("/annotations/authorization.bulwark.dev~1policies"),
+            admission => admission,
+        }),
     ]
 }
 

@@ -30,6 +30,8 @@ pub struct RequestNotes {
     pub admission: Vec<String>,
     /// The name of the object a create made (not in the path; maybe generated).
     pub created_name: Option<String>,
+    /// The ids of the admission policies that denied the write.
+    pub denied_by: Vec<String>,
 }
 
 tokio::task_local! {
@@ -49,6 +51,12 @@ fn with_notes(f: impl FnOnce(&mut RequestNotes)) {
 /// outside a request).
 pub fn note_admission(note: String) {
     with_notes(|notes| notes.admission.push(note));
+}
+
+/// Records which admission policies denied the write
+/// (`admission.bulwark.dev/policies`).
+pub fn note_admission_denied(policies: Vec<String>) {
+    with_notes(|notes| notes.denied_by = policies);
 }
 
 /// Records the name of the object being created (`objectRef.name`, as upstream).
@@ -96,6 +104,8 @@ pub struct RequestAudit {
     pub namespace_labels: Vec<(String, String)>,
     /// Audit-mode admission policy hits.
     pub admission_audit: Vec<String>,
+    /// The admission policies that denied the write.
+    pub admission_denied_by: Vec<String>,
     /// The level (None until the policy was asked).
     pub level: Option<Level>,
     /// Stages the policy omits.
@@ -244,6 +254,12 @@ pub async fn finish(
         notes.insert(
             "admission.bulwark.dev/denied".into(),
             status.message.clone(),
+        );
+    }
+    if !audit.admission_denied_by.is_empty() {
+        notes.insert(
+            "admission.bulwark.dev/policies".into(),
+            audit.admission_denied_by.join(","),
         );
     }
     if !audit.admission_audit.is_empty() {

@@ -109,6 +109,9 @@ impl AdmissionPlugin for CedarAdmission {
             );
         }
         if !verdict.admitted() {
+            crate::audit_record::note_admission_denied(
+                verdict.denied.iter().map(|f| f.policy.clone()).collect(),
+            );
             return Err(ApiError::new(
                 StatusReason::Forbidden,
                 format!(

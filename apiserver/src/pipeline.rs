@@ -45,6 +45,7 @@ pub async fn handle<E: Engine>(state: Arc<ApiState<E>>, request: Request<Body>) 
         .await;
     if let Ok(mut notes) = notes.lock() {
         log.audit.admission_audit = std::mem::take(&mut notes.admission);
+        log.audit.admission_denied_by = std::mem::take(&mut notes.denied_by);
         if let (Some(name), Some(object)) = (notes.created_name.take(), &mut log.audit.object_ref)
             && object.name.is_none()
         {

@@ -218,9 +218,9 @@ pub async fn create<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response
     object::check_kind(ctx.def(), &mut obj)?;
     let (mut obj, mut warnings) = validate_fields(ctx.def(), &obj, ctx.query.field_validation()?)?;
     object::prepare_create(ctx.def(), &mut obj, ctx.namespace())?;
-    warnings.extend(ctx.admit(Verb::Create, Some(&obj), None).await?);
     let name = meta_str(&obj, "name").unwrap_or_default().to_owned();
     crate::audit_record::note_created_name(&name);
+    warnings.extend(ctx.admit(Verb::Create, Some(&obj), None).await?);
     if ctx.query.dry_run()? {
         return Ok(ctx.respond(StatusCode::CREATED, &obj, &warnings));
     }

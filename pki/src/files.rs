@@ -24,7 +24,11 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), PkiError> {
 /// Writes `bytes` to `path` atomically with `mode`: a temporary file created with that mode
 /// (never briefly world-readable), fsynced, renamed over `path`, and the directory fsynced.
 fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    // A bare file name has the empty path as its parent: that is the current directory.
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -82,6 +86,15 @@ pub fn read_public(path: &Path) -> Result<String, PkiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bare_file_name_is_written_in_the_current_directory() {
+        // nextest runs every test in its own process, so changing directory is contained.
+        let dir = tempfile::tempdir().unwrap();
+        std::env::set_current_dir(dir.path()).unwrap();
+        write_private(Path::new("alice.kubeconfig"), b"x").unwrap();
+        assert_eq!(fs::read(dir.path().join("alice.kubeconfig")).unwrap(), b"x");
+    }
 
     #[test]
     fn private_files_are_0600_and_checked() {
