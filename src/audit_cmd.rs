@@ -103,21 +103,12 @@ fn time_arg(text: &str, now: time::OffsetDateTime) -> anyhow::Result<time::Offse
     if let Ok(t) = time::OffsetDateTime::parse(text, rfc3339) {
         return Ok(t);
     }
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let n: i64 = digits
-        .parse()
+    let age = crate::duration::parse(text)
         .with_context(|| format!("{text:?} is neither an RFC 3339 time nor an age like 15m"))?;
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => bail!("{text:?}: the unit of an age is s, m, h or d"),
-    };
-    Ok(now - time::Duration::seconds(n.saturating_mul(seconds)))
+    time::Duration::try_from(age)
+        .ok()
+        .and_then(|age| now.checked_sub(age))
+        .with_context(|| format!("{text:?}: that age reaches before any representable time"))
 }
 
 /// Where events come from: a cluster's API or a log directory.
