@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::registry::{self, ResourceDef, Serving, Subresource};
+use crate::registry::{self, ResourceDef, Subresource};
 
 /// The verbs every stored resource serves (what discovery lists, and what a rules review
 /// asks about).
@@ -87,11 +87,7 @@ pub fn resources(group: &str, version: &str) -> Option<Value> {
     for def in &defs {
         let mut entry = json!({
             "name": def.plural, "singularName": def.singular, "namespaced": def.namespaced,
-            "kind": def.kind, "verbs": match def.serving {
-                Serving::Stored => VERBS,
-                Serving::Review => &["create"],
-                Serving::AuditLog => &["list"],
-            },
+            "kind": def.kind, "verbs": def.serving.verbs(),
         });
         if let Some(map) = entry.as_object_mut() {
             if !def.short_names.is_empty() {

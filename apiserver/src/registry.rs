@@ -55,6 +55,17 @@ pub enum Serving {
     AuditLog,
 }
 
+impl Serving {
+    /// The verbs served: what discovery lists and all that request parsing admits.
+    pub fn verbs(self) -> &'static [&'static str] {
+        match self {
+            Self::Stored => crate::discovery::VERBS,
+            Self::Review => &["create"],
+            Self::AuditLog => &["list"],
+        }
+    }
+}
+
 /// One served resource.
 #[derive(Debug)]
 pub struct ResourceDef {

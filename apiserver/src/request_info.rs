@@ -141,11 +141,9 @@ pub fn parse(
         ("DELETE", false, None) => Verb::DeleteCollection,
         _ => return Err(PathError::MethodNotAllowed),
     };
-    let served = match def.serving {
-        registry::Serving::Stored => true,
-        registry::Serving::Review => verb == Verb::Create && name.is_none(),
-        registry::Serving::AuditLog => verb == Verb::List,
-    };
+    // Unstored kinds serve only collection-level verbs (a review is created, the audit log
+    // listed), never one named object.
+    let served = def.serving.verbs().contains(&verb.as_str()) && (def.stored() || name.is_none());
     if !served {
         return Err(PathError::MethodNotAllowed);
     }
@@ -225,6 +223,33 @@ mod tests {
         assert_eq!(
             parse(&Method::POST, "/api/v1/namespaces/a/pods/p", &[]).unwrap_err(),
             PathError::MethodNotAllowed
+        );
+        let r = p(
+            Method::GET,
+            "/apis/audit.bulwark.dev/v1/namespaces/a/events",
+        );
+        assert_eq!((r.verb, r.namespace.as_deref()), (Verb::List, Some("a")));
+        for (m, path) in [
+            (Method::GET, "/apis/audit.bulwark.dev/v1/events/x"),
+            (Method::POST, "/apis/audit.bulwark.dev/v1/events"),
+            (
+                Method::GET,
+                "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            ),
+        ] {
+            assert_eq!(
+                parse(&m, path, &[]).unwrap_err(),
+                PathError::MethodNotAllowed,
+                "{m} {path}"
+            );
+        }
+        assert!(
+            parse(
+                &Method::GET,
+                "/apis/audit.bulwark.dev/v1/events",
+                &[("watch".into(), "1".into())]
+            )
+            .is_err()
         );
         assert_eq!(
             parse(&Method::GET, "/api/v1//pods", &[]).unwrap_err(),
