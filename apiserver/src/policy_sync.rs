@@ -20,6 +20,7 @@ use bulwark_policies::engine::{Skipped, Snapshot};
 use bulwark_policies::rbac::RbacSet;
 use bulwark_policies::{CompiledPolicies, PolicyEngine, PolicyKind};
 use bulwark_store::{Engine, Store, StoreError};
+use rayon::prelude::*;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
@@ -130,19 +131,26 @@ impl Sync {
                 tracing::warn!(error = %e, "RBAC object not translated");
             }
         }
-        let mut sources = Vec::new();
-        for translation in set.translate() {
+        let translations = set.translate();
+        for translation in &translations {
             for warning in &translation.warnings {
                 tracing::debug!(binding = %translation.name, %warning, "RBAC translation");
             }
-            if translation.text.is_empty() {
-                continue;
-            }
-            match CompiledPolicies::compile(
-                &translation.name,
-                translation.namespace.as_deref(),
-                &translation.text,
-            ) {
+        }
+        // Every binding compiled on every core, as CedarPolicy objects are.
+        let compiled: Vec<_> = translations
+            .par_iter()
+            .filter(|t| !t.text.is_empty())
+            .map(|t| {
+                (
+                    t,
+                    CompiledPolicies::compile(&t.name, t.namespace.as_deref(), &t.text),
+                )
+            })
+            .collect();
+        let mut sources = Vec::new();
+        for (translation, result) in compiled {
+            match result {
                 Ok(compiled) => sources.push(Arc::new(compiled)),
                 Err(e) => {
                     tracing::warn!(binding = %translation.name, error = %e, "RBAC binding not translated")
@@ -157,6 +165,9 @@ impl Sync {
 
     fn on_change(&mut self, objects: &Objects) {
         let mut seen = HashMap::new();
+        // Objects whose generation changed: decoded here, compiled below on every core (a
+        // first load of thousands of objects is bound by Cedar's validator).
+        let mut fresh = Vec::new();
         for obj in objects.values() {
             let name = object::meta_str(obj, "name").unwrap_or_default().to_owned();
             let generation = obj
@@ -169,26 +180,40 @@ impl Sync {
                 .entries
                 .remove(&name)
                 .filter(|e| e.generation == generation);
-            let entry = match cached {
-                Some(entry) => Entry { status, ..entry },
+            match cached {
+                Some(entry) => {
+                    seen.insert(name, Entry { status, ..entry });
+                }
                 None => {
                     let Ok(policy) = serde_json::from_value::<CedarPolicy>(Value::clone(obj))
                     else {
                         continue;
                     };
-                    Entry {
-                        generation,
-                        created: object::meta_str(obj, "creationTimestamp")
-                            .unwrap_or_default()
-                            .to_owned(),
-                        compiled: compile(&policy)
-                            .map(|c| (Arc::new(c), mode_of(&policy)))
-                            .map_err(|e| e.to_string()),
-                        status,
-                    }
+                    let created = object::meta_str(obj, "creationTimestamp")
+                        .unwrap_or_default()
+                        .to_owned();
+                    fresh.push((name, generation, created, status, policy));
                 }
-            };
-            seen.insert(name, entry);
+            }
+        }
+        let compiled: Vec<Compiled> = fresh
+            .par_iter()
+            .map(|(_, _, _, _, policy)| {
+                compile(policy)
+                    .map(|c| (Arc::new(c), mode_of(policy)))
+                    .map_err(|e| e.to_string())
+            })
+            .collect();
+        for ((name, generation, created, status, _), compiled) in fresh.into_iter().zip(compiled) {
+            seen.insert(
+                name,
+                Entry {
+                    generation,
+                    created,
+                    compiled,
+                    status,
+                },
+            );
         }
         self.entries = seen;
         self.rebuild();

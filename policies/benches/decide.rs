@@ -18,6 +18,7 @@ use std::sync::Arc;
 use bulwark_policies::engine::{DEFAULT_GRANTS, default_sources};
 use bulwark_policies::{AccessRequest, CompiledPolicies, PolicyEngine, Snapshot, Target};
 use cedar_policy::{Authorizer, PolicySet};
+use rayon::prelude::*;
 
 const SAMPLES: usize = 2_000;
 
@@ -69,11 +70,10 @@ fn compile_all(sources: &[(String, Option<String>, String)]) -> Vec<Arc<Compiled
         CompiledPolicies::compile("guardrails", None, GUARDRAILS).unwrap(),
     )];
     compiled.extend(default_sources().unwrap());
-    for (name, namespace, text) in sources {
-        compiled.push(Arc::new(
-            CompiledPolicies::compile(name, namespace.as_deref(), text).unwrap(),
-        ));
-    }
+    // On every core, as the API server's policy sync compiles objects.
+    compiled.par_extend(sources.par_iter().map(|(name, namespace, text)| {
+        Arc::new(CompiledPolicies::compile(name, namespace.as_deref(), text).unwrap())
+    }));
     compiled
 }
 
