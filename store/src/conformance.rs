@@ -61,6 +61,7 @@ macro_rules! conformance_tests {
             prefix_isolation,
             bad_input,
             reopen_keeps_everything,
+            close_ends_watchers,
         );
     };
     (@each $harness:path; $($check:ident),* $(,)?) => {$(
@@ -840,6 +841,52 @@ pub async fn bad_input<H: Harness>(h: &H) -> CheckResult {
             Err(StoreError::FutureRevision { .. })
         ),
         "a list in the future fails"
+    );
+    Ok(())
+}
+
+/// Closing ends every watcher with `Closed` and refuses new watches, so consumers holding
+/// clones of the store let go of them and close succeeds (a graceful shutdown).
+pub async fn close_ends_watchers<H: Harness>(h: &H) -> CheckResult {
+    let s = store(h, "closing").await?;
+    let kv = s.create("c/1", value("c", 1)).await?;
+    let consumer = s.clone();
+    let mut w = s.watch("c/", kv.mod_revision).await?;
+    let (delivered, first) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        let _ = delivered.send(w.next().await.map(|e| e.revision()));
+        let ended = w.next().await;
+        let after_end = w.next().await.err();
+        // A consumer that watches again after the end is refused too.
+        let again = consumer.watch("c/", Revision::ZERO).await.err();
+        drop(consumer);
+        (ended.err(), after_end, again)
+    });
+    let written = s.create("c/2", value("c", 2)).await?.mod_revision;
+    let first = tokio::time::timeout(Duration::from_secs(10), first)
+        .await
+        .map_err(|_| Failure("the change was not delivered".into()))?
+        .map_err(|_| Failure("the consumer ended early".into()))?;
+    tokio::time::timeout(Duration::from_secs(10), s.close())
+        .await
+        .map_err(|_| Failure("close did not finish".into()))?
+        .map_err(|e| Failure(format!("close with a watching consumer: {e}")))?;
+    let (ended, after_end, again) = task.await.map_err(|e| Failure(format!("consumer: {e}")))?;
+    ensure!(
+        matches!(first, Ok(r) if r == written),
+        "the change before close is delivered: {first:?}"
+    );
+    ensure!(
+        matches!(ended, Some(StoreError::Closed)),
+        "the watcher ends with Closed: {ended:?}"
+    );
+    ensure!(
+        matches!(after_end, Some(StoreError::Closed)),
+        "and stays ended: {after_end:?}"
+    );
+    ensure!(
+        matches!(again, Some(StoreError::Closed)),
+        "a new watch after close is refused: {again:?}"
     );
     Ok(())
 }

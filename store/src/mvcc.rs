@@ -3,6 +3,7 @@
 //! [`Engine`]; watch and compaction live in sibling modules.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -105,6 +106,9 @@ impl<E: Engine> Clone for Store<E> {
     }
 }
 
+/// How long [`Store::close`] waits for other clones and watchers to be dropped.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
 /// Rows read per engine scan call.
 const SCAN_BATCH: usize = 1024;
 
@@ -128,14 +132,21 @@ impl<E: Engine> Store<E> {
     }
 
     /// Stops the background tasks and closes the engine (for the embedded engine: after the
-    /// last queued write is committed, the file is released). Fails with
-    /// [`StoreError::InUse`] while other clones of the store or live watchers exist.
+    /// last queued write is committed, the file is released). Watches end with
+    /// [`StoreError::Closed`], so consumers that stop on it release their clones; close waits
+    /// up to [`CLOSE_WAIT`] for every other clone and watcher to go, then fails with
+    /// [`StoreError::InUse`].
     pub async fn close(self) -> Result<()> {
         self.inner.shutdown.send_replace(true);
         let tasks =
             std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner()));
         for task in tasks {
             let _ = task.await;
+        }
+        self.inner.hub.close();
+        let deadline = tokio::time::Instant::now() + CLOSE_WAIT;
+        while Arc::strong_count(&self.inner) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let inner = Arc::try_unwrap(self.inner).map_err(|_| StoreError::InUse)?;
         // Dropping an engine may wait for its writer thread.

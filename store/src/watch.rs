@@ -63,6 +63,8 @@ enum RingMsg {
     Event(Arc<Event>),
     /// The tail itself fell behind compaction; watchers at or before this point are expired.
     Expired(Revision),
+    /// The store is closing: every watcher ends with [`StoreError::Closed`].
+    Closed,
 }
 
 struct HubState {
@@ -73,6 +75,8 @@ struct HubState {
     recent: VecDeque<Arc<Event>>,
     floor: Revision,
     capacity: usize,
+    /// Set by [`WatchHub::close`]: no new watchers.
+    closed: bool,
 }
 
 /// The shared tail's output.
@@ -90,6 +94,7 @@ impl WatchHub {
                 recent: VecDeque::new(),
                 floor: start,
                 capacity: capacity.max(1),
+                closed: false,
             }),
         }
     }
@@ -122,6 +127,7 @@ impl WatchHub {
                 state.recent.clear();
                 state.floor = state.published;
             }
+            RingMsg::Closed => state.closed = true,
         }
         // No receivers is fine.
         let _ = state.sender.send(msg);
@@ -129,8 +135,11 @@ impl WatchHub {
 
     /// Subscribes, and returns the published position and, when memory still holds every
     /// event after `after`, those events (so the new watcher need not read the log).
-    fn subscribe(&self, after: Revision) -> Subscription {
+    fn subscribe(&self, after: Revision) -> Result<Subscription> {
         let state = self.lock();
+        if state.closed {
+            return Err(StoreError::Closed);
+        }
         let replay = (after >= state.floor).then(|| {
             state
                 .recent
@@ -139,11 +148,18 @@ impl WatchHub {
                 .cloned()
                 .collect()
         });
-        Subscription {
+        Ok(Subscription {
             rx: state.sender.subscribe(),
             published: state.published,
             replay,
-        }
+        })
+    }
+
+    /// Ends every watcher (they get [`StoreError::Closed`] and drop their store handles)
+    /// and refuses new ones: what lets [`Store::close`] find itself the last handle.
+    pub(crate) fn close(&self) {
+        let published = self.published();
+        self.publish(RingMsg::Closed, published);
     }
 }
 
@@ -276,6 +292,8 @@ async fn drain<E: Engine>(inner: &Inner<E>) -> Result<()> {
 enum Mode {
     CatchUp,
     Live,
+    /// The store closed: every further call ends with [`StoreError::Closed`].
+    Closed,
 }
 
 /// A stream of changes under one prefix, after a starting revision.
@@ -298,7 +316,7 @@ impl<E: Engine> Store<E> {
             rx,
             published,
             replay,
-        } = self.inner.hub.subscribe(after);
+        } = self.inner.hub.subscribe(after)?;
         let snap = self.inner.engine.snapshot().await?;
         let compacted = read_compacted(&snap).await?;
         if after < compacted {
@@ -350,6 +368,7 @@ impl<E: Engine> Watcher<E> {
             }
             match self.mode {
                 Mode::CatchUp => self.catch_up().await?,
+                Mode::Closed => return Err(StoreError::Closed),
                 Mode::Live => match self.rx.recv().await {
                     Ok(RingMsg::Event(e)) => {
                         if e.revision() <= self.position {
@@ -367,6 +386,10 @@ impl<E: Engine> Watcher<E> {
                                 compacted,
                             });
                         }
+                    }
+                    Ok(RingMsg::Closed) => {
+                        self.mode = Mode::Closed;
+                        return Err(StoreError::Closed);
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => self.mode = Mode::CatchUp,
                     Err(broadcast::error::RecvError::Closed) => return Err(StoreError::Closed),
