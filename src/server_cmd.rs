@@ -31,16 +31,50 @@ pub(crate) struct ServerArgs {
     pub(crate) sans: Vec<String>,
     /// How much change history to keep for watches and list continue tokens; older
     /// resourceVersions get 410 Expired (e.g. 5m, 1h).
-    #[arg(long, default_value = "5m", value_parser = parse_history)]
+    #[arg(long, default_value = "5m", value_parser = parse_positive)]
     pub(crate) history: Duration,
     /// Audit policy file (upstream `audit.k8s.io/v1 Policy` format). Default: the hardened
     /// built-in policy (Metadata for everything, bodies of policy, RBAC, approval and exec
     /// changes, never bodies of secrets or tokens).
     #[arg(long)]
     pub(crate) audit_policy: Option<PathBuf>,
+    /// Also send audit events to a webhook: a kubeconfig naming an `https://` endpoint, its
+    /// CA, and a client certificate or bearer token (upstream's format). Events go after the
+    /// log has them; ones the endpoint cannot take stay in the log and the drop is recorded.
+    #[arg(long)]
+    pub(crate) audit_webhook_config_file: Option<PathBuf>,
+    /// Events buffered for the webhook while it is slow or down.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) audit_webhook_batch_buffer_size: usize,
+    /// Most events per webhook request.
+    #[arg(long, default_value_t = 400)]
+    pub(crate) audit_webhook_batch_max_size: usize,
+    /// Longest a webhook batch waits to fill (e.g. 1s).
+    #[arg(long, default_value = "1s", value_parser = parse_positive)]
+    pub(crate) audit_webhook_batch_max_wait: Duration,
+    /// First retry delay of a failed webhook request; it doubles up to 30s.
+    #[arg(long, default_value = "1s", value_parser = parse_positive)]
+    pub(crate) audit_webhook_initial_backoff: Duration,
 }
 
-fn parse_history(text: &str) -> Result<Duration, String> {
+/// The webhook options the flags give (None without `--audit-webhook-config-file`).
+fn webhook_options(
+    args: &ServerArgs,
+) -> anyhow::Result<Option<bulwark_audit::webhook::WebhookOptions>> {
+    let Some(path) = &args.audit_webhook_config_file else {
+        return Ok(None);
+    };
+    let endpoint = bulwark_audit::webhook::WebhookEndpoint::from_kubeconfig(path)?;
+    let mut options = bulwark_audit::webhook::WebhookOptions::new(endpoint);
+    options.buffer = args.audit_webhook_batch_buffer_size.max(1);
+    options.max_batch = args.audit_webhook_batch_max_size.max(1);
+    options.max_wait = args.audit_webhook_batch_max_wait;
+    options.initial_backoff = args.audit_webhook_initial_backoff;
+    options.max_backoff = options.max_backoff.max(options.initial_backoff);
+    Ok(Some(options))
+}
+
+fn parse_positive(text: &str) -> Result<Duration, String> {
     match crate::duration::parse(text) {
         Ok(d) if d.is_zero() => Err("must be at least 1s".into()),
         Ok(d) => Ok(d),
@@ -50,12 +84,13 @@ fn parse_history(text: &str) -> Result<Duration, String> {
 
 /// Opens the audit log in `<data-dir>/audit`, signed with `<data-dir>/pki/audit-signing.key`
 /// (created on first start; its public key, `audit-signing.key.pub`, is what auditors verify
-/// with), and loads the audit policy.
-/// The audit log, the audit policy, and the start event recording which policy is in force
-/// (lowering the audit level is how one would hide, so auditors see every change of it).
+/// with), and loads the audit policy. Returns the audit log, the audit policy, and the start
+/// event recording which policy is in force (lowering the audit level is how one would hide,
+/// so auditors see every change of it) and where events are also sent.
 fn open_audit(
     data_dir: &std::path::Path,
     policy: Option<&std::path::Path>,
+    webhook: Option<bulwark_audit::webhook::WebhookOptions>,
 ) -> anyhow::Result<(
     bulwark_audit::AuditLog,
     bulwark_audit::AuditPolicy,
@@ -77,7 +112,7 @@ fn open_audit(
             "built-in default".to_owned(),
         ),
     };
-    let start =
+    let mut start =
         bulwark_audit::Event::component("apiserver", "start", bulwark_audit::ObjectRef::default())
             .note("bulwark.dev/version", env!("CARGO_PKG_VERSION"))
             .note("audit.bulwark.dev/policy", source)
@@ -85,13 +120,15 @@ fn open_audit(
                 "audit.bulwark.dev/policy-sha256",
                 bulwark_audit::chain::line_hash(text.as_bytes()),
             );
+    if let Some(webhook) = &webhook {
+        start = start.note("audit.bulwark.dev/webhook", webhook.endpoint.url.clone());
+    }
     let key = bulwark_audit::chain::SigningKey::load_or_create(
         &data_dir.join("pki").join("audit-signing.key"),
     )?;
-    let log = bulwark_audit::AuditLog::open(
-        bulwark_audit::AuditOptions::new(data_dir.join("audit")),
-        key,
-    )?;
+    let mut options = bulwark_audit::AuditOptions::new(data_dir.join("audit"));
+    options.webhook = webhook;
+    let log = bulwark_audit::AuditLog::open(options, key)?;
     Ok((log, policy, start))
 }
 
@@ -112,6 +149,9 @@ fn serving_cert_event(verb: &str, outcome: Result<(), String>) -> bulwark_audit:
         Err(why) => event.failed(why),
     }
 }
+
+/// How long shutdown waits for the audit webhook to take what the log holds.
+const WEBHOOK_DRAIN: Duration = Duration::from_secs(5);
 
 /// The server job.
 pub(crate) struct Server(pub(crate) ServerArgs);
@@ -207,7 +247,14 @@ impl EngineJob for Server {
             ),
         ));
         state.policies = Some(engine);
-        let audit = open_audit(&args.data_dir, args.audit_policy.as_deref())?;
+        let audit = open_audit(
+            &args.data_dir,
+            args.audit_policy.as_deref(),
+            webhook_options(&args)?,
+        )?;
+        if let Some(stats) = audit.0.webhook_stats() {
+            state.metrics.register_audit_webhook(stats);
+        }
         state.auditing = Some(bulwark_apiserver::audit_record::Auditing {
             sink: Arc::new(audit.0.clone()),
             policy: audit.1,
@@ -297,6 +344,12 @@ impl EngineJob for Server {
         tracing::info!("shutting down");
         // Everything recorded is written, fsynced and signed before the process exits.
         audit_log.flush().await;
+        if !audit_log.drain_webhook(WEBHOOK_DRAIN).await {
+            tracing::warn!(
+                "the audit webhook did not take every event before shutdown; they are in the log"
+            );
+        }
+        // Background consumers (mirrors, policy sync) end when the store closes their watches.
         store.close().await.context("closing the store")?;
         Ok(())
     }

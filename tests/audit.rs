@@ -1,7 +1,8 @@
 //! The audit log of a real server: every request appears exactly once with the right user,
 //! verb and outcome; denials carry the deciding policy; secret values never appear, whatever
 //! the audit policy says; the log verifies with `bulwark audit verify`, also after the server
-//! is killed with SIGKILL under load; and a tampered copy does not.
+//! is killed with SIGKILL under load; and a tampered copy does not. With a webhook, the same
+//! events reach a real HTTPS receiver.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -12,6 +13,9 @@
 
 #[path = "support/server.rs"]
 mod server;
+
+#[path = "../audit/tests/support/receiver.rs"]
+mod receiver;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -602,4 +606,77 @@ fn auditors_query_the_log_through_the_api_and_the_cli() {
     assert!(offline.len() >= denied.len() && !offline.is_empty());
     let (ok, _, err) = audit_query(&["--dir", dir.to_str().unwrap(), "--since", "yesterday"]);
     assert!(!ok && err.contains("age"), "{err}");
+}
+
+#[test]
+fn the_webhook_receives_every_logged_event() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let receiver = runtime.block_on(receiver::Receiver::start());
+    let config = tempfile::tempdir().unwrap();
+    let kubeconfig = receiver.kubeconfig(config.path(), Some("siem-token"), true);
+    let mut s = TestServer::start_with(&[
+        "--audit-webhook-config-file",
+        kubeconfig.to_str().unwrap(),
+        "--audit-webhook-batch-max-wait",
+        "1s",
+    ]);
+    s.ok(&["get", "namespaces"]);
+    s.ok(&["get", "configmaps", "-A"]);
+    let bob = user(&s, "bob", &[]);
+    let (allowed, _) = run(&s, &bob, &["get", "pods"]);
+    assert!(!allowed);
+    let metrics = s.ok(&["get", "--raw", "/metrics"]);
+    assert!(
+        metrics.contains("apiserver_audit_webhook_events_dropped_total 0"),
+        "{metrics}"
+    );
+    let data = s.data_dir();
+    // A graceful stop flushes the log and waits for the webhook to take the rest.
+    let status = s.stop();
+    assert!(status.success(), "{status:?}\n{}", s.log());
+
+    let key = |e: &Value| {
+        (
+            e["auditID"].as_str().unwrap().to_owned(),
+            e["stage"].as_str().unwrap().to_owned(),
+        )
+    };
+    let mut logged: Vec<(String, String)> = events(&data).iter().map(key).collect();
+    let mut received: Vec<(String, String)> = receiver.events().iter().map(key).collect();
+    assert!(logged.len() > 5, "{logged:?}");
+    logged.sort();
+    received.sort();
+    assert_eq!(
+        received, logged,
+        "each logged event reaches the webhook exactly once"
+    );
+    let all = receiver.events();
+    let start = all
+        .iter()
+        .find(|e| e["verb"] == "start")
+        .expect("the start event");
+    assert_eq!(
+        start["annotations"]["audit.bulwark.dev/webhook"].as_str(),
+        Some(receiver.url.as_str())
+    );
+    assert!(
+        all.iter()
+            .any(|e| e["user"]["username"] == "bob" && e["responseStatus"]["code"] == 403),
+        "the refusal is sent too"
+    );
+    let state = receiver.state.lock().unwrap();
+    assert!(
+        state
+            .authorization
+            .iter()
+            .all(|a| a.as_deref() == Some("Bearer siem-token"))
+    );
+    assert!(state.client_certs.iter().all(|c| *c));
+    drop(state);
+    // The last checkpoint the receiver holds is the log's.
+    let checkpoint = receiver.last_checkpoint().unwrap();
+    let file = config.path().join("checkpoint.json");
+    std::fs::write(&file, checkpoint).unwrap();
+    let (ok, out) = verify(&data, &["--checkpoint", file.to_str().unwrap()]);
+    assert!(ok, "{out}");
 }

@@ -1,8 +1,13 @@
 //! Prometheus metrics (`/metrics`): request counts by verb, resource and code, and latency
 //! histograms by verb and resource, in upstream's metric names.
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bulwark_audit::webhook::WebhookStats;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
@@ -53,7 +58,50 @@ impl Default for Metrics {
     }
 }
 
+/// The audit webhook's counters, read at each scrape.
+#[derive(Debug)]
+struct WebhookCollector(Arc<WebhookStats>);
+
+impl Collector for WebhookCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = &self.0;
+        for (name, help, value) in [
+            (
+                "apiserver_audit_webhook_events_sent",
+                "Audit events the webhook endpoint accepted",
+                &stats.sent,
+            ),
+            (
+                "apiserver_audit_webhook_batches_sent",
+                "Audit batches the webhook endpoint accepted",
+                &stats.batches,
+            ),
+            (
+                "apiserver_audit_webhook_failures",
+                "Audit webhook requests that failed (each retry counts)",
+                &stats.failures,
+            ),
+            (
+                "apiserver_audit_webhook_events_dropped",
+                "Audit events that did not reach the webhook (they are in the log)",
+                &stats.dropped,
+            ),
+        ] {
+            let counter = ConstCounter::new(value.load(Ordering::Relaxed));
+            let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(metric)?;
+        }
+        Ok(())
+    }
+}
+
 impl Metrics {
+    /// Exposes the audit webhook's counters (sent, failed, dropped).
+    pub fn register_audit_webhook(&mut self, stats: Arc<WebhookStats>) {
+        self.registry
+            .register_collector(Box::new(WebhookCollector(stats)));
+    }
+
     /// Records one finished request.
     pub fn observe(&self, verb: &str, resource: &str, code: u16, seconds: f64) {
         self.requests
@@ -84,6 +132,20 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renders_the_audit_webhook_counters() {
+        let mut m = Metrics::default();
+        let stats = Arc::new(WebhookStats::default());
+        stats.dropped.store(7, Ordering::Relaxed);
+        m.register_audit_webhook(Arc::clone(&stats));
+        let text = m.render();
+        assert!(
+            text.contains("apiserver_audit_webhook_events_dropped_total 7"),
+            "{text}"
+        );
+        assert!(text.contains("apiserver_audit_webhook_events_sent_total 0"));
+    }
 
     #[test]
     fn renders_counts() {

@@ -11,6 +11,8 @@
 //!   retention, torn-tail recovery) behind [`AuditSink`], the one interface every component
 //!   records through.
 //! - [`verify`]: the offline verifier behind `bulwark audit verify`.
+//! - [`webhook`]: the optional webhook sink, shipping the log's events in upstream's batch
+//!   format with the latest signed checkpoint.
 //! - [`index`] and [`query`]: the per-segment query index and the search over it behind
 //!   `bulwark audit query` and the `audit.bulwark.dev/v1` API.
 
@@ -20,6 +22,7 @@ pub mod index;
 pub mod policy;
 pub mod query;
 pub mod verify;
+pub mod webhook;
 pub mod writer;
 
 pub use event::{Event, Level, ObjectRef, Stage, UserInfo};
@@ -47,6 +50,9 @@ pub enum AuditError {
     /// An existing log cannot be continued.
     #[error("audit log: {0}")]
     Log(String),
+    /// The webhook's configuration is unusable.
+    #[error("audit webhook: {0}")]
+    Webhook(String),
     /// A query is malformed (a client error).
     #[error("{0}")]
     BadQuery(String),

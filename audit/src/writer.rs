@@ -27,6 +27,7 @@ use crate::chain::{GENESIS, Record, Recovery, SigningKey, line_hash};
 use crate::event::{Event, now_micro};
 use crate::index::{Fields, SegmentIndex};
 use crate::query::{AuditReader, DEFAULT_CACHE_ROWS, LiveIndex};
+use crate::webhook::{Outbox, Webhook, WebhookOptions, WebhookStats};
 use crate::{AuditError, io};
 
 /// Where and how the log is written.
@@ -46,6 +47,8 @@ pub struct AuditOptions {
     pub max_segments: usize,
     /// Queue length before callers wait.
     pub queue: usize,
+    /// Where the log's events are also sent (see [`crate::webhook`]); None: nowhere.
+    pub webhook: Option<WebhookOptions>,
 }
 
 impl AuditOptions {
@@ -60,6 +63,7 @@ impl AuditOptions {
             max_segment_age: Duration::from_secs(24 * 3600),
             max_segments: 128,
             queue: 10_000,
+            webhook: None,
         }
     }
 }
@@ -92,6 +96,7 @@ pub struct AuditLog {
     tx: mpsc::Sender<Message>,
     dir: PathBuf,
     live: Arc<Mutex<LiveIndex>>,
+    webhook: Option<Arc<Webhook>>,
 }
 
 impl std::fmt::Debug for Message {
@@ -166,6 +171,12 @@ struct Writer {
     /// The open segment's index, shared with readers.
     live: Arc<Mutex<LiveIndex>>,
     last_export: Instant,
+    /// Where fsynced events go next (the webhook), if anywhere.
+    outbox: Option<Arc<Outbox>>,
+    /// Events of the current batch for the outbox: (seq, event JSON).
+    pending_out: Vec<(u64, bytes::Bytes)>,
+    /// A checkpoint line written in the current batch, for the outbox.
+    pending_checkpoint: Option<bytes::Bytes>,
 }
 
 fn open_segment(dir: &Path, seq: u64) -> Result<(File, PathBuf), AuditError> {
@@ -183,7 +194,11 @@ fn open_segment(dir: &Path, seq: u64) -> Result<(File, PathBuf), AuditError> {
 }
 
 impl Writer {
-    fn open(options: AuditOptions, key: SigningKey) -> Result<Self, AuditError> {
+    fn open(
+        options: AuditOptions,
+        key: SigningKey,
+        outbox: Option<Arc<Outbox>>,
+    ) -> Result<Self, AuditError> {
         bulwark_pki::files::ensure_private_dir(&options.dir)
             .map_err(|e| AuditError::Log(e.to_string()))?;
         let existing = segments(&options.dir)?;
@@ -259,6 +274,9 @@ impl Writer {
             pending_rows: Vec::new(),
             live,
             last_export: Instant::now(),
+            outbox,
+            pending_out: Vec::new(),
+            pending_checkpoint: None,
         };
         if let Some(recovery) = torn {
             tracing::warn!(file = %recovery.file, offset = recovery.offset, bytes = recovery.bytes, "audit log: torn last record from a crash; recorded and continued in a new segment");
@@ -281,16 +299,23 @@ impl Writer {
         let line = serde_json::to_vec(&record).map_err(|e| AuditError::Log(e.to_string()))?;
         if record.checkpoint.is_some() {
             self.last_line.clone_from(&line);
+            if self.outbox.is_some() {
+                self.pending_checkpoint = Some(bytes::Bytes::copy_from_slice(&line));
+            }
         }
         self.append_line(line, record.checkpoint.is_none())
     }
 
     /// Appends one serialized event.
-    fn append_event(&mut self, event: &[u8], fields: Fields) -> Result<(), AuditError> {
-        let line = crate::chain::event_line(self.next_seq, &self.prev, event);
+    fn append_event(&mut self, event: Vec<u8>, fields: Fields) -> Result<(), AuditError> {
+        let seq = self.next_seq;
+        let line = crate::chain::event_line(seq, &self.prev, &event);
         let (offset, len) = (self.bytes, u32::try_from(line.len()).unwrap_or(u32::MAX));
         self.append_line(line, true)?;
         self.pending_rows.push((offset, len, fields));
+        if self.outbox.is_some() {
+            self.pending_out.push((seq, bytes::Bytes::from(event)));
+        }
         Ok(())
     }
 
@@ -351,6 +376,13 @@ impl Writer {
             live.index.push(offset, len, fields);
         }
         live.index.covered = self.bytes;
+        drop(live);
+        if let Some(outbox) = &self.outbox {
+            outbox.publish(
+                std::mem::take(&mut self.pending_out),
+                self.pending_checkpoint.take(),
+            );
+        }
         Ok(())
     }
 
@@ -425,7 +457,7 @@ impl Writer {
             while let Some(m) = message.take() {
                 match m {
                     Message::Event(event, fields) => {
-                        let result = self.append_event(&event, fields).and_then(|()| {
+                        let result = self.append_event(event, fields).and_then(|()| {
                             // Checkpoints and rotation happen mid-batch too, so a burst is
                             // signed every `checkpoint_every` records and segments keep
                             // their size.
@@ -489,7 +521,14 @@ impl AuditLog {
         let interval = options.checkpoint_interval;
         let (tx, rx) = mpsc::channel(options.queue.max(1));
         let dir = options.dir.clone();
-        let writer = Writer::open(options, key)?;
+        let webhook_options = options.webhook.clone();
+        let webhook = webhook_options
+            .as_ref()
+            .map(Webhook::new)
+            .transpose()?
+            .map(Arc::new);
+        let outbox = webhook.as_ref().map(|w| Arc::clone(&w.outbox));
+        let writer = Writer::open(options, key, outbox)?;
         let live = Arc::clone(&writer.live);
         std::thread::Builder::new()
             .name("audit-writer".into())
@@ -507,7 +546,31 @@ impl AuditLog {
                 }
             });
         }
-        Ok(Self { tx, dir, live })
+        let log = Self {
+            tx,
+            dir,
+            live,
+            webhook,
+        };
+        if let (Some(webhook), Some(options)) = (&log.webhook, webhook_options) {
+            webhook.start(options, Arc::new(log.clone()))?;
+        }
+        Ok(log)
+    }
+
+    /// What the webhook sent and dropped (None without a webhook).
+    pub fn webhook_stats(&self) -> Option<Arc<WebhookStats>> {
+        self.webhook.as_ref().map(|w| Arc::clone(&w.stats))
+    }
+
+    /// Waits, at most `within`, until the webhook sent (or gave up on) every event the log
+    /// has written; true when nothing is left (or there is no webhook). Call after
+    /// [`AuditLog::flush`] at shutdown.
+    pub async fn drain_webhook(&self, within: Duration) -> bool {
+        match &self.webhook {
+            Some(webhook) => webhook.drain(within).await,
+            None => true,
+        }
     }
 
     /// A reader answering queries over this log, seeing every record as soon as it is

@@ -119,6 +119,22 @@ impl TestServer {
         assert!(status.success());
     }
 
+    /// Stops the server with SIGTERM (a graceful shutdown) and waits for it to exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the server") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn credentials(&self) -> bulwark_apiserver::client::Credentials {
         bulwark_apiserver::client::Credentials::from_kubeconfig(&self.kubeconfig)
             .expect("credentials")
