@@ -24,6 +24,10 @@ use bulwark_audit::{AuditLog, AuditOptions, AuditPolicy};
 use bulwark_pki::CertIdentity;
 use bulwark_store::{EmbeddedEngine, Store, StoreOptions};
 
+/// The allocator the `bulwark` binary uses, so the figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const REQUESTS: usize = 40_000;
 const CONCURRENCY: usize = 32;
 

@@ -20,7 +20,7 @@ use axum::body::Body;
 use axum::response::Response;
 use bulwark_audit::AuditSink;
 use bulwark_audit::event::{Event, Level, ObjectRef, ResponseStatus, Stage, UserInfo};
-use bulwark_audit::policy::{AuditPolicy, RequestAttributes};
+use bulwark_audit::policy::{AuditPolicy, RequestAttributes, Stages};
 use bytes::Bytes;
 
 /// What handlers learn about a request that its audit event needs.
@@ -109,7 +109,7 @@ pub struct RequestAudit {
     /// The level (None until the policy was asked).
     pub level: Option<Level>,
     /// Stages the policy omits.
-    pub omit: Vec<Stage>,
+    pub omit: Stages,
     /// The request body, kept at level Request and up.
     pub request_body: Option<Bytes>,
     /// Whether this is a watch.
@@ -119,8 +119,12 @@ pub struct RequestAudit {
 impl RequestAudit {
     /// Asks `policy` for this request's level (call once the user and what is asked are known).
     pub fn decide_level(&mut self, policy: &AuditPolicy, path: &str) {
-        let user = self.user.clone().unwrap_or_default();
-        let acting = self.impersonated.as_ref().unwrap_or(&user);
+        let nobody = UserInfo::default();
+        let acting = self
+            .impersonated
+            .as_ref()
+            .or(self.user.as_ref())
+            .unwrap_or(&nobody);
         let resource = self.object_ref.as_ref().map(|r| {
             (
                 r.api_group.as_str(),
@@ -178,8 +182,8 @@ pub async fn finish(
     } else {
         Stage::ResponseComplete
     };
-    let record_now = !audit.omit.contains(&stage);
-    let record_end = streaming && !audit.omit.contains(&Stage::ResponseComplete);
+    let record_now = !audit.omit.contains(stage);
+    let record_end = streaming && !audit.omit.contains(Stage::ResponseComplete);
     if !record_now && !record_end {
         return response;
     }
@@ -191,7 +195,7 @@ pub async fn finish(
         .uri
         .path_and_query()
         .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
-    let mut event = Event::new(audit_id, stage, level, &audit.verb, &uri, user);
+    let mut event = Event::new(audit_id, stage, level, &audit.verb, uri, user);
     event.request_received_timestamp = received;
     event.impersonated_user = audit.impersonated.take();
     event.object_ref = audit.object_ref.take();
@@ -225,15 +229,15 @@ pub async fn finish(
         notes.insert("authentication.bulwark.dev/method".into(), method.into());
     }
     if !audit.namespace_labels.is_empty() {
-        let labels: serde_json::Map<String, serde_json::Value> = audit
+        // A JSON object of the labels, serialized straight from the pairs.
+        let labels: std::collections::BTreeMap<&str, &str> = audit
             .namespace_labels
             .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        notes.insert(
-            "authorization.bulwark.dev/namespace-labels".into(),
-            serde_json::Value::Object(labels).to_string(),
-        );
+        if let Ok(text) = serde_json::to_string(&labels) {
+            notes.insert("authorization.bulwark.dev/namespace-labels".into(), text);
+        }
     }
     if let Some((allowed, reason, policies)) = audit.decision.take() {
         notes.insert(

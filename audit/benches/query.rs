@@ -57,7 +57,7 @@ fn event(i: usize, n: usize) -> Event {
         Stage::ResponseComplete,
         Level::Metadata,
         verb,
-        &format!("/api/v1/namespaces/{namespace}/{resource}/obj-{}", h % 997),
+        format!("/api/v1/namespaces/{namespace}/{resource}/obj-{}", h % 997),
         UserInfo {
             username: user,
             groups: vec!["system:authenticated".into(), "dev".into()],

@@ -14,6 +14,7 @@
 //! too. A recovery line records that the previous segment ended in a torn (partly written)
 //! line after a crash.
 
+use std::io::Write as _;
 use std::path::Path;
 
 use base64::Engine as _;
@@ -96,10 +97,16 @@ fn hex(bytes: &[u8]) -> String {
 /// hand so the event is serialized once (by the caller, off the writer's thread).
 pub fn event_line(seq: u64, prev: &str, event_json: &[u8]) -> Vec<u8> {
     let mut line = Vec::with_capacity(event_json.len() + 120);
-    line.extend_from_slice(format!("{{\"seq\":{seq},\"prev\":\"{prev}\",\"event\":").as_bytes());
-    line.extend_from_slice(event_json);
-    line.push(b'}');
+    push_event_line(&mut line, seq, prev, event_json);
     line
+}
+
+/// Appends the line of [`event_line`] to `out` (the writer builds its batch in place).
+pub fn push_event_line(out: &mut Vec<u8>, seq: u64, prev: &str, event_json: &[u8]) {
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{{\"seq\":{seq},\"prev\":\"{prev}\",\"event\":");
+    out.extend_from_slice(event_json);
+    out.push(b'}');
 }
 
 /// What a checkpoint at `seq` with `prev` signs.

@@ -118,6 +118,32 @@ pub type ResourceAttributes<'a> = (
     Option<&'a str>,
 );
 
+/// A set of stages (those a request's event omits); a copyable bit set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stages(u8);
+
+impl Stages {
+    fn bit(stage: Stage) -> u8 {
+        match stage {
+            Stage::RequestReceived => 1,
+            Stage::ResponseStarted => 2,
+            Stage::ResponseComplete => 4,
+            Stage::Panic => 8,
+        }
+    }
+
+    /// The set with `stage` added.
+    #[must_use]
+    pub fn with(self, stage: Stage) -> Self {
+        Self(self.0 | Self::bit(stage))
+    }
+
+    /// Whether `stage` is in the set.
+    pub fn contains(self, stage: Stage) -> bool {
+        self.0 & Self::bit(stage) != 0
+    }
+}
+
 /// What a request is, for the policy.
 #[derive(Debug, Clone, Default)]
 pub struct RequestAttributes<'a> {
@@ -215,19 +241,23 @@ impl AuditPolicy {
     }
 
     /// The level and omitted stages for a request. Bodies of secrets and tokens are never
-    /// recorded, whatever the rules say.
-    pub fn level_for(&self, a: &RequestAttributes<'_>) -> (Level, Vec<Stage>) {
+    /// recorded, whatever the rules say. Asked on every request: nothing is allocated.
+    pub fn level_for(&self, a: &RequestAttributes<'_>) -> (Level, Stages) {
         let Some(rule) = self.rules.iter().find(|r| r.matches(a)) else {
-            return (Level::None, Vec::new());
+            return (Level::None, Stages::default());
         };
         let mut level = rule.level;
-        if let Some((group, resource, subresource, _, _)) = a.resource
+        if level > Level::Metadata
+            && let Some((group, resource, subresource, _, _)) = a.resource
             && NEVER_BODIES.contains(&(group, resource, subresource))
         {
-            level = level.min(Level::Metadata);
+            level = Level::Metadata;
         }
-        let mut omit = self.omit_stages.clone();
-        omit.extend(rule.omit_stages.iter().copied());
+        let omit = self
+            .omit_stages
+            .iter()
+            .chain(&rule.omit_stages)
+            .fold(Stages::default(), |set, stage| set.with(*stage));
         (level, omit)
     }
 
@@ -314,7 +344,8 @@ mod tests {
             path: "/healthz",
         };
         assert_eq!(p.level_for(&path).0, Level::Metadata);
-        assert!(p.level_for(&path).1.contains(&Stage::RequestReceived));
+        assert!(p.level_for(&path).1.contains(Stage::RequestReceived));
+        assert!(!p.level_for(&path).1.contains(Stage::ResponseComplete));
     }
 
     #[test]

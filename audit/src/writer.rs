@@ -108,13 +108,12 @@ impl std::fmt::Debug for Message {
 impl AuditSink for AuditLog {
     fn record<'a>(&'a self, event: Event) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
-            let bytes = match serde_json::to_vec(&event) {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    tracing::error!(error = %e, "audit event does not serialize; not recorded");
-                    return;
-                }
-            };
+            // Sized for a Metadata event, so serializing does not grow the buffer.
+            let mut bytes = Vec::with_capacity(1024);
+            if let Err(e) = serde_json::to_writer(&mut bytes, &event) {
+                tracing::error!(error = %e, "audit event does not serialize; not recorded");
+                return;
+            }
             let fields = Fields::of_event(&event);
             if self.tx.send(Message::Event(bytes, fields)).await.is_err() {
                 tracing::error!("the audit writer has stopped; event not recorded");
@@ -309,9 +308,16 @@ impl Writer {
     /// Appends one serialized event.
     fn append_event(&mut self, event: Vec<u8>, fields: Fields) -> Result<(), AuditError> {
         let seq = self.next_seq;
-        let line = crate::chain::event_line(seq, &self.prev, &event);
+        // Built in place in the batch buffer: no line of its own to allocate and copy.
+        let start = self.pending.len();
+        crate::chain::push_event_line(&mut self.pending, seq, &self.prev, &event);
+        let line = self.pending.get(start..).unwrap_or_default();
         let (offset, len) = (self.bytes, u32::try_from(line.len()).unwrap_or(u32::MAX));
-        self.append_line(line, true)?;
+        self.prev = line_hash(line);
+        self.bytes += line.len() as u64 + 1;
+        self.pending.push(b'\n');
+        self.next_seq += 1;
+        self.unsigned += 1;
         self.pending_rows.push((offset, len, fields));
         if self.outbox.is_some() {
             self.pending_out.push((seq, bytes::Bytes::from(event)));

@@ -37,7 +37,7 @@ fn event(i: usize) -> Event {
         Stage::ResponseComplete,
         Level::Metadata,
         "get",
-        &format!("/api/v1/namespaces/default/configmaps/c{i}"),
+        format!("/api/v1/namespaces/default/configmaps/c{i}"),
         UserInfo {
             username: "alice".into(),
             groups: vec![],
