@@ -165,13 +165,30 @@ fn requests_are_recorded_once_with_decisions_and_no_secrets() {
         m.entry(e["auditID"].as_str().unwrap()).or_default().push(e);
         m
     });
+    // The policy omits no stage: RequestReceived (once the user is known) and
+    // ResponseComplete, once each; a failed authentication only at the end.
+    let complete = |id: &str| -> &Value {
+        by_id[id]
+            .iter()
+            .find(|e| e["stage"] == "ResponseComplete")
+            .unwrap()
+    };
     for (id, verb, code) in &ids {
         let found = by_id
             .get(id.as_str())
             .unwrap_or_else(|| panic!("{id} ({verb}) not recorded"));
-        assert_eq!(found.len(), 1, "{id}: once per stage");
-        let e = found[0];
-        assert_eq!(e["stage"], "ResponseComplete");
+        let stages: Vec<&str> = found.iter().map(|e| e["stage"].as_str().unwrap()).collect();
+        let expected: &[&str] = if *code == 401 {
+            &["ResponseComplete"]
+        } else {
+            &["RequestReceived", "ResponseComplete"]
+        };
+        assert_eq!(stages, expected, "{id}: once per stage");
+        if *code != 401 {
+            assert_eq!(found[0]["user"], found[1]["user"]);
+            assert!(found[0].get("responseStatus").is_none());
+        }
+        let e = complete(id);
         assert_eq!(e["verb"], verb.as_str(), "{e}");
         assert_eq!(e["responseStatus"]["code"], *code, "{e}");
         let expected_user = if *code == 401 {
@@ -183,7 +200,7 @@ fn requests_are_recorded_once_with_decisions_and_no_secrets() {
         assert_eq!(e["sourceIPs"][0], "127.0.0.1");
     }
     // The configmap body is there (the policy asked for it); the admin's decision is noted.
-    let create = by_id[ids[3].0.as_str()][0];
+    let create = complete(&ids[3].0);
     assert_eq!(
         create["requestObject"]["data"]["k"],
         "visible-configmap-value"
@@ -195,31 +212,32 @@ fn requests_are_recorded_once_with_decisions_and_no_secrets() {
     assert_eq!(create["objectRef"]["resource"], "configmaps");
     assert_eq!(create["objectRef"]["namespace"], "default");
     // Secrets: metadata only.
-    let secret_create = by_id[ids[4].0.as_str()][0];
+    let secret_create = complete(&ids[4].0);
     assert_eq!(secret_create["level"], "Metadata");
     assert!(
         secret_create.get("requestObject").is_none()
             && secret_create.get("responseObject").is_none()
     );
     // The unauthenticated request says why.
-    // The watch: once when it started, once when it ended.
+    // The watch: when it arrived, when its stream started, when it ended.
     let all = eventually(&data, "the end of the watch", |all| {
         all.iter()
             .filter(|e| e["auditID"] == watch_id.as_str())
             .count()
-            == 2
+            == 3
     });
     let watch: Vec<&Value> = all
         .iter()
         .filter(|e| e["auditID"] == watch_id.as_str())
         .collect();
+    let stages: Vec<&str> = watch.iter().map(|e| e["stage"].as_str().unwrap()).collect();
     assert_eq!(
-        (watch[0]["stage"].as_str(), watch[1]["stage"].as_str()),
-        (Some("ResponseStarted"), Some("ResponseComplete"))
+        stages,
+        ["RequestReceived", "ResponseStarted", "ResponseComplete"]
     );
-    assert_eq!(watch[1]["verb"], "watch");
-    assert!(watch[1]["stageTimestamp"].as_str() > watch[0]["stageTimestamp"].as_str());
-    let anon = by_id[ids[6].0.as_str()][0];
+    assert_eq!(watch[2]["verb"], "watch");
+    assert!(watch[2]["stageTimestamp"].as_str() > watch[1]["stageTimestamp"].as_str());
+    let anon = complete(&ids[6].0);
     assert!(
         anon["annotations"]["authentication.bulwark.dev/failure"].is_string(),
         "{anon}"
@@ -679,4 +697,55 @@ fn the_webhook_receives_every_logged_event() {
     std::fs::write(&file, checkpoint).unwrap();
     let (ok, out) = verify(&data, &["--checkpoint", file.to_str().unwrap()]);
     assert!(ok, "{out}");
+}
+
+#[test]
+fn a_policy_that_keeps_request_received_records_both_stages() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n  - level: Metadata\n",
+    )
+    .unwrap();
+    let s = TestServer::start_with(&["--audit-policy", policy.to_str().unwrap()]);
+    s.ok(&["get", "configmaps", "-n", "default"]);
+    let bob = user(&s, "bob", &[]);
+    let (allowed, _) = run(&s, &bob, &["get", "secrets"]);
+    assert!(!allowed);
+    let of = |all: &[Value], who: &str, resource: &str| -> Vec<Value> {
+        all.iter()
+            .filter(|e| {
+                e["user"]["username"] == who
+                    && e["objectRef"]["resource"] == resource
+                    && e["verb"] == "list"
+            })
+            .cloned()
+            .collect()
+    };
+    let all = eventually(&s.data_dir(), "both stages of both requests", |all| {
+        of(all, "bulwark-admin", "configmaps").len() >= 2 && of(all, "bob", "secrets").len() >= 2
+    });
+    for (who, resource, code) in [
+        ("bulwark-admin", "configmaps", 200),
+        ("bob", "secrets", 403),
+    ] {
+        let stages = of(&all, who, resource);
+        assert_eq!(stages.len(), 2, "{who}: {stages:#?}");
+        assert_eq!(stages[0]["stage"], "RequestReceived");
+        assert_eq!(stages[1]["stage"], "ResponseComplete");
+        assert_eq!(stages[0]["auditID"], stages[1]["auditID"]);
+        assert_eq!(
+            stages[0]["requestReceivedTimestamp"],
+            stages[1]["requestReceivedTimestamp"]
+        );
+        assert!(stages[0].get("responseStatus").is_none(), "{:#}", stages[0]);
+        assert!(
+            stages[0]["annotations"]
+                .get("authorization.k8s.io/decision")
+                .is_none(),
+            "decided after this stage"
+        );
+        assert_eq!(stages[1]["responseStatus"]["code"], code);
+    }
 }

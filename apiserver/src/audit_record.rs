@@ -86,6 +86,10 @@ impl std::fmt::Debug for Auditing {
 /// What the pipeline learned about a request, for its audit event.
 #[derive(Debug, Default)]
 pub struct RequestAudit {
+    /// The request's audit ID (the `Audit-Id` response header; shared by its stages).
+    pub id: String,
+    /// When the request arrived (RFC 3339, microseconds).
+    pub received: String,
     /// The authenticated identity.
     pub user: Option<UserInfo>,
     /// The identity acted as, when impersonating.
@@ -155,14 +159,77 @@ fn json_body(bytes: &[u8]) -> Option<serde_json::Value> {
     serde_json::from_slice(bytes).ok()
 }
 
+/// An event with what every stage of a request carries: ID, stage, level, verb, URI, users,
+/// what was addressed, user agent and client address.
+fn request_event(
+    audit: &mut RequestAudit,
+    parts: &http::request::Parts,
+    stage: Stage,
+    level: Level,
+    user: UserInfo,
+) -> Event {
+    let uri = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
+    let mut event = Event::new(
+        std::mem::take(&mut audit.id),
+        stage,
+        level,
+        &audit.verb,
+        uri,
+        user,
+    );
+    event.request_received_timestamp = std::mem::take(&mut audit.received);
+    event.impersonated_user = audit.impersonated.take();
+    event.object_ref = audit.object_ref.take();
+    event.user_agent = parts
+        .headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    if let Some(conn) = parts.extensions.get::<crate::auth::ConnInfo>() {
+        event.source_ips = vec![conn.peer.ip().to_string()];
+    }
+    event
+}
+
+/// Records the `RequestReceived` stage when the policy keeps it (the hardened default omits
+/// it: `ResponseComplete` carries everything it would). As upstream, it is recorded once the
+/// user and what is asked are known, before authorization, without a decision or bodies.
+pub async fn request_received(
+    auditing: &Auditing,
+    audit: &RequestAudit,
+    parts: &http::request::Parts,
+) {
+    let Some(level) = audit.level else {
+        return;
+    };
+    let Some(user) = audit.user.clone() else {
+        return;
+    };
+    if level == Level::None || audit.omit.contains(Stage::RequestReceived) {
+        return;
+    }
+    let mut stage_view = RequestAudit {
+        id: audit.id.clone(),
+        received: audit.received.clone(),
+        verb: audit.verb.clone(),
+        impersonated: audit.impersonated.clone(),
+        object_ref: audit.object_ref.clone(),
+        ..RequestAudit::default()
+    };
+    let event = request_event(&mut stage_view, parts, Stage::RequestReceived, level, user);
+    auditing.sink.record(event).await;
+}
+
 /// Builds and records the request's event; returns the response (rebuilt if its body was
 /// read for the event).
 pub async fn finish(
     auditing: &Auditing,
     mut audit: RequestAudit,
     parts: &http::request::Parts,
-    audit_id: String,
-    received: String,
     response: Response,
     error: Option<&bulwark_api::Status>,
 ) -> Response {
@@ -191,23 +258,7 @@ pub async fn finish(
         username: "system:anonymous".into(),
         groups: vec!["system:unauthenticated".into()],
     });
-    let uri = parts
-        .uri
-        .path_and_query()
-        .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
-    let mut event = Event::new(audit_id, stage, level, &audit.verb, uri, user);
-    event.request_received_timestamp = received;
-    event.impersonated_user = audit.impersonated.take();
-    event.object_ref = audit.object_ref.take();
-    event.user_agent = parts
-        .headers
-        .get(http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    if let Some(conn) = parts.extensions.get::<crate::auth::ConnInfo>() {
-        event.source_ips = vec![conn.peer.ip().to_string()];
-    }
+    let mut event = request_event(&mut audit, parts, stage, level, user);
     let code = response.status().as_u16();
     event.response_status = Some(match error {
         Some(status) => ResponseStatus {

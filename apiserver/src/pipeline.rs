@@ -35,10 +35,10 @@ pub const KUBE_MINOR: &str = "33";
 /// Handles one HTTP request end to end.
 pub async fn handle<E: Engine>(state: Arc<ApiState<E>>, request: Request<Body>) -> Response {
     let started = Instant::now();
-    let received = bulwark_audit::event::now_micro();
-    let audit_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
     let mut log = LogFields::default();
+    log.audit.received = bulwark_audit::event::now_micro();
+    log.audit.id = uuid::Uuid::new_v4().to_string();
     let notes = Arc::new(std::sync::Mutex::new(RequestNotes::default()));
     let outcome = crate::audit_record::REQUEST_NOTES
         .scope(Arc::clone(&notes), run(&state, &parts, body, &mut log))
@@ -59,21 +59,13 @@ pub async fn handle<E: Engine>(state: Arc<ApiState<E>>, request: Request<Body>) 
             (err.into_response(), Some(status))
         }
     };
-    if let Ok(value) = http::HeaderValue::from_str(&audit_id) {
+    if let Ok(value) = http::HeaderValue::from_str(&log.audit.id) {
         response.headers_mut().insert("audit-id", value);
     }
     if let Some(auditing) = &state.auditing {
         let audit = std::mem::take(&mut log.audit);
-        response = crate::audit_record::finish(
-            auditing,
-            audit,
-            &parts,
-            audit_id,
-            received,
-            response,
-            error.as_ref(),
-        )
-        .await;
+        response =
+            crate::audit_record::finish(auditing, audit, &parts, response, error.as_ref()).await;
     }
     let code = response.status().as_u16();
     let elapsed = started.elapsed();
@@ -234,6 +226,7 @@ async fn run<E: Engine>(
     });
     if let Some(auditing) = &state.auditing {
         log.audit.decide_level(&auditing.policy, path);
+        crate::audit_record::request_received(auditing, &log.audit, parts).await;
     }
     log.resource = match &resource_request {
         Some(r) => match r.subresource {
