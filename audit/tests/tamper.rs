@@ -9,14 +9,17 @@
     reason = "test code"
 )]
 
+#[path = "support/events.rs"]
+mod events;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bulwark_audit::chain::{SigningKey, VerifyingKey, public_key_path};
-use bulwark_audit::event::{Event, Level, Stage, UserInfo};
 use bulwark_audit::verify::{Report, exported_checkpoint, verify};
 use bulwark_audit::writer::segments;
 use bulwark_audit::{AuditLog, AuditOptions, AuditSink};
+use events::event;
 
 struct Fixture {
     _tmp: tempfile::TempDir,
@@ -29,20 +32,6 @@ fn options(dir: &Path) -> AuditOptions {
     o.checkpoint_every = 10;
     o.checkpoint_interval = Duration::from_secs(3600);
     o
-}
-
-fn event(i: usize) -> Event {
-    Event::new(
-        format!("id-{i}"),
-        Stage::ResponseComplete,
-        Level::Metadata,
-        "get",
-        format!("/api/v1/namespaces/default/configmaps/c{i}"),
-        UserInfo {
-            username: "alice".into(),
-            groups: vec![],
-        },
-    )
 }
 
 async fn write(f: &Fixture, opts: AuditOptions, n: std::ops::Range<usize>) {

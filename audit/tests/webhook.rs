@@ -10,6 +10,8 @@
     reason = "test code"
 )]
 
+#[path = "support/events.rs"]
+mod events;
 #[path = "support/receiver.rs"]
 mod receiver;
 
@@ -19,26 +21,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bulwark_audit::chain::{Record, SigningKey, VerifyingKey, public_key_path};
-use bulwark_audit::event::{Event, Level, Stage, UserInfo};
 use bulwark_audit::verify::verify;
 use bulwark_audit::webhook::{WebhookEndpoint, WebhookOptions};
 use bulwark_audit::writer::{checkpoint_path, segments};
 use bulwark_audit::{AuditLog, AuditOptions, AuditSink};
+use events::event;
 use receiver::Receiver;
-
-fn event(i: usize) -> Event {
-    Event::new(
-        format!("id-{i}"),
-        Stage::ResponseComplete,
-        Level::Metadata,
-        "get",
-        format!("/api/v1/namespaces/default/configmaps/c{i}"),
-        UserInfo {
-            username: "alice".into(),
-            groups: vec![],
-        },
-    )
-}
 
 struct Fixture {
     tmp: tempfile::TempDir,
