@@ -349,6 +349,8 @@ impl EngineJob for Server {
                 "the audit webhook did not take every event before shutdown; they are in the log"
             );
         }
+        // A drop the webhook recorded while draining is written too.
+        audit_log.flush().await;
         // Background consumers (mirrors, policy sync) end when the store closes their watches.
         store.close().await.context("closing the store")?;
         Ok(())

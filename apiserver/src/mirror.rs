@@ -101,10 +101,12 @@ where
     let (mut objects, revision) = list_all(store, def).await?;
     on_change(&objects);
     let prefix = storage::collection_prefix(def, None);
-    let mut watcher = store
-        .watch(&prefix, revision)
-        .await
-        .map_err(ApiError::internal)?;
+    let mut watcher = match store.watch(&prefix, revision).await {
+        Ok(watcher) => watcher,
+        // The store is closing (shutdown): stop, releasing the store.
+        Err(bulwark_store::StoreError::Closed) => return Ok(()),
+        Err(e) => return Err(ApiError::internal(e)),
+    };
     loop {
         let first = watcher.next().await;
         let mut event = Some(first);

@@ -497,21 +497,23 @@ pub(crate) struct Webhook {
 }
 
 impl Webhook {
-    /// Builds the client and the buffer; [`Webhook::start`] starts sending.
-    pub(crate) fn new(options: &WebhookOptions) -> Result<Self, AuditError> {
+    /// The buffer the log writer publishes into; [`Webhook::start`] starts sending.
+    pub(crate) fn new(options: &WebhookOptions) -> Self {
         let stats = Arc::new(WebhookStats::default());
-        Ok(Self {
+        Self {
             outbox: Arc::new(Outbox::new(options.buffer, Arc::clone(&stats))),
             stats,
-        })
+        }
     }
 
-    /// Starts the sender task on the current Tokio runtime; drops are recorded through `sink`.
+    /// Builds the HTTPS client and starts the sender task on the current Tokio runtime;
+    /// drops are recorded through `sink`.
     pub(crate) fn start(
         &self,
-        options: WebhookOptions,
+        mut options: WebhookOptions,
         sink: Arc<dyn AuditSink>,
     ) -> Result<(), AuditError> {
+        options.max_batch = options.max_batch.max(1);
         let client = reqwest::Client::builder()
             .use_preconfigured_tls(options.endpoint.tls_config()?)
             .redirect(reqwest::redirect::Policy::none())
@@ -663,7 +665,7 @@ impl Sender {
             }
             tracing::debug!(endpoint = %self.options.endpoint.url, attempt, error = %why, "audit webhook batch failed; retrying");
             tokio::time::sleep(jittered(delay)).await;
-            delay = (delay * 2).min(self.options.max_backoff);
+            delay = delay.saturating_mul(2).min(self.options.max_backoff);
             attempt += 1;
         }
     }
@@ -684,8 +686,17 @@ impl Sender {
             request = request.header(reqwest::header::AUTHORIZATION, value);
         }
         match request.send().await {
-            Ok(response) => {
+            Ok(mut response) => {
                 let status = response.status();
+                // Read (a bounded part of) the answer, so the connection is kept for the next
+                // batch.
+                let mut read = 0;
+                while let Ok(Some(chunk)) = response.chunk().await {
+                    read += chunk.len();
+                    if read > MAX_ANSWER {
+                        break;
+                    }
+                }
                 if status.is_success() {
                     Attempt::Sent
                 } else if status.is_server_error()
@@ -766,8 +777,11 @@ fn jittered(delay: Duration) -> Duration {
     let mut byte = [0u8; 1];
     let random = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut byte)
         .map_or(0, |()| byte[0]);
-    delay.saturating_sub(delay / 2 * u32::from(random) / 255)
+    delay.saturating_sub((delay / 2).saturating_mul(u32::from(random)) / 255)
 }
+
+/// The most of an endpoint's answer that is read (the rest is dropped with the connection).
+const MAX_ANSWER: usize = 64 * 1024;
 
 #[cfg(test)]
 mod tests {

@@ -10,7 +10,8 @@
 //! recovery record naming it, so the tear is reported by `audit verify`, never hidden.
 //!
 //! Other components (the posture scanner, rotation, controllers) record through
-//! [`AuditSink`].
+//! [`AuditSink`]. With a webhook configured, each fsynced batch's events (and the newest
+//! checkpoint line) are handed to its bounded buffer ([`crate::webhook`]).
 
 use std::fs::{File, OpenOptions};
 use std::future::Future;
@@ -530,9 +531,7 @@ impl AuditLog {
         let webhook_options = options.webhook.clone();
         let webhook = webhook_options
             .as_ref()
-            .map(Webhook::new)
-            .transpose()?
-            .map(Arc::new);
+            .map(|options| Arc::new(Webhook::new(options)));
         let outbox = webhook.as_ref().map(|w| Arc::clone(&w.outbox));
         let writer = Writer::open(options, key, outbox)?;
         let live = Arc::clone(&writer.live);
