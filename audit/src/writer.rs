@@ -303,7 +303,11 @@ impl Writer {
                 self.pending_checkpoint = Some(bytes::Bytes::copy_from_slice(&line));
             }
         }
-        self.append_line(line, record.checkpoint.is_none())
+        // Written with the batch: one write and one fsync per batch, not per record.
+        let start = self.pending.len();
+        self.pending.extend_from_slice(&line);
+        self.account(start, record.checkpoint.is_none());
+        Ok(())
     }
 
     /// Appends one serialized event.
@@ -312,13 +316,8 @@ impl Writer {
         // Built in place in the batch buffer: no line of its own to allocate and copy.
         let start = self.pending.len();
         crate::chain::push_event_line(&mut self.pending, seq, &self.prev, &event);
-        let line = self.pending.get(start..).unwrap_or_default();
-        let (offset, len) = (self.bytes, u32::try_from(line.len()).unwrap_or(u32::MAX));
-        self.prev = line_hash(line);
-        self.bytes += line.len() as u64 + 1;
-        self.pending.push(b'\n');
-        self.next_seq += 1;
-        self.unsigned += 1;
+        let offset = self.bytes;
+        let len = self.account(start, true);
         self.pending_rows.push((offset, len, fields));
         if self.outbox.is_some() {
             self.pending_out.push((seq, bytes::Bytes::from(event)));
@@ -326,17 +325,18 @@ impl Writer {
         Ok(())
     }
 
-    fn append_line(&mut self, mut line: Vec<u8>, unsigned: bool) -> Result<(), AuditError> {
-        self.prev = line_hash(&line);
-        line.push(b'\n');
-        self.bytes += line.len() as u64;
-        // Written with the batch: one write and one fsync per batch, not per record.
-        self.pending.extend_from_slice(&line);
+    /// Chains the line that `pending` holds from `start` and ends it; returns its length.
+    fn account(&mut self, start: usize, unsigned: bool) -> u32 {
+        let line = self.pending.get(start..).unwrap_or_default();
+        let len = line.len();
+        self.prev = line_hash(line);
+        self.pending.push(b'\n');
+        self.bytes += len as u64 + 1;
         self.next_seq += 1;
         if unsigned {
             self.unsigned += 1;
         }
-        Ok(())
+        u32::try_from(len).unwrap_or(u32::MAX)
     }
 
     /// Appends a signed checkpoint (written to disk with the batch's fsync).
