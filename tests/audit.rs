@@ -76,19 +76,26 @@ fn verify(data: &Path, extra: &[&str]) -> (bool, String) {
 
 /// Waits until `check` holds over the events (the writer is asynchronous; fsync per batch).
 fn eventually(data: &Path, what: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let started = Instant::now();
-    loop {
-        let all = events(data);
-        if check(&all) {
-            return all;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{what}: {} events",
-            all.len()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut all = Vec::new();
+    server::eventually(what, || {
+        all = events(data);
+        (check(&all), format!("{} events", all.len()))
+    });
+    all
+}
+
+/// A server whose audit policy records everything at `level` (no stage omitted), and the
+/// directory holding the policy file.
+fn start_with_audit_level(level: &str) -> (tempfile::TempDir, TestServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("audit-policy.yaml");
+    std::fs::write(
+        &policy,
+        format!("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n  - level: {level}\n"),
+    )
+    .unwrap();
+    let s = TestServer::start_with(&["--audit-policy", policy.to_str().unwrap()]);
+    (dir, s)
 }
 
 const SECRET_VALUE: &str = "hunter2-do-not-log-me";
@@ -96,14 +103,7 @@ const SECRET_VALUE: &str = "hunter2-do-not-log-me";
 #[test]
 fn requests_are_recorded_once_with_decisions_and_no_secrets() {
     // Even a policy that asks for every body must not get secret values.
-    let policy_dir = tempfile::tempdir().unwrap();
-    let policy = policy_dir.path().join("audit-policy.yaml");
-    std::fs::write(
-        &policy,
-        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n  - level: RequestResponse\n",
-    )
-    .unwrap();
-    let s = TestServer::start_with(&["--audit-policy", policy.to_str().unwrap()]);
+    let (policy_dir, s) = start_with_audit_level("RequestResponse");
     let data = s.data_dir();
     let root = admin(&s);
 
@@ -701,14 +701,7 @@ fn the_webhook_receives_every_logged_event() {
 
 #[test]
 fn a_policy_that_keeps_request_received_records_both_stages() {
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.yaml");
-    std::fs::write(
-        &policy,
-        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n  - level: Metadata\n",
-    )
-    .unwrap();
-    let s = TestServer::start_with(&["--audit-policy", policy.to_str().unwrap()]);
+    let (_policy_dir, s) = start_with_audit_level("Metadata");
     s.ok(&["get", "configmaps", "-n", "default"]);
     let bob = user(&s, "bob", &[]);
     let (allowed, _) = run(&s, &bob, &["get", "secrets"]);
