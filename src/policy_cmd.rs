@@ -318,6 +318,29 @@ fn text(v: Option<&serde_json::Value>) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
+/// Lets each request's decision through once: a streamed watch is recorded when its stream
+/// starts and again, with the same decision, when it ends. Only watches whose start was seen
+/// and whose end was not yet are remembered.
+#[derive(Default)]
+struct OncePerRequest {
+    open_watches: std::collections::HashSet<String>,
+}
+
+impl OncePerRequest {
+    /// Whether `event` is the first record of its request's decision.
+    fn first(&mut self, event: &serde_json::Value) -> bool {
+        let id = text(event.get("auditID")).unwrap_or_default();
+        match text(event.get("stage")) {
+            Some("ResponseStarted") => {
+                self.open_watches.insert(id.to_owned());
+                true
+            }
+            Some("ResponseComplete") => !self.open_watches.remove(id),
+            _ => true,
+        }
+    }
+}
+
 /// One recorded decision, decided again.
 struct Replayed {
     when: String,
@@ -453,6 +476,7 @@ fn replay(files: &[PathBuf], dir: &std::path::Path, limit: usize) -> anyhow::Res
     }
     let (mut decisions, mut to_deny, mut to_allow) = (0u64, 0u64, 0u64);
     let mut shown = 0;
+    let mut once = OncePerRequest::default();
     for segment in bulwark_audit::writer::segments(dir)? {
         let text = std::fs::read_to_string(&segment)
             .with_context(|| format!("reading {}", segment.display()))?;
@@ -460,7 +484,11 @@ fn replay(files: &[PathBuf], dir: &std::path::Path, limit: usize) -> anyhow::Res
             let Ok(record) = serde_json::from_str::<serde_json::Value>(line) else {
                 continue;
             };
-            let Some(replayed) = record.get("event").and_then(|e| replay_event(&engine, e)) else {
+            let Some(replayed) = record
+                .get("event")
+                .filter(|e| once.first(e))
+                .and_then(|e| replay_event(&engine, e))
+            else {
                 continue;
             };
             decisions += 1;
@@ -598,5 +626,29 @@ pub(crate) async fn run(command: &PolicyCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_watch_is_one_decision() {
+        let event = |id: &str, stage: &str| serde_json::json!({"auditID": id, "stage": stage});
+        let mut once = OncePerRequest::default();
+        let seen: Vec<bool> = [
+            event("w", "ResponseStarted"),
+            event("g", "ResponseComplete"),
+            event("w", "ResponseComplete"),
+            event("r", "RequestReceived"),
+            event("r", "ResponseComplete"),
+            event("w2", "ResponseComplete"),
+        ]
+        .iter()
+        .map(|e| once.first(e))
+        .collect();
+        assert_eq!(seen, [true, true, false, true, true, true]);
+        assert!(once.open_watches.is_empty());
     }
 }
