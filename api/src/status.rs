@@ -29,14 +29,20 @@ pub enum StatusReason {
     Expired,
     /// 410: a watch's starting point was compacted away.
     Gone,
+    /// 408: the client did not send its request body in time.
+    RequestTimeout,
     /// 413: the body is larger than the server accepts.
     RequestEntityTooLarge,
+    /// 414: the request target (path and query) is longer than the server accepts.
+    UriTooLong,
     /// 415: the `Content-Type` is not one the endpoint accepts.
     UnsupportedMediaType,
     /// 422: the object fails validation; `details.causes` names the fields.
     Invalid,
     /// 429: the server is shedding load.
     TooManyRequests,
+    /// 431: the request headers are larger than the server accepts.
+    RequestHeaderFieldsTooLarge,
     /// 500: an internal failure; the cause is logged, never echoed.
     InternalError,
     /// 503: the server cannot serve the request right now (e.g. shutting down).
@@ -57,10 +63,13 @@ impl StatusReason {
             Self::NotAcceptable => 406,
             Self::AlreadyExists | Self::Conflict => 409,
             Self::Expired | Self::Gone => 410,
+            Self::RequestTimeout => 408,
             Self::RequestEntityTooLarge => 413,
+            Self::UriTooLong => 414,
             Self::UnsupportedMediaType => 415,
             Self::Invalid => 422,
             Self::TooManyRequests => 429,
+            Self::RequestHeaderFieldsTooLarge => 431,
             Self::InternalError => 500,
             Self::ServiceUnavailable => 503,
             Self::Timeout => 504,
@@ -80,10 +89,13 @@ impl StatusReason {
             Self::Conflict => "Conflict",
             Self::Expired => "Expired",
             Self::Gone => "Gone",
+            Self::RequestTimeout => "Timeout",
             Self::RequestEntityTooLarge => "RequestEntityTooLarge",
+            Self::UriTooLong => "RequestURITooLong",
             Self::UnsupportedMediaType => "UnsupportedMediaType",
             Self::Invalid => "Invalid",
             Self::TooManyRequests => "TooManyRequests",
+            Self::RequestHeaderFieldsTooLarge => "RequestHeaderFieldsTooLarge",
             Self::InternalError => "InternalError",
             Self::ServiceUnavailable => "ServiceUnavailable",
             Self::Timeout => "Timeout",

@@ -32,6 +32,8 @@ pub struct RequestNotes {
     pub created_name: Option<String>,
     /// The ids of the admission policies that denied the write.
     pub denied_by: Vec<String>,
+    /// The limit that refused the request, if one did.
+    pub limit: Option<crate::limits::Limit>,
 }
 
 tokio::task_local! {
@@ -63,6 +65,15 @@ pub fn note_admission_denied(policies: Vec<String>) {
 pub fn note_created_name(name: &str) {
     with_notes(|notes| notes.created_name = Some(name.to_owned()));
 }
+
+/// Records that `limit` refused the current request (`limits.bulwark.dev/refused`; the
+/// pipeline also counts it in `/metrics`).
+pub fn note_limit(limit: crate::limits::Limit) {
+    with_notes(|notes| notes.limit = Some(limit));
+}
+
+/// How much of a request target refused as too long its audit event keeps.
+const KEPT_URI_BYTES: usize = 1024;
 
 /// Largest response body kept in an event (bigger ones are noted, not recorded).
 const MAX_RECORDED_BODY: usize = 3 * 1024 * 1024;
@@ -118,6 +129,8 @@ pub struct RequestAudit {
     pub request_body: Option<Bytes>,
     /// Whether this is a watch.
     pub watch: bool,
+    /// The limit that refused the request, if one did.
+    pub refused_by: Option<crate::limits::Limit>,
 }
 
 impl RequestAudit {
@@ -272,6 +285,19 @@ pub async fn finish(
             ..ResponseStatus::default()
         },
     });
+    if audit.refused_by == Some(crate::limits::Limit::UriBytes) {
+        // The refused target is kept short: a flood of long ones must not fill the log.
+        let full = event.request_uri.len();
+        let mut cut = KEPT_URI_BYTES.min(full);
+        while !event.request_uri.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        event.request_uri.truncate(cut);
+        event.annotations.insert(
+            "limits.bulwark.dev/request-uri-bytes".into(),
+            full.to_string(),
+        );
+    }
     let notes = &mut event.annotations;
     if let Some(why) = audit.auth_failure.take() {
         notes.insert("authentication.bulwark.dev/failure".into(), why);
@@ -310,6 +336,9 @@ pub async fn finish(
             "admission.bulwark.dev/denied".into(),
             status.message.clone(),
         );
+    }
+    if let Some(limit) = audit.refused_by {
+        notes.insert("limits.bulwark.dev/refused".into(), limit.as_str().into());
     }
     if !audit.admission_denied_by.is_empty() {
         notes.insert(

@@ -119,6 +119,7 @@ async fn read_page_with<E: Engine, T>(
                     revision,
                     limit: want,
                     continue_token: token.take(),
+                    max_bytes: 0,
                 },
             )
             .await
@@ -229,7 +230,6 @@ pub async fn delete_collection<E: Engine>(
 ) -> Result<Response, ApiError> {
     let selectors = Selectors::parse(ctx.def(), ctx.query)?;
     let opts = DeleteOptions::parse(body, ctx.query)?;
-    let dry_run = ctx.query.dry_run()?;
     let page = read_page(ctx, &selectors, 0, None, None).await?;
     let mut deleted = 0usize;
     for obj in &page.items {
@@ -251,7 +251,7 @@ pub async fn delete_collection<E: Engine>(
             source: ctx.source,
             format: ctx.format,
         };
-        match resource::delete_one(&one, &opts, dry_run).await {
+        match resource::delete_one(&one, &opts).await {
             Ok(_) => deleted += 1,
             // Deleted meanwhile by someone else: that is what was asked.
             Err(e) if e.code() == 404 => {}

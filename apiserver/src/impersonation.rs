@@ -33,12 +33,15 @@ fn header_values(headers: &HeaderMap, name: &str) -> Result<Vec<String>, ApiErro
 }
 
 /// The identity the request acts as: `user` itself, or the impersonated identity when the
-/// headers ask for one and every part of it is allowed.
+/// headers ask for one and every part of it is allowed. Impersonating a service account is
+/// authorized with its namespace's labels (from `namespace_labels`), as every request in a
+/// namespace is, so guardrails on those labels apply to it too.
 pub fn apply(
     authorizer: &dyn Authorizer,
     user: UserInfo,
     headers: &HeaderMap,
     source: IpAddr,
+    namespace_labels: &crate::namespace_labels::NamespaceLabels,
 ) -> Result<UserInfo, ApiError> {
     let names = header_values(headers, USER)?;
     let groups = header_values(headers, GROUP)?;
@@ -77,6 +80,7 @@ pub fn apply(
         checks.push(("authentication.k8s.io", "uids", None, uid));
     }
     for (api_group, resource, namespace, object) in checks {
+        let labels = namespace.map(|ns| namespace_labels.get(ns));
         let attributes = RequestAttributes {
             verb: "impersonate",
             target: Target::Resource {
@@ -85,7 +89,7 @@ pub fn apply(
                 subresource: None,
                 namespace,
                 name: Some(object),
-                namespace_labels: &[],
+                namespace_labels: labels.as_deref().unwrap_or_default(),
             },
         };
         let decision = authorizer.authorize(&user, &attributes, source);
@@ -133,6 +137,65 @@ mod tests {
     }
 
     const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    static NO_LABELS: std::sync::LazyLock<crate::namespace_labels::NamespaceLabels> =
+        std::sync::LazyLock::new(Default::default);
+
+    /// A guardrail on the labels of a service account's namespace stops impersonating it
+    /// (the labels used to be left out, so such a guardrail never fired).
+    #[test]
+    fn impersonating_a_service_account_sees_its_namespace_labels() {
+        use bulwark_policies::{CompiledPolicies, PolicyEngine};
+        use std::sync::Arc;
+        let guard = Arc::new(
+            CompiledPolicies::compile(
+                "guard",
+                None,
+                r#"@id("guard.no-system-sa") forbid (principal, action == k8s::Action::"impersonate", resource is k8s::Resource)
+                   when { resource.resource == "serviceaccounts" && resource.hasTag("tier") && resource.getTag("tier") == "system" };"#,
+            )
+            .unwrap(),
+        );
+        let grant = Arc::new(
+            CompiledPolicies::compile(
+                "grant",
+                None,
+                r#"@id("grant.ops-impersonate") permit (principal in k8s::Group::"ops", action == k8s::Action::"impersonate", resource);"#,
+            )
+            .unwrap(),
+        );
+        let (engine, _) = PolicyEngine::new(&[guard, grant]).unwrap();
+        let authz = crate::authz::CedarAuthorizer::new(Arc::new(engine));
+        let labels = crate::namespace_labels::NamespaceLabels::default();
+        let mut objects = crate::mirror::Objects::default();
+        objects.insert(
+            "/registry/namespaces/infra".into(),
+            Arc::new(
+                serde_json::json!({"metadata": {"name": "infra", "labels": {"tier": "system"}}}),
+            ),
+        );
+        objects.insert(
+            "/registry/namespaces/apps".into(),
+            Arc::new(serde_json::json!({"metadata": {"name": "apps"}})),
+        );
+        labels.update(&objects);
+        let as_sa = |ns: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                USER,
+                format!("system:serviceaccount:{ns}:robot").parse().unwrap(),
+            );
+            h
+        };
+        let err = apply(&authz, user(&["ops"]), &as_sa("infra"), LOCAL, &labels).unwrap_err();
+        assert_eq!(err.code(), 403);
+        assert!(
+            err.0.message.contains("guard.no-system-sa"),
+            "{}",
+            err.0.message
+        );
+        let ok = apply(&authz, user(&["ops"]), &as_sa("apps"), LOCAL, &labels).unwrap();
+        assert_eq!(ok.name, "system:serviceaccount:apps:robot");
+    }
 
     #[test]
     fn impersonation_needs_permission_and_never_falls_back_to_the_caller() {
@@ -140,12 +203,19 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(USER, "alice".parse().unwrap());
         headers.append(GROUP, "dev".parse().unwrap());
-        let admin = apply(&authz, user(&["system:masters"]), &headers, LOCAL).unwrap();
+        let admin = apply(
+            &authz,
+            user(&["system:masters"]),
+            &headers,
+            LOCAL,
+            &NO_LABELS,
+        )
+        .unwrap();
         assert_eq!(admin.name, "alice");
         assert_eq!(admin.groups, ["dev", "system:authenticated"]);
         assert_eq!(admin.cert_fingerprint, None);
 
-        let err = apply(&authz, user(&["dev"]), &headers, LOCAL).unwrap_err();
+        let err = apply(&authz, user(&["dev"]), &headers, LOCAL, &NO_LABELS).unwrap_err();
         assert_eq!(err.code(), 403);
         assert!(
             err.0
@@ -158,19 +228,31 @@ mod tests {
         let mut groups_only = HeaderMap::new();
         groups_only.insert(GROUP, "dev".parse().unwrap());
         assert_eq!(
-            apply(&authz, user(&["system:masters"]), &groups_only, LOCAL)
-                .unwrap_err()
-                .code(),
+            apply(
+                &authz,
+                user(&["system:masters"]),
+                &groups_only,
+                LOCAL,
+                &NO_LABELS
+            )
+            .unwrap_err()
+            .code(),
             400
         );
         headers.insert("impersonate-extra-scopes", "x".parse().unwrap());
         assert_eq!(
-            apply(&authz, user(&["system:masters"]), &headers, LOCAL)
-                .unwrap_err()
-                .code(),
+            apply(
+                &authz,
+                user(&["system:masters"]),
+                &headers,
+                LOCAL,
+                &NO_LABELS
+            )
+            .unwrap_err()
+            .code(),
             400
         );
-        let none = apply(&authz, user(&["dev"]), &HeaderMap::new(), LOCAL).unwrap();
+        let none = apply(&authz, user(&["dev"]), &HeaderMap::new(), LOCAL, &NO_LABELS).unwrap();
         assert_eq!(none.name, "caller");
     }
 }

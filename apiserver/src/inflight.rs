@@ -9,9 +9,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
 
-/// Upstream's default for non-mutating plus mutating requests.
-pub const DEFAULT_MAX_INFLIGHT: usize = 600;
-
 /// The in-flight request limit.
 #[derive(Debug)]
 pub struct InflightLimit {
@@ -29,6 +26,7 @@ impl InflightLimit {
     /// A slot for one request, or 429.
     pub fn acquire(&self) -> Result<OwnedSemaphorePermit, ApiError> {
         Arc::clone(&self.permits).try_acquire_owned().map_err(|_| {
+            crate::audit_record::note_limit(crate::limits::Limit::Inflight);
             let mut err = ApiError::new(
                 StatusReason::TooManyRequests,
                 "too many requests, please try again later",
@@ -43,8 +41,9 @@ impl InflightLimit {
 }
 
 impl Default for InflightLimit {
+    /// Upstream's default for non-mutating plus mutating requests.
     fn default() -> Self {
-        Self::new(DEFAULT_MAX_INFLIGHT)
+        Self::new(crate::limits::RequestLimits::default().max_requests_inflight)
     }
 }
 

@@ -25,6 +25,7 @@ pub mod authz;
 pub mod cedar_admission;
 pub mod client;
 pub mod collection;
+pub mod connections;
 pub mod convert;
 pub mod defaults;
 pub mod discovery;
@@ -32,6 +33,7 @@ pub mod error;
 pub mod event_cache;
 pub mod impersonation;
 pub mod inflight;
+pub mod limits;
 pub mod metrics;
 pub mod mirror;
 pub mod namespace_labels;
@@ -51,6 +53,7 @@ pub mod resource;
 pub mod respond;
 pub mod sa_token;
 pub mod server;
+pub mod stall_io;
 pub mod state;
 pub mod storage;
 pub mod subresource;
@@ -58,6 +61,7 @@ pub mod table;
 pub mod typed;
 pub mod validation;
 pub mod watch;
+pub mod watch_slots;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -102,6 +106,8 @@ pub fn default_state<E: Engine>(
         events: Arc::default(),
         metrics: metrics::Metrics::default(),
         inflight: inflight::InflightLimit::default(),
+        limits: limits::Limits::default(),
+        watch_slots: watch_slots::WatchSlots::new(&limits::WatchLimits::default()),
         ready: std::sync::atomic::AtomicBool::new(false),
     }
 }

@@ -1,5 +1,6 @@
 //! Prometheus metrics (`/metrics`): request counts by verb, resource and code, and latency
-//! histograms by verb and resource, in upstream's metric names.
+//! histograms by verb and resource, in upstream's metric names; refusals by each of the
+//! server's limits ([`crate::limits`]), and the open connections and watches they bound.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -9,6 +10,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -17,6 +19,11 @@ struct CountLabels {
     verb: String,
     resource: String,
     code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    limit: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -31,6 +38,11 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<CountLabels, Counter>,
     latency: Family<LatencyLabels, Histogram>,
+    refusals: Family<LimitLabels, Counter>,
+    /// Open client connections (after the TLS handshake started).
+    pub connections: Gauge,
+    /// Open watches.
+    pub watches: Gauge,
 }
 
 impl Default for Metrics {
@@ -50,10 +62,32 @@ impl Default for Metrics {
             "Request latency by verb and resource (watches: time to the start of the stream)",
             latency.clone(),
         );
+        let refusals = Family::<LimitLabels, Counter>::default();
+        for limit in crate::limits::Limit::ALL {
+            let _ = refusals.get_or_create(&LimitLabels {
+                limit: limit.as_str(),
+            });
+        }
+        registry.register(
+            "bulwark_limit_refusals",
+            "Requests refused and connections closed by each of the server's limits",
+            refusals.clone(),
+        );
+        let connections = Gauge::default();
+        registry.register(
+            "bulwark_open_connections",
+            "Client connections open now",
+            connections.clone(),
+        );
+        let watches = Gauge::default();
+        registry.register("bulwark_open_watches", "Watches open now", watches.clone());
         Self {
             registry,
             requests,
             latency,
+            refusals,
+            connections,
+            watches,
         }
     }
 }
@@ -119,6 +153,15 @@ impl Metrics {
             .observe(seconds);
     }
 
+    /// Counts one refusal by `limit`.
+    pub fn limit_refused(&self, limit: crate::limits::Limit) {
+        self.refusals
+            .get_or_create(&LimitLabels {
+                limit: limit.as_str(),
+            })
+            .inc();
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -157,5 +200,14 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("apiserver_request_duration_seconds_bucket"));
+        assert!(
+            text.contains("bulwark_limit_refusals_total{limit=\"max-json-patch-operations\"} 0"),
+            "{text}"
+        );
+        m.limit_refused(crate::limits::Limit::JsonPatchOperations);
+        assert!(
+            m.render()
+                .contains("bulwark_limit_refusals_total{limit=\"max-json-patch-operations\"} 1")
+        );
     }
 }

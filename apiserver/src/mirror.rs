@@ -61,6 +61,7 @@ async fn list_all<E: Engine>(
                     revision: Some(page.revision),
                     limit: 0,
                     continue_token: Some(token),
+                    max_bytes: 0,
                 }
             }
             None => return Ok((objects, page.revision)),

@@ -9,9 +9,6 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 
-/// Largest request body accepted (the store's object limit).
-pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
-
 /// Decoded query parameters, in order.
 #[derive(Debug, Clone, Default)]
 pub struct Query(pub Vec<(String, String)>);
@@ -171,33 +168,49 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-fn too_large() -> ApiError {
+fn too_large(limit: usize) -> ApiError {
+    crate::audit_record::note_limit(crate::limits::Limit::BodyBytes);
     ApiError::new(
         StatusReason::RequestEntityTooLarge,
-        format!("the request body is too large: limit is {MAX_BODY_BYTES} bytes"),
+        format!("the request body is too large: limit is {limit} bytes"),
     )
 }
 
-/// Reads the body, at most [`MAX_BODY_BYTES`] (413 beyond).
-pub async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, ApiError> {
+/// Reads the body, at most `max_body_bytes` (413 beyond, before reading it when its declared
+/// length is already over), within `body_read_timeout` (408 beyond).
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limits: &crate::limits::RequestLimits,
+) -> Result<bytes::Bytes, ApiError> {
+    let limit = limits.max_body_bytes;
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return Err(too_large());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large(limit));
     }
-    axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|e| {
-            let is_limit = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            if is_limit {
-                too_large()
-            } else {
-                ApiError::bad_request(format!("failed to read the request body: {e}"))
-            }
-        })
+    let read = tokio::time::timeout(limits.body_read_timeout, axum::body::to_bytes(body, limit));
+    let Ok(read) = read.await else {
+        crate::audit_record::note_limit(crate::limits::Limit::BodyReadTimeout);
+        return Err(ApiError::new(
+            StatusReason::RequestTimeout,
+            format!(
+                "the request body did not arrive within {} seconds",
+                limits.body_read_timeout.as_secs()
+            ),
+        ));
+    };
+    read.map_err(|e| {
+        let is_limit = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if is_limit {
+            too_large(limit)
+        } else {
+            ApiError::bad_request(format!("failed to read the request body: {e}"))
+        }
+    })
 }
 
 /// Parses a JSON body (400 on malformed or too deeply nested JSON).

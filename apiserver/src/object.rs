@@ -338,11 +338,20 @@ pub fn prepare_update(
     let old_meta = meta(old).cloned().unwrap_or_default();
     if kind == UpdateKind::Status {
         let status = new.get("status").cloned();
+        // The client's resourceVersion is its precondition: a stale status write is a 409,
+        // not a lost update (the read-modify-write checks it).
+        let precondition = meta_str(new, "resourceVersion").map(str::to_owned);
         let mut merged = old.clone();
         if let Some(root) = merged.as_object_mut() {
             match status {
                 Some(status) => root.insert("status".into(), status),
                 None => root.remove("status"),
+            };
+        }
+        if let Some(meta) = merged.get_mut("metadata").and_then(Value::as_object_mut) {
+            match precondition {
+                Some(rv) => meta.insert("resourceVersion".into(), Value::String(rv)),
+                None => meta.remove("resourceVersion"),
             };
         }
         *new = merged;
@@ -504,5 +513,27 @@ mod tests {
         assert_eq!(status["spec"]["replicas"], 1);
         assert_eq!(status["status"]["replicas"], 2);
         assert_eq!(status["metadata"]["generation"], 1);
+    }
+
+    /// A status write keeps the client's resourceVersion (its precondition, checked against
+    /// the stored one) instead of taking the stored object's, which made stale writes win.
+    #[test]
+    fn status_updates_keep_the_clients_resource_version() {
+        let def = lookup("apps", "v1", "deployments").unwrap();
+        let mut old = json!({"metadata": {"name": "web"}, "spec": spec(Some(1))});
+        prepare_create(def, &mut old, Some("default")).unwrap();
+        old["metadata"]["resourceVersion"] = json!("20");
+        let mut stale = old.clone();
+        stale["metadata"]["resourceVersion"] = json!("7");
+        stale["status"] = json!({"replicas": 2});
+        prepare_update(def, &mut stale, &old, UpdateKind::Status).unwrap();
+        assert_eq!(stale["metadata"]["resourceVersion"], "7");
+        let mut unconditional = old.clone();
+        unconditional["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("resourceVersion");
+        prepare_update(def, &mut unconditional, &old, UpdateKind::Status).unwrap();
+        assert!(unconditional["metadata"].get("resourceVersion").is_none());
     }
 }

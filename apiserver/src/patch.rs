@@ -31,19 +31,102 @@ impl PatchType {
     }
 }
 
-/// Applies a patch to `original`.
-pub fn apply(kind: PatchType, original: &Value, body: &[u8]) -> Result<Value, ApiError> {
+/// What one patch may cost: its operations, what its copies add, and the size of the result
+/// ([`crate::limits::RequestLimits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PatchBudget {
+    /// Most JSON patch operations.
+    pub max_operations: usize,
+    /// Most bytes all `copy` operations of a JSON patch may copy together.
+    pub max_copy_bytes: usize,
+    /// Largest patched document, as encoded JSON.
+    pub max_result_bytes: usize,
+}
+
+impl PatchBudget {
+    /// The budget the server's request limits give.
+    pub fn from_limits(limits: &crate::limits::RequestLimits) -> Self {
+        Self {
+            max_operations: limits.max_json_patch_operations,
+            max_copy_bytes: limits.max_json_patch_copy_bytes,
+            max_result_bytes: limits.max_object_bytes,
+        }
+    }
+}
+
+impl Default for PatchBudget {
+    fn default() -> Self {
+        Self::from_limits(&crate::limits::RequestLimits::default())
+    }
+}
+
+fn over_budget(limit: crate::limits::Limit, message: String) -> ApiError {
+    crate::audit_record::note_limit(limit);
+    ApiError::new(StatusReason::RequestEntityTooLarge, message)
+}
+
+/// Applies a patch to `original` within `budget`: a patch whose operations, copies or result
+/// would exceed it is refused (413) before the work is done, so no patch can make the server
+/// build a document bigger than the object limit.
+pub fn apply(
+    kind: PatchType,
+    original: &Value,
+    body: &[u8],
+    budget: &PatchBudget,
+) -> Result<Value, ApiError> {
+    use crate::limits::{Limit, json_size_within};
     let mut doc = original.clone();
     match kind {
         PatchType::Json => {
             let patch: json_patch::Patch = serde_json::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-            json_patch::patch(&mut doc, &patch).map_err(|e| {
-                ApiError::new(
-                    StatusReason::Invalid,
-                    format!("the JSON patch could not be applied: {e}"),
-                )
-            })?;
+            if patch.0.len() > budget.max_operations {
+                return Err(over_budget(
+                    Limit::JsonPatchOperations,
+                    format!(
+                        "The allowed maximum operations in a JSON patch is {}, got {}",
+                        budget.max_operations,
+                        patch.0.len()
+                    ),
+                ));
+            }
+            let mut copied = 0usize;
+            for (index, operation) in patch.0.iter().enumerate() {
+                if let json_patch::PatchOperation::Copy(copy) = operation {
+                    let remaining = budget.max_copy_bytes.saturating_sub(copied);
+                    let size = doc
+                        .pointer(copy.from.as_str())
+                        .map(|v| json_size_within(v, remaining));
+                    match size {
+                        Some(Some(size)) => copied += size,
+                        Some(None) => {
+                            return Err(over_budget(
+                                Limit::JsonPatchCopyBytes,
+                                format!(
+                                    "the JSON patch could not be applied: operation {index} (copy from {}) would copy more than the limit of {} bytes in total",
+                                    copy.from.as_str(),
+                                    budget.max_copy_bytes
+                                ),
+                            ));
+                        }
+                        // A missing source: the operation itself reports it below.
+                        None => {}
+                    }
+                }
+                // The document is this request's own copy: a failed operation discards it, so
+                // the library's undo log (a second copy of every replaced value) is not needed.
+                json_patch::patch_unsafe(&mut doc, std::slice::from_ref(operation)).map_err(
+                    |e| {
+                        ApiError::new(
+                            StatusReason::Invalid,
+                            format!(
+                                "the JSON patch could not be applied: operation '/{index}' failed at path '{}': {}",
+                                e.path, e.kind
+                            ),
+                        )
+                    },
+                )?;
+            }
         }
         PatchType::Merge => {
             let patch: Value = parse_object(body)?;
@@ -58,6 +141,15 @@ pub fn apply(kind: PatchType, original: &Value, body: &[u8]) -> Result<Value, Ap
             };
             merge_map(target, patch, "")?;
         }
+    }
+    if json_size_within(&doc, budget.max_result_bytes).is_none() {
+        return Err(over_budget(
+            Limit::ObjectBytes,
+            format!(
+                "the patched object would be larger than the limit of {} bytes",
+                budget.max_result_bytes
+            ),
+        ));
     }
     Ok(doc)
 }
@@ -295,6 +387,109 @@ fn reorder(list: &mut Vec<Value>, order: &[Value], parent: &str, field: &str) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn apply(kind: PatchType, original: &Value, body: &[u8]) -> Result<Value, ApiError> {
+        super::apply(kind, original, body, &PatchBudget::default())
+    }
+
+    /// The reproduction from the hostile-client review: 24 copies that each double a 1 KB
+    /// annotation map would build a 16 GB document. It is refused once the copies pass the
+    /// budget, having built at most the budget.
+    #[test]
+    fn a_copy_bomb_is_refused_within_the_budget() {
+        let mut ops = vec![
+            json!({"op": "add", "path": "/metadata/annotations", "value": {"a": "x".repeat(1000)}}),
+        ];
+        for i in 0..24 {
+            ops.push(json!({"op": "copy", "from": "/metadata/annotations", "path": format!("/metadata/annotations/c{i}")}));
+        }
+        let body = serde_json::to_vec(&ops).unwrap();
+        let obj = json!({"metadata": {"name": "bomb"}});
+        let err = apply(PatchType::Json, &obj, &body).unwrap_err();
+        assert_eq!(
+            (err.code(), err.0.reason.as_str()),
+            (413, "RequestEntityTooLarge")
+        );
+        assert!(
+            err.0.message.contains("copy from /metadata/annotations"),
+            "{}",
+            err.0.message
+        );
+        // A few copies within the budget still work.
+        let ok = super::apply(
+            PatchType::Json,
+            &obj,
+            &serde_json::to_vec(&ops[..4]).unwrap(),
+            &PatchBudget::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            ok["metadata"]["annotations"]["c2"]["c1"]["c0"]["a"]
+                .as_str()
+                .map(str::len),
+            Some(1000)
+        );
+    }
+
+    #[test]
+    fn operation_count_and_result_size_are_bounded() {
+        let obj = json!({"data": {}});
+        let budget = PatchBudget {
+            max_operations: 3,
+            max_copy_bytes: 1 << 20,
+            max_result_bytes: 200,
+        };
+        let ops: Vec<Value> = (0..4)
+            .map(|i| json!({"op": "add", "path": format!("/data/k{i}"), "value": "v"}))
+            .collect();
+        let err = super::apply(
+            PatchType::Json,
+            &obj,
+            &serde_json::to_vec(&ops).unwrap(),
+            &budget,
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), 413);
+        assert_eq!(
+            err.0.message,
+            "The allowed maximum operations in a JSON patch is 3, got 4"
+        );
+        // Every patch type: a result over the object limit is refused.
+        let big = format!(r#"{{"data": {{"k": "{}"}}}}"#, "x".repeat(300));
+        for kind in [PatchType::Merge, PatchType::StrategicMerge] {
+            let err = super::apply(kind, &obj, big.as_bytes(), &budget).unwrap_err();
+            assert_eq!(err.code(), 413, "{kind:?}");
+        }
+        let add = format!(
+            r#"[{{"op": "add", "path": "/data/k", "value": "{}"}}]"#,
+            "x".repeat(300)
+        );
+        assert_eq!(
+            super::apply(PatchType::Json, &obj, add.as_bytes(), &budget)
+                .unwrap_err()
+                .code(),
+            413
+        );
+    }
+
+    #[test]
+    fn a_failed_operation_names_its_index() {
+        let obj = json!({"data": {"a": "1"}});
+        let err = apply(
+            PatchType::Json,
+            &obj,
+            br#"[{"op": "add", "path": "/data/b", "value": "2"}, {"op": "remove", "path": "/nope"}]"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), 422);
+        assert!(
+            err.0
+                .message
+                .contains("operation '/1' failed at path '/nope'"),
+            "{}",
+            err.0.message
+        );
+    }
 
     fn smp(original: Value, patch: Value) -> Value {
         apply(

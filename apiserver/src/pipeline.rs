@@ -46,11 +46,15 @@ pub async fn handle<E: Engine>(state: Arc<ApiState<E>>, request: Request<Body>) 
     if let Ok(mut notes) = notes.lock() {
         log.audit.admission_audit = std::mem::take(&mut notes.admission);
         log.audit.admission_denied_by = std::mem::take(&mut notes.denied_by);
+        log.audit.refused_by = notes.limit;
         if let (Some(name), Some(object)) = (notes.created_name.take(), &mut log.audit.object_ref)
             && object.name.is_none()
         {
             object.name = Some(name);
         }
+    }
+    if let Some(limit) = log.audit.refused_by {
+        state.metrics.limit_refused(limit);
     }
     let (mut response, error) = match outcome {
         Ok(response) => (response, None),
@@ -139,6 +143,10 @@ async fn run<E: Engine>(
         }
     };
     log.audit.user = Some(audit_user(&user));
+    if let Err(refused) = check_head(&state.limits.request, parts) {
+        log.audit.verb = unauthenticated_verb(parts);
+        return Err(refused);
+    }
     if let Some(bound) = &user.bound_account
         && !service_account_exists(state, bound).await?
     {
@@ -151,6 +159,7 @@ async fn run<E: Engine>(
         user,
         &parts.headers,
         conn.peer.ip(),
+        &state.namespace_labels,
     )?;
     if (&user.name, &user.groups) != (&authenticated.0, &authenticated.1) {
         log.audit.impersonated = Some(audit_user(&user));
@@ -262,7 +271,7 @@ async fn run<E: Engine>(
     };
     // Request bodies are kept for the audit event only at level Request and up.
     let body = if log.audit.wants_request_body() && resource_request.is_some() {
-        let bytes = negotiate::read_body(&parts.headers, body).await?;
+        let bytes = negotiate::read_body(&parts.headers, body, &state.limits.request).await?;
         log.audit.request_body = Some(bytes.clone());
         Body::from(bytes)
     } else {
@@ -286,6 +295,45 @@ async fn run<E: Engine>(
         }
         None => non_resource(state, &parts.method, path, &parts.headers),
     }
+}
+
+/// Refuses a request whose target or headers are over the request limits (414 and 431, with a
+/// `Status` body), before anything else reads them.
+fn check_head(
+    limits: &crate::limits::RequestLimits,
+    parts: &http::request::Parts,
+) -> Result<(), ApiError> {
+    use crate::limits::Limit;
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or(parts.uri.path().len(), |p| p.as_str().len());
+    if target > limits.max_uri_bytes {
+        crate::audit_record::note_limit(Limit::UriBytes);
+        return Err(ApiError::new(
+            StatusReason::UriTooLong,
+            format!(
+                "the request target is {target} bytes long, over the limit of {} bytes",
+                limits.max_uri_bytes
+            ),
+        ));
+    }
+    let headers: usize = parts
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers > limits.max_header_bytes {
+        crate::audit_record::note_limit(Limit::HeaderBytes);
+        return Err(ApiError::new(
+            StatusReason::RequestHeaderFieldsTooLarge,
+            format!(
+                "the request headers are {headers} bytes, over the limit of {} bytes",
+                limits.max_header_bytes
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Whether the service account a token is bound to still exists with the same uid.
@@ -315,7 +363,7 @@ async fn dispatch_resource<E: Engine>(
         Verb::Create | Verb::Update | Verb::Patch | Verb::Delete | Verb::DeleteCollection
     );
     let bytes = if needs_body {
-        negotiate::read_body(headers, body).await?
+        negotiate::read_body(headers, body, &ctx.state.limits.request).await?
     } else {
         bytes::Bytes::new()
     };

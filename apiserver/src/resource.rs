@@ -121,12 +121,25 @@ impl<E: Engine> Ctx<'_, E> {
         respond::object(self.def(), self.format, self.include(), code, obj, warnings)
     }
 
-    /// Runs admission plugins; returns their warnings.
+    /// Runs admission plugins (dry run as the query says); returns their warnings.
     pub async fn admit(
         &self,
         verb: Verb,
         object: Option<&Value>,
         old: Option<&Value>,
+    ) -> Result<Vec<String>, ApiError> {
+        self.admit_with(verb, object, old, self.query.dry_run()?)
+            .await
+    }
+
+    /// Runs admission plugins, telling them whether this is a dry run (a deletion's dry run
+    /// may come in its body); returns their warnings.
+    pub async fn admit_with(
+        &self,
+        verb: Verb,
+        object: Option<&Value>,
+        old: Option<&Value>,
+        dry_run: bool,
     ) -> Result<Vec<String>, ApiError> {
         let namespace_object = if self.def().namespaced && verb == Verb::Create {
             let ns_def = crate::registry::lookup("", "v1", "namespaces");
@@ -165,7 +178,7 @@ impl<E: Engine> Ctx<'_, E> {
             name: &name,
             object,
             old_object: old,
-            dry_run: self.query.dry_run().unwrap_or(false),
+            dry_run,
         };
         let mut warnings = Vec::new();
         for plugin in &self.state.admission {
@@ -398,16 +411,17 @@ pub async fn patch<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response,
             ),
         ));
     };
+    let budget = patch::PatchBudget::from_limits(&ctx.state.limits.request);
     match ctx.req.subresource {
         Some(Subresource::Scale) => {
             return crate::subresource::write_scale(ctx, |scale| {
-                patch::apply(patch_type, scale, body)
+                patch::apply(patch_type, scale, body, &budget)
             })
             .await;
         }
         Some(Subresource::Approval) => {
             let (_, current) = ctx.current().await?;
-            let patched = patch::apply(patch_type, &current, body)?;
+            let patched = patch::apply(patch_type, &current, body, &budget)?;
             return crate::subresource::write_approval(ctx, &patched).await;
         }
         _ => {}
@@ -417,7 +431,7 @@ pub async fn patch<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response,
     let written = read_modify_write(ctx, Verb::Patch, |old| {
         prepared_update(
             ctx.def(),
-            patch::apply(patch_type, old, body)?,
+            patch::apply(patch_type, old, body, &budget)?,
             old,
             kind,
             mode,
@@ -438,6 +452,8 @@ pub struct DeleteOptions {
     pub uid: Option<String>,
     /// Required resourceVersion.
     pub resource_version: Option<String>,
+    /// `dryRun: ["All"]`, in the body or the query: nothing is deleted.
+    pub dry_run: bool,
 }
 
 impl DeleteOptions {
@@ -462,14 +478,24 @@ impl DeleteOptions {
                 .pointer("/preconditions/resourceVersion")
                 .and_then(Value::as_str)
                 .map(str::to_owned);
-            if let Some(dry) = v.get("dryRun").and_then(Value::as_array)
-                && dry.iter().any(|d| d.as_str() != Some("All"))
-            {
-                return Err(ApiError::bad_request(
-                    "invalid dry run option; the only supported value is All",
-                ));
+            match v.get("dryRun") {
+                None | Some(Value::Null) => {}
+                Some(Value::Array(dry)) => {
+                    if dry.iter().any(|d| d.as_str() != Some("All")) {
+                        return Err(ApiError::bad_request(
+                            "invalid dry run option; the only supported value is All",
+                        ));
+                    }
+                    opts.dry_run = !dry.is_empty();
+                }
+                Some(_) => {
+                    return Err(ApiError::bad_request(
+                        "DeleteOptions.dryRun must be a list of strings",
+                    ));
+                }
             }
         }
+        opts.dry_run |= query.dry_run()?;
         if let Some(g) = query.get("gracePeriodSeconds") {
             opts.grace_period =
                 Some(g.parse().map_err(|_| {
@@ -497,17 +523,6 @@ impl DeleteOptions {
     }
 }
 
-fn dry_run_in_body(body: &[u8]) -> bool {
-    serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| {
-            v.get("dryRun")
-                .and_then(Value::as_array)
-                .map(|d| !d.is_empty())
-        })
-        .unwrap_or(false)
-}
-
 /// What deleting one object did.
 pub enum Deleted {
     /// Removed from the store; the last state.
@@ -520,8 +535,8 @@ pub enum Deleted {
 pub async fn delete_one<E: Engine>(
     ctx: &Ctx<'_, E>,
     opts: &DeleteOptions,
-    dry_run: bool,
 ) -> Result<Deleted, ApiError> {
+    let dry_run = opts.dry_run;
     for _ in 0..MAX_RETRIES {
         let (kv, old) = ctx.current().await?;
         if let Some(uid) = &opts.uid
@@ -545,7 +560,8 @@ pub async fn delete_one<E: Engine>(
                 "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", kv.mod_revision
             )).into());
         }
-        ctx.admit(Verb::Delete, None, Some(&old)).await?;
+        ctx.admit_with(Verb::Delete, None, Some(&old), dry_run)
+            .await?;
         let mut pending_finalizers = finalizers(&old);
         match opts.propagation.as_deref() {
             Some("Foreground") => pending_finalizers.push("foregroundDeletion".into()),
@@ -606,8 +622,7 @@ pub async fn delete_one<E: Engine>(
 /// DELETE one object.
 pub async fn delete<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response, ApiError> {
     let opts = DeleteOptions::parse(body, ctx.query)?;
-    let dry_run = ctx.query.dry_run()? || dry_run_in_body(body);
-    match delete_one(ctx, &opts, dry_run).await? {
+    match delete_one(ctx, &opts).await? {
         Deleted::Pending(obj) => Ok(ctx.respond(StatusCode::OK, &obj, &[])),
         Deleted::Removed(obj) if ctx.def().kind == "Pod" => {
             Ok(ctx.respond(StatusCode::OK, &obj, &[]))

@@ -1,34 +1,57 @@
 //! The HTTPS listener: TLS (rustls, TLS 1.2+, HTTP/2 and HTTP/1.1 by ALPN), the verified
-//! client certificate attached to every request of its connection, and graceful shutdown.
+//! client certificate attached to every request of its connection, the connection limits
+//! ([`crate::limits::ConnectionLimits`]: caps per source and in total, a handshake deadline, a
+//! deadline for the first request, an idle timeout, a write stall timeout, bounded send
+//! buffers), and graceful shutdown.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
 use bulwark_pki::CertIdentity;
 use bulwark_store::Engine;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use crate::auth::ConnInfo;
+use crate::connections::{Activity, ConnectionSlot, ConnectionTable, RefusalLog, TrackedBody};
+use crate::limits::{ConnectionLimits, Limit};
 use crate::pipeline;
+use crate::stall_io::StallGuardedIo;
 use crate::state::ApiState;
 
-/// How long a client has to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long open requests get to finish after shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-/// HTTP/2 streams per connection (watchers multiplex over few connections).
-const MAX_STREAMS: u32 = 2000;
-/// How long an HTTP/1.1 client has to send a request head.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Idle HTTP/2 connections are pinged this often and dropped if a ping goes unanswered.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// The HTTP/1.1 read buffer, which bounds a request head. It is above the request limits on
+/// the request target and headers, so those answer with a `Status` first; only a target over
+/// hyper's own 64 KiB cap gets hyper's bare 414.
+const HTTP1_MAX_BUF: usize = 256 * 1024;
+/// The HTTP/2 header list a client may send, likewise above the header limit.
+const HTTP2_MAX_HEADER_LIST: u32 = 256 * 1024;
+/// How often connection-level refusals are summarised in the audit log.
+const REFUSAL_SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
+
+/// What every connection task shares.
+struct Listener<E: Engine> {
+    state: Arc<ApiState<E>>,
+    acceptor: TlsAcceptor,
+    limits: ConnectionLimits,
+    refusals: Arc<RefusalLog>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+impl<E: Engine> Listener<E> {
+    fn refuse(&self, limit: Limit, peer: IpAddr) {
+        self.state.metrics.limit_refused(limit);
+        self.refusals.record(limit, peer);
+    }
+}
 
 /// Serves `state` on `listener` with `tls` until `shutdown` resolves.
 pub async fn serve<E: Engine>(
@@ -37,14 +60,28 @@ pub async fn serve<E: Engine>(
     state: Arc<ApiState<E>>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) {
-    let acceptor = TlsAcceptor::from(Arc::new(tls));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let limits = state.limits.connections.clone();
+    let table = ConnectionTable::new(&limits);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let shared = Arc::new(Listener {
+        state: Arc::clone(&state),
+        acceptor: TlsAcceptor::from(Arc::new(tls)),
+        limits,
+        refusals: Arc::default(),
+        shutdown: stopped,
+    });
+    let summaries = tokio::spawn(summarise_refusals(
+        Arc::clone(&shared.refusals),
+        Arc::clone(&state),
+        shared.shutdown.clone(),
+    ));
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
+                    // Out of file descriptors, typically: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
@@ -52,69 +89,186 @@ pub async fn serve<E: Engine>(
             },
             () = &mut shutdown => break,
         };
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let state = Arc::clone(&state);
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let client_cert = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|chain| chain.first())
-                .and_then(|der| match CertIdentity::from_der(der) {
-                    Ok(id) => Some(id),
-                    Err(e) => {
-                        tracing::debug!(%peer, error = %e, "unusable client certificate");
-                        None
-                    }
-                });
-            let conn = ConnInfo { peer, client_cert };
-            let service =
-                hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-                    request.extensions_mut().insert(conn.clone());
-                    let state = Arc::clone(&state);
-                    async move {
-                        let request = request.map(Body::new);
-                        Ok::<_, std::convert::Infallible>(pipeline::handle(state, request).await)
-                    }
-                });
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            // Slow or dead clients cannot hold connections forever: the request head must
-            // arrive in time (HTTP/1.1) and idle HTTP/2 connections are pinged.
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT);
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .max_concurrent_streams(MAX_STREAMS)
-                .keep_alive_interval(KEEPALIVE_INTERVAL)
-                .keep_alive_timeout(KEEPALIVE_TIMEOUT);
-            let connection = builder.serve_connection(TokioIo::new(tls), service);
-            if let Err(e) = watcher.watch(connection.into_owned()).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+        let slot = match table.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(limit) => {
+                // Closed before TLS: a refused connection costs a moment of a socket.
+                shared.refuse(limit, peer.ip());
+                drop(tcp);
+                continue;
             }
-        });
+        };
+        let _ = tcp.set_nodelay(true);
+        tokio::spawn(serve_connection(Arc::clone(&shared), tcp, peer, slot));
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::info!("shutdown: open connections did not finish in time");
+    let _ = stop.send(true);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while table.open() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::info!(
+            open = table.open(),
+            "shutdown: open connections did not finish in time"
+        );
+    }
+    // The last summary is written before the audit log is flushed.
+    if let Ok(Some(summary)) = summaries.await {
+        record_summary(&state, summary).await;
+    }
+}
+
+/// Writes a summary of connection refusals every interval until shutdown; returns what was
+/// refused since the last one.
+async fn summarise_refusals<E: Engine>(
+    refusals: Arc<RefusalLog>,
+    state: Arc<ApiState<E>>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Option<crate::connections::RefusalSummary> {
+    let mut tick = tokio::time::interval(REFUSAL_SUMMARY_INTERVAL);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Some(summary) = refusals.take() {
+                    record_summary(&state, summary).await;
+                }
+            }
+            _ = shutdown.changed() => return refusals.take(),
+        }
+    }
+}
+
+async fn record_summary<E: Engine>(
+    state: &ApiState<E>,
+    summary: crate::connections::RefusalSummary,
+) {
+    let event = summary.event(REFUSAL_SUMMARY_INTERVAL);
+    tracing::warn!(
+        refused = ?event.annotations.get("limits.bulwark.dev/refused"),
+        sources = ?event.annotations.get("limits.bulwark.dev/sources"),
+        "connections refused by limits"
+    );
+    if let Some(auditing) = &state.auditing {
+        bulwark_audit::AuditSink::record(auditing.sink.as_ref(), event).await;
+    }
+}
+
+/// Counts an open connection in `/metrics` while it lives.
+struct OpenGauge<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for OpenGauge<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+async fn serve_connection<E: Engine>(
+    listener: Arc<Listener<E>>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    slot: ConnectionSlot,
+) {
+    let _slot = slot;
+    let limits = &listener.limits;
+    listener.state.metrics.connections.inc();
+    let _gauge = OpenGauge(&listener.state.metrics.connections);
+    let tls =
+        match tokio::time::timeout(limits.handshake_timeout, listener.acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                listener.refuse(Limit::HandshakeTimeout, peer.ip());
+                return;
+            }
+        };
+    let client_cert = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(|der| match CertIdentity::from_der(der) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "unusable client certificate");
+                None
+            }
+        });
+    let activity = Activity::new();
+    let conn = ConnInfo { peer, client_cert };
+    let state = Arc::clone(&listener.state);
+    let requests = Arc::clone(&activity);
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        let in_flight = requests.begin();
+        request.extensions_mut().insert(conn.clone());
+        let state = Arc::clone(&state);
+        async move {
+            let request = request.map(axum::body::Body::new);
+            let response = pipeline::handle(state, request).await;
+            Ok::<_, std::convert::Infallible>(response.map(|b| TrackedBody::new(b, in_flight)))
+        }
+    });
+    let stall = {
+        let listener = Arc::clone(&listener);
+        Box::new(move || {
+            tracing::debug!(%peer, "client stopped reading: closing the connection");
+            listener.refuse(Limit::WriteStall, peer.ip());
+        })
+    };
+    let io = StallGuardedIo::new(tls, limits.write_stall_timeout, stall);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(HTTP1_MAX_BUF);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_streams_per_connection)
+        .max_send_buf_size(limits.send_buffer_bytes)
+        .max_header_list_size(HTTP2_MAX_HEADER_LIST)
+        .keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT);
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let mut shutdown = listener.shutdown.clone();
+    let mut closing = false;
+    // Once closing, a connection that does not finish in time is dropped.
+    let hard_stop = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(hard_stop);
+    loop {
+        let check = activity.next_check(limits.first_request_timeout, limits.idle_timeout);
+        tokio::select! {
+            ended = connection.as_mut() => {
+                if let Err(e) = ended {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            () = tokio::time::sleep_until(check.into()), if !closing => {
+                if let Some(expiry) = activity.expired(limits.first_request_timeout, limits.idle_timeout) {
+                    tracing::debug!(%peer, ?expiry, "closing the connection");
+                    listener.refuse(expiry.limit(), peer.ip());
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                    hard_stop.as_mut().reset(tokio::time::Instant::now() + DRAIN_TIMEOUT);
+                }
+            }
+            _ = shutdown.changed(), if !closing => {
+                connection.as_mut().graceful_shutdown();
+                closing = true;
+                hard_stop.as_mut().reset(tokio::time::Instant::now() + DRAIN_TIMEOUT);
+            }
+            () = &mut hard_stop, if closing => return,
+        }
     }
 }
 

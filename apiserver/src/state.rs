@@ -11,6 +11,16 @@ use crate::authz::Authorizer;
 use crate::event_cache::EventCache;
 use crate::metrics::Metrics;
 
+impl<E: Engine> ApiState<E> {
+    /// Puts `limits` in force (before serving): the limits themselves and the counters that
+    /// enforce them.
+    pub fn apply_limits(&mut self, limits: crate::limits::Limits) {
+        self.inflight = crate::inflight::InflightLimit::new(limits.request.max_requests_inflight);
+        self.watch_slots = crate::watch_slots::WatchSlots::new(&limits.watches);
+        self.limits = limits;
+    }
+}
+
 /// Everything a request handler needs.
 pub struct ApiState<E: Engine> {
     /// Where objects live.
@@ -41,6 +51,11 @@ pub struct ApiState<E: Engine> {
     pub metrics: Metrics,
     /// Concurrent request limit (429 beyond it).
     pub inflight: crate::inflight::InflightLimit,
+    /// Every bound on a client's work (see [`crate::limits`]); set with
+    /// [`ApiState::apply_limits`] so the counters below follow.
+    pub limits: crate::limits::Limits,
+    /// Open watches, per user and in total.
+    pub watch_slots: Arc<crate::watch_slots::WatchSlots>,
     /// Set once bootstrap objects exist; `/readyz` reports it.
     pub ready: AtomicBool,
 }

@@ -5,6 +5,14 @@
 //! change after it (410 Expired as an ERROR event if compacted away). Selectors apply to both
 //! sides of a change, so an object leaving the selection is DELETED and one entering it is
 //! ADDED. `timeoutSeconds` ends the stream; `allowWatchBookmarks` adds periodic BOOKMARKs.
+//!
+//! Bounded work per watcher ([`crate::limits::WatchLimits`]): a watch takes one of the
+//! server's watch slots (429 beyond the caps per user and in total); its initial state is
+//! streamed from the list snapshot one byte-bounded store page at a time, as the client reads
+//! it, never built in memory whole; and live events are taken from the store's shared ring
+//! only as fast as the client reads them (a watcher that falls behind catches up from the
+//! store's log, and one that stops reading is closed by the connection's write stall
+//! timeout).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -17,7 +25,7 @@ use bulwark_store::{Engine, Event, Revision, StoreError};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use crate::collection::{self, Selectors};
+use crate::collection::Selectors;
 use crate::convert;
 use crate::error::{ApiError, from_store};
 use crate::negotiate::Format;
@@ -94,6 +102,50 @@ fn translate<'a>(
     }
 }
 
+/// One byte-bounded page of the initial state (the first one at the latest revision).
+async fn initial_page<E: Engine>(
+    store: &bulwark_store::Store<E>,
+    prefix: &str,
+    continue_token: Option<String>,
+    max_bytes: usize,
+) -> Result<bulwark_store::ListPage, StoreError> {
+    store
+        .list(
+            prefix,
+            bulwark_store::ListOptions {
+                continue_token,
+                max_bytes,
+                ..Default::default()
+            },
+        )
+        .await
+}
+
+/// The ADDED line of one object of the initial state, if the watch selects it.
+fn initial_line(
+    encoder: &Encoder,
+    kv: &bulwark_store::KeyValue,
+    selectors: &Selectors,
+    name: Option<&str>,
+    raw: bool,
+) -> Result<Option<Bytes>, ApiError> {
+    if raw {
+        let object = storage::decode_raw(kv)?;
+        if !selectors.labels.matches(object.labels()) {
+            return Ok(None);
+        }
+        let mut line = Vec::with_capacity(object.bytes.len() + 32);
+        line.extend_from_slice(br#"{"type":"ADDED","object":"#);
+        line.extend_from_slice(&object.bytes);
+        line.extend_from_slice(b"}\n");
+        return Ok(Some(Bytes::from(line)));
+    }
+    let object = storage::decode(encoder.def, kv)?;
+    let wanted =
+        selectors.matches(&object) && name.is_none_or(|n| meta_str(&object, "name") == Some(n));
+    Ok(wanted.then(|| encoder.line("ADDED", &object)))
+}
+
 /// GET with `watch=true`.
 pub async fn watch<E: Engine>(ctx: &Ctx<'_, E>) -> Result<Response, ApiError> {
     let def = ctx.def();
@@ -109,26 +161,54 @@ pub async fn watch<E: Engine>(ctx: &Ctx<'_, E>) -> Result<Response, ApiError> {
         format: ctx.format,
         include: IncludeObject::parse(ctx.query.get("includeObject")),
     };
-    let mut initial = Vec::new();
-    let start = match ctx.query.get("resourceVersion") {
-        None | Some("") | Some("0") => {
-            let page = collection::read_page(ctx, &selectors, 0, None, None).await?;
-            for obj in page.items.iter().filter(|o| {
-                name.as_deref()
-                    .is_none_or(|n| meta_str(o, "name") == Some(n))
-            }) {
-                initial.push(encoder.line("ADDED", obj));
-            }
-            Revision(page.revision)
-        }
-        Some(rv) => resource::parse_rv(rv)?,
-    };
+    let slot = ctx
+        .state
+        .watch_slots
+        .acquire(&ctx.user.name, &ctx.state.metrics.watches)?;
     let prefix = storage::collection_prefix(def, ctx.namespace());
-    let watcher = ctx.state.store.watch(&prefix, start).await;
+    let store = ctx.state.store.clone();
+    let page_bytes = ctx.state.limits.watches.initial_page_bytes;
+    // The first page of the initial state is read before the response starts, so that a
+    // failure is a plain error response and the watch starts at the page's revision.
+    let (start, mut initial) = match ctx.query.get("resourceVersion") {
+        None | Some("") | Some("0") => {
+            let page = initial_page(&store, &prefix, None, page_bytes)
+                .await
+                .map_err(|e| from_store(e, def.group, def.plural, ""))?;
+            (page.revision, Some(page))
+        }
+        Some(rv) => (resource::parse_rv(rv)?, None),
+    };
+    // Raw lines are assembled from the stored bytes when nothing needs the parsed object.
+    let raw_initial = encoder.format == Format::Json
+        && convert::is_identity(def)
+        && selectors.fields.is_empty()
+        && name.is_none();
+    let watcher = store.watch(&prefix, start).await;
     let events = Arc::clone(&ctx.state.events);
     let stream = async_stream::stream! {
-        for line in initial {
-            yield Ok::<Bytes, Infallible>(line);
+        let _slot = slot;
+        // The initial state, one store page at a time, each line made as the client reads.
+        while let Some(page) = initial.take() {
+            for kv in page.items {
+                match initial_line(&encoder, &kv, &selectors, name.as_deref(), raw_initial) {
+                    Ok(Some(line)) => yield Ok::<Bytes, Infallible>(line),
+                    Ok(None) => {}
+                    Err(e) => {
+                        yield Ok(encoder.error(&e));
+                        return;
+                    }
+                }
+            }
+            if let Some(token) = page.continue_token {
+                match initial_page(&store, &prefix, Some(token), page_bytes).await {
+                    Ok(next) => initial = Some(next),
+                    Err(e) => {
+                        yield Ok(encoder.error(&from_store(e, def.group, def.plural, "")));
+                        return;
+                    }
+                }
+            }
         }
         let mut watcher = match watcher {
             Ok(w) => w,

@@ -404,7 +404,7 @@ impl Snapshot {
         let mut reasons_out = Vec::new();
         let confined = request
             .target
-            .namespace()
+            .containing_namespace()
             .and_then(|ns| self.namespaced.get(ns));
         for tier in std::iter::once(&self.grants).chain(confined) {
             let grant = tier.evaluate(&self.authorizer, &cedar);
@@ -689,6 +689,32 @@ mod tests {
             namespace_labels: &[],
         };
         assert!(!engine.decide(&ask("bob", &team, "list", cluster)).allowed);
+        // The namespace object itself is addressed "in" its own name (as upstream), but it
+        // does not live in it: the confined grant must not reach it, whatever the verb or
+        // subresource (the hostile-client review relabelled team-a out of Pod Security).
+        for (verb, subresource) in [
+            ("get", None),
+            ("update", None),
+            ("patch", None),
+            ("delete", None),
+            ("update", Some("status")),
+            ("update", Some("finalize")),
+        ] {
+            let own = Target::Resource {
+                api_group: "",
+                resource: "namespaces",
+                subresource,
+                namespace: Some("team-a"),
+                name: Some("team-a"),
+                namespace_labels: &[],
+            };
+            let d = engine.decide(&ask("bob", &team, verb, own));
+            assert_eq!(
+                (d.allowed, d.tier),
+                (false, Tier::DefaultDeny),
+                "{verb} {subresource:?}"
+            );
+        }
     }
 
     #[test]

@@ -62,6 +62,23 @@ impl Target<'_> {
             Self::NonResource { .. } => None,
         }
     }
+
+    /// The namespace the addressed object lives *in*, whose confined grants may decide the
+    /// request. A Namespace object (and its subresources) lives in none: it is cluster-scoped,
+    /// even though its request is authorized with its own name as the namespace (upstream's
+    /// RequestInfo, which policies see as `resource.namespace`). So a grant confined to a
+    /// namespace never reaches the namespace object itself, and a team cannot relabel or
+    /// delete its namespace to get out from under a guardrail on its labels.
+    pub fn containing_namespace(&self) -> Option<&str> {
+        match self {
+            Self::Resource {
+                api_group: "",
+                resource: "namespaces",
+                ..
+            } => None,
+            other => other.namespace(),
+        }
+    }
 }
 
 /// Everything a decision needs to know about a request.

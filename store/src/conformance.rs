@@ -53,6 +53,7 @@ macro_rules! conformance_tests {
             cas_semantics,
             concurrent_writers_one_key,
             snapshot_stable_pagination,
+            byte_bounded_pages,
             watch_ordering_and_completeness,
             watch_replay_and_position,
             compaction_and_expired_tokens,
@@ -270,6 +271,77 @@ pub async fn concurrent_writers_one_key<H: Harness>(h: &H) -> CheckResult {
         ensure!(
             last.mod_revision == *rev && last.value == *v,
             "final value is the last winner's"
+        );
+    }
+    Ok(())
+}
+
+/// A byte budget bounds each page of a list (stopping once the page's values reach it, at
+/// least one item per page), alone and together with an item limit; the pages together are
+/// the whole list, values split across chunks included.
+pub async fn byte_bounded_pages<H: Harness>(h: &H) -> CheckResult {
+    let s = store(h, "byte-pages").await?;
+    let mut expected = BTreeMap::new();
+    for i in 0..40usize {
+        // Sizes from 10 B to past one chunk, so chunked values are paged too.
+        let len = match i % 5 {
+            0 => 10,
+            1 => 300,
+            2 => 900,
+            3 => 2_000,
+            _ => CHUNK_LEN + 1_000,
+        };
+        let key = format!("bp/items/{i:04}");
+        let v = Bytes::from(vec![b'a' + (i % 26) as u8; len]);
+        s.create(&key, v.clone()).await?;
+        expected.insert(key, v);
+    }
+    for (max_bytes, limit) in [(1_000usize, 0usize), (1, 0), (5_000, 3), (usize::MAX, 0)] {
+        let mut seen = BTreeMap::new();
+        let mut token = None;
+        loop {
+            let page = s
+                .list(
+                    "bp/items/",
+                    ListOptions {
+                        limit,
+                        max_bytes,
+                        continue_token: token.take(),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            ensure!(!page.items.is_empty(), "an empty page before the end");
+            let sizes: Vec<usize> = page.items.iter().map(|kv| kv.value.len()).collect();
+            let before_last: usize = sizes.iter().rev().skip(1).sum();
+            ensure!(
+                before_last < max_bytes,
+                "page of {sizes:?} went on past the budget of {max_bytes} bytes"
+            );
+            if limit > 0 {
+                ensure!(page.items.len() <= limit, "page larger than the limit");
+            }
+            if page.continue_token.is_some() && (limit == 0 || page.items.len() < limit) {
+                ensure!(
+                    sizes.iter().sum::<usize>() >= max_bytes,
+                    "page of {sizes:?} stopped before the budget of {max_bytes} bytes"
+                );
+            }
+            for kv in page.items {
+                ensure!(
+                    seen.insert(kv.key.clone(), kv.value).is_none(),
+                    "key {} listed twice",
+                    kv.key
+                );
+            }
+            match page.continue_token {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        ensure!(
+            seen == expected,
+            "byte-bounded pages ({max_bytes} B, limit {limit}) differ from the whole list"
         );
     }
     Ok(())

@@ -40,6 +40,10 @@ pub struct ListOptions {
     pub revision: Option<Revision>,
     /// Maximum items per page (0: no limit).
     pub limit: usize,
+    /// Stop the page once its values hold this many bytes (0: no limit). A page always holds
+    /// at least one item, so a value larger than the budget is still listed, alone. Readers
+    /// that stream a list (a watch's initial state) use it to bound what one page holds.
+    pub max_bytes: usize,
     /// Continue token from the previous page.
     pub continue_token: Option<String>,
 }
@@ -359,6 +363,11 @@ impl<E: Engine> Store<E> {
             None => layout::history_prefix_range(prefix),
         };
         let mut items = Vec::new();
+        let mut bytes = 0usize;
+        let full = |items: &Vec<KeyValue>, bytes: usize| {
+            (options.limit > 0 && items.len() == options.limit)
+                || (options.max_bytes > 0 && !items.is_empty() && bytes >= options.max_bytes)
+        };
         let mut current: Option<(String, Option<VersionBuilder>)> = None;
         let mut snap = first;
         loop {
@@ -370,9 +379,10 @@ impl<E: Engine> Store<E> {
                     if let Some((key, builder)) = current.take()
                         && let Some(kv) = finish_version(builder)?
                     {
-                        if options.limit > 0 && items.len() == options.limit {
+                        if full(&items, bytes) {
                             return Ok(page(items, revision, Some(key)));
                         }
+                        bytes = bytes.saturating_add(kv.value.len());
                         items.push(kv);
                     }
                     current = Some((hk.key.to_string(), None));
@@ -395,7 +405,7 @@ impl<E: Engine> Store<E> {
         if let Some((key, builder)) = current.take()
             && let Some(kv) = finish_version(builder)?
         {
-            if options.limit > 0 && items.len() == options.limit {
+            if full(&items, bytes) {
                 return Ok(page(items, revision, Some(key)));
             }
             items.push(kv);
