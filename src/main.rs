@@ -4,6 +4,7 @@
 mod audit_cmd;
 mod duration;
 mod kubeconfig_cmd;
+mod limits_args;
 mod policy_cmd;
 mod server_cmd;
 mod store_cmd;
@@ -41,7 +42,7 @@ enum Command {
     /// certificate, the service-account key and DIR/admin.kubeconfig; later starts reuse them.
     ///
     /// Example: bulwark server --data-dir ./bulwark-data --listen 127.0.0.1:6443 --san api.example.com
-    Server(server_cmd::ServerArgs),
+    Server(Box<server_cmd::ServerArgs>),
     /// Issues a client certificate for a person and writes a kubeconfig for it (0600).
     ///
     /// Example: bulwark kubeconfig --data-dir ./bulwark-data --user alice --group dev --ttl 24h --out alice.kubeconfig
@@ -114,7 +115,7 @@ async fn main() -> anyhow::Result<()> {
                 data_dir: args.data_dir.clone(),
                 store: args.store.clone(),
             };
-            with_engine(&store, server_cmd::Server(args)).await
+            with_engine(&store, server_cmd::Server(*args)).await
         }
         Command::Kubeconfig(args) => kubeconfig_cmd::run(&args),
         Command::Policy(command) => policy_cmd::run(&command).await,

@@ -55,6 +55,8 @@ pub(crate) struct ServerArgs {
     /// First retry delay of a failed webhook request; it doubles up to 30s.
     #[arg(long, default_value = "1s", value_parser = parse_positive)]
     pub(crate) audit_webhook_initial_backoff: Duration,
+    #[command(flatten)]
+    pub(crate) limits: crate::limits_args::LimitArgs,
 }
 
 /// The webhook options the flags give (None without `--audit-webhook-config-file`).
@@ -225,6 +227,13 @@ impl EngineJob for Server {
         let engine = Arc::new(engine);
         let mut state =
             bulwark_apiserver::default_state(store.clone(), ADMIN_GROUP, Some(Arc::new(tokens)));
+        let limits = args.limits.limits();
+        if limits == bulwark_apiserver::limits::Limits::dangerous_unlimited() {
+            tracing::warn!("--dangerous-no-limits: every limit is raised out of the way");
+        } else if limits != bulwark_apiserver::limits::Limits::default() {
+            tracing::info!(?limits, "limits differ from the defaults");
+        }
+        state.apply_limits(limits);
         state.authorizer = Box::new(bulwark_apiserver::authz::CedarAuthorizer::new(Arc::clone(
             &engine,
         )));

@@ -624,7 +624,7 @@ fn build_entities(
             HashSet::new(),
             labels,
         )?);
-        let subject = if input.kind == "Pod" {
+        let subject = if (input.group, input.kind) == ("", "Pod") {
             "pod".to_owned()
         } else {
             "pod template".to_owned()

@@ -52,6 +52,15 @@ pub fn pod_view<'a>(group: &str, kind: &str, object: &'a Value) -> Option<PodVie
     })
 }
 
+/// How many containers (init, regular and ephemeral) a pod spec declares.
+pub fn container_count(spec: &Value) -> usize {
+    CONTAINER_LISTS
+        .iter()
+        .filter_map(|(list, _)| spec.get(*list).and_then(Value::as_array))
+        .map(Vec::len)
+        .sum()
+}
+
 /// The volume sources a pod uses (`hostPath`, `emptyDir`, …).
 pub fn volume_types(spec: &Value) -> Vec<String> {
     let mut out: Vec<String> = spec

@@ -60,7 +60,7 @@ impl AdmissionPlugin for NamespaceLifecycle {
     }
 
     fn admit(&self, request: &AdmissionRequest<'_>) -> Result<Vec<String>, ApiError> {
-        if request.def.kind == "Namespace" && request.def.group.is_empty() {
+        if request.def.is("", "Namespace") {
             if request.verb == Verb::Delete && PROTECTED_NAMESPACES.contains(&request.name) {
                 return Err(ApiError::new(
                     StatusReason::Forbidden,

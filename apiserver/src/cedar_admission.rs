@@ -71,7 +71,7 @@ impl AdmissionPlugin for CedarAdmission {
             _ => return Ok(Vec::new()),
         };
         let def = request.def;
-        let is_namespace = def.group.is_empty() && def.kind == "Namespace";
+        let is_namespace = def.is("", "Namespace");
         let labels: Arc<[(String, String)]> = match request.namespace {
             _ if is_namespace => own_labels(request.object.or(request.old_object)).into(),
             Some(ns) => self.labels.get(ns),

@@ -23,7 +23,7 @@ const EVENT_FIELDS: &[(&str, &str)] = &[
 ];
 
 fn is_events_v1(def: &ResourceDef) -> bool {
-    def.group == "events.k8s.io" && def.kind == "Event"
+    def.is("events.k8s.io", "Event")
 }
 
 /// The resource whose storage `def` uses (itself, except for events.k8s.io Events).

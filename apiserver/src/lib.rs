@@ -18,6 +18,7 @@
 
 pub mod access_review;
 pub mod admission;
+pub mod admission_gate;
 pub mod audit_query;
 pub mod audit_record;
 pub mod auth;
@@ -106,6 +107,7 @@ pub fn default_state<E: Engine>(
         events: Arc::default(),
         metrics: metrics::Metrics::default(),
         inflight: inflight::InflightLimit::default(),
+        admission_gate: admission_gate::AdmissionGate::default(),
         limits: limits::Limits::default(),
         watch_slots: watch_slots::WatchSlots::new(&limits::WatchLimits::default()),
         ready: std::sync::atomic::AtomicBool::new(false),

@@ -96,6 +96,12 @@ pub struct ResourceDef {
 }
 
 impl ResourceDef {
+    /// Whether this is `kind` of `group`: a kind check always names the group, so a custom
+    /// kind that happens to be called `Pod` never inherits what the core Pod gets.
+    pub fn is(&self, group: &str, kind: &str) -> bool {
+        self.group == group && self.kind == kind
+    }
+
     /// `group/version`, or `version` for core.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {

@@ -180,12 +180,56 @@ impl<E: Engine> Ctx<'_, E> {
             old_object: old,
             dry_run,
         };
-        let mut warnings = Vec::new();
-        for plugin in &self.state.admission {
-            warnings.extend(plugin.admit(&request)?);
+        if let Some(object) = object {
+            check_container_count(self.def(), object, &self.state.limits.request)?;
         }
-        Ok(warnings)
+        // Admission is CPU work that grows with the object: it runs in a bounded number at a
+        // time, each off the async workers, so that heavy writes queue behind each other
+        // instead of stalling every other request on the server.
+        let _turn = self.state.admission_gate.turn().await?;
+        let run = || {
+            let mut warnings = Vec::new();
+            for plugin in &self.state.admission {
+                warnings.extend(plugin.admit(&request)?);
+            }
+            Ok(warnings)
+        };
+        crate::admission_gate::off_the_workers(run)
     }
+}
+
+/// Refuses a pod or pod template with more containers than the request limits allow (422):
+/// admission evaluates every container, so this bounds its work per object.
+fn check_container_count(
+    def: &ResourceDef,
+    object: &Value,
+    limits: &crate::limits::RequestLimits,
+) -> Result<(), ApiError> {
+    let Some(view) = bulwark_admission::workload::pod_view(def.group, def.kind, object) else {
+        return Ok(());
+    };
+    let count = bulwark_admission::workload::container_count(view.spec);
+    if count <= limits.max_containers_per_pod {
+        return Ok(());
+    }
+    crate::audit_record::note_limit(crate::limits::Limit::ContainersPerPod);
+    let field = match bulwark_admission::workload::template_pointer(def.group, def.kind) {
+        Some("") | None => "spec".to_owned(),
+        Some(pointer) => format!("{}.spec", pointer.trim_start_matches('/').replace('/', ".")),
+    };
+    Err(Status::invalid(
+        def.group,
+        def.kind,
+        meta_str(object, "name").unwrap_or_default(),
+        vec![bulwark_api::StatusCause::invalid(
+            &field,
+            format!(
+                "Too many: {count}: must have at most {} containers (init, regular and ephemeral together)",
+                limits.max_containers_per_pod
+            ),
+        )],
+    )
+    .into())
 }
 
 /// Decodes through the upstream type and applies `fieldValidation`; returns the pruned object
@@ -320,7 +364,7 @@ fn too_many_writers() -> ApiError {
 
 /// A pod assigned to a node: its deletion waits for the node agent.
 fn is_bound_pod(def: &ResourceDef, obj: &Value) -> bool {
-    def.kind == "Pod"
+    def.is("", "Pod")
         && obj
             .pointer("/spec/nodeName")
             .and_then(Value::as_str)
@@ -344,7 +388,7 @@ fn deletion_complete(def: &ResourceDef, obj: &Value) -> bool {
     if obj.pointer("/metadata/deletionTimestamp").is_none() || !finalizers(obj).is_empty() {
         return false;
     }
-    if def.kind == "Namespace" {
+    if def.is("", "Namespace") {
         return obj
             .pointer("/spec/finalizers")
             .and_then(Value::as_array)
@@ -568,7 +612,7 @@ pub async fn delete_one<E: Engine>(
             Some("Orphan") => pending_finalizers.push("orphan".into()),
             _ => {}
         }
-        let is_namespace = ctx.def().kind == "Namespace" && ctx.def().group.is_empty();
+        let is_namespace = ctx.def().is("", "Namespace");
         let grace = opts
             .grace_period
             .or_else(|| {
@@ -624,7 +668,7 @@ pub async fn delete<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response
     let opts = DeleteOptions::parse(body, ctx.query)?;
     match delete_one(ctx, &opts).await? {
         Deleted::Pending(obj) => Ok(ctx.respond(StatusCode::OK, &obj, &[])),
-        Deleted::Removed(obj) if ctx.def().kind == "Pod" => {
+        Deleted::Removed(obj) if ctx.def().is("", "Pod") => {
             Ok(ctx.respond(StatusCode::OK, &obj, &[]))
         }
         Deleted::Removed(obj) => {
@@ -651,4 +695,44 @@ pub fn parse_rv(text: &str) -> Result<Revision, ApiError> {
             "invalid resourceVersion {text:?}: must be a decimal integer"
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{NameRule, Serving};
+
+    /// A kind check names the group: a custom kind called `Pod` or `Namespace` gets none of
+    /// the core kinds' deletion rules.
+    #[test]
+    fn kind_rules_need_the_group() {
+        let core_pod = crate::registry::lookup("", "v1", "pods").unwrap();
+        let custom_pod = ResourceDef {
+            group: "example.com",
+            version: "v1",
+            kind: "Pod",
+            plural: "pods",
+            singular: "pod",
+            short_names: &[],
+            categories: &[],
+            namespaced: true,
+            subresources: &[],
+            name_rule: NameRule::Subdomain,
+            extra_fields: &[],
+            serving: Serving::Stored,
+        };
+        let bound = json!({"metadata": {"name": "p", "deletionTimestamp": "2026-01-01T00:00:00Z"}, "spec": {"nodeName": "n1"}});
+        assert!(is_bound_pod(core_pod, &bound));
+        assert!(!is_bound_pod(&custom_pod, &bound));
+        assert!(!deletion_complete(core_pod, &bound));
+        assert!(deletion_complete(&custom_pod, &bound));
+        let custom_namespace = ResourceDef {
+            kind: "Namespace",
+            ..custom_pod
+        };
+        let terminating = json!({"metadata": {"name": "n", "deletionTimestamp": "2026-01-01T00:00:00Z"}, "spec": {"finalizers": ["kubernetes"]}});
+        assert!(deletion_complete(&custom_namespace, &terminating));
+        let core_namespace = crate::registry::lookup("", "v1", "namespaces").unwrap();
+        assert!(!deletion_complete(core_namespace, &terminating));
+    }
 }

@@ -159,8 +159,9 @@ impl TokenKeys {
             .signer
             .sign(&self.rng, signing_input.as_bytes())
             .map_err(|e| KeyError(e.to_string()))?;
+        let sig = low_s(sig.as_ref()).map_err(KeyError)?;
         Ok((
-            format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref())),
+            format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig)),
             claims.exp,
         ))
     }
@@ -184,6 +185,11 @@ impl TokenKeys {
         let sig = URL_SAFE_NO_PAD
             .decode(s)
             .map_err(|_| "malformed token signature")?;
+        // Only the low-s form of a signature is accepted: (r, s) and (r, n - s) both verify,
+        // and a token must have exactly one valid encoding (no malleable copies of it).
+        if low_s(&sig).ok().as_deref() != Some(sig.as_slice()) {
+            return Err("invalid token signature".into());
+        }
         let signed = token.len().saturating_sub(s.len() + 1);
         let input = token.get(..signed).ok_or("malformed token")?;
         UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, &self.public)
@@ -213,6 +219,15 @@ impl TokenKeys {
         }
         Ok(claims)
     }
+}
+
+/// The low-s form of a fixed-size (r ‖ s) P-256 signature: `s` replaced by `n - s` when it is
+/// in the upper half of the group order.
+fn low_s(sig: &[u8]) -> Result<Vec<u8>, String> {
+    let parsed =
+        p256::ecdsa::Signature::from_slice(sig).map_err(|_| "malformed token signature")?;
+    let normal = parsed.normalize_s().unwrap_or(parsed);
+    Ok(normal.to_bytes().to_vec())
 }
 
 /// base64url(JSON) of a token part.
@@ -249,11 +264,13 @@ impl Authenticator for ServiceAccountAuthenticator {
         let Some(value) = parts.headers.get(http::header::AUTHORIZATION) else {
             return AuthOutcome::NoCredentials;
         };
+        // The scheme is case-insensitive (RFC 9110 §11.1), as upstream reads it.
         let Some(token) = value
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
         else {
             return AuthOutcome::Rejected("unsupported authorization scheme".into());
         };
@@ -336,5 +353,74 @@ mod tests {
         for junk in ["", "a.b", "a.b.c.d", "....", "€.€.€"] {
             assert!(k.verify(junk, ISSUER).is_err());
         }
+    }
+
+    /// A signature's high-s twin (r, n - s) also verifies under ECDSA; only the low-s form is
+    /// issued and accepted, so a token has one encoding.
+    #[test]
+    fn signatures_are_low_s_and_high_s_twins_are_refused() {
+        use p256::elliptic_curve::PrimeField;
+        let k = keys();
+        for _ in 0..16 {
+            let (token, _) = k
+                .issue("default", "b", "u", vec![ISSUER.into()], 600)
+                .unwrap();
+            let (input, sig) = token.rsplit_once('.').unwrap();
+            let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+            let parsed = p256::ecdsa::Signature::from_slice(&sig).unwrap();
+            assert!(parsed.normalize_s().is_none(), "issued a high-s signature");
+            let (r, s) = parsed.split_scalars();
+            let twin = p256::ecdsa::Signature::from_scalars(r.to_repr(), (-*s).to_repr()).unwrap();
+            // The twin is a valid ECDSA signature…
+            assert!(
+                UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, &k.public)
+                    .verify(input.as_bytes(), &twin.to_bytes())
+                    .is_ok()
+            );
+            // …and still refused as a token.
+            let forged = format!("{input}.{}", URL_SAFE_NO_PAD.encode(twin.to_bytes()));
+            assert_eq!(
+                k.verify(&forged, ISSUER).unwrap_err(),
+                "invalid token signature"
+            );
+            assert!(k.verify(&token, ISSUER).is_ok());
+        }
+    }
+
+    /// The scheme of `Authorization` is case-insensitive, as upstream reads it.
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        let k = std::sync::Arc::new(keys());
+        let (token, _) = k
+            .issue("default", "b", "u", vec![ISSUER.into()], 600)
+            .unwrap();
+        let auth = ServiceAccountAuthenticator::new(std::sync::Arc::clone(&k));
+        let conn = ConnInfo {
+            peer: "127.0.0.1:1".parse().unwrap(),
+            client_cert: None,
+        };
+        for scheme in ["Bearer", "bearer", "BEARER"] {
+            let (parts, ()) = http::Request::builder()
+                .header(http::header::AUTHORIZATION, format!("{scheme} {token}"))
+                .body(())
+                .unwrap()
+                .into_parts();
+            assert!(
+                matches!(
+                    auth.authenticate(&parts, &conn),
+                    AuthOutcome::Authenticated(_)
+                ),
+                "{scheme}"
+            );
+        }
+        let (parts, ()) = http::Request::builder()
+            .header(http::header::AUTHORIZATION, format!("Basic {token}"))
+            .body(())
+            .unwrap()
+            .into_parts();
+        assert!(matches!(
+            auth.authenticate(&parts, &conn),
+            AuthOutcome::Rejected(_)
+        ));
     }
 }

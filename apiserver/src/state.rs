@@ -49,6 +49,8 @@ pub struct ApiState<E: Engine> {
     pub tokens: Option<Arc<crate::sa_token::TokenKeys>>,
     /// Request metrics.
     pub metrics: Metrics,
+    /// Admissions run a bounded number at a time, off the async workers.
+    pub admission_gate: crate::admission_gate::AdmissionGate,
     /// Concurrent request limit (429 beyond it).
     pub inflight: crate::inflight::InflightLimit,
     /// Every bound on a client's work (see [`crate::limits`]); set with

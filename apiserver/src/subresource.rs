@@ -19,6 +19,99 @@ use crate::request_info::Verb;
 use crate::resource::{Ctx, read_modify_write};
 use crate::respond;
 
+fn condition_types(conditions: &[Value]) -> Vec<&str> {
+    conditions
+        .iter()
+        .filter_map(|c| c.get("type").and_then(Value::as_str))
+        .collect()
+}
+
+/// Upstream's rules for changing a CSR's conditions: an `Approved` or `Denied` condition, once
+/// there, stays (a denied request can never become approved, nor an approved one denied), and
+/// no condition type appears twice.
+fn check_approval_transition<E: Engine>(
+    ctx: &Ctx<'_, E>,
+    old: &Value,
+    new: &[Value],
+) -> Result<(), ApiError> {
+    let old_conditions = old
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let before = condition_types(old_conditions);
+    let after = condition_types(new);
+    let mut causes = Vec::new();
+    for kept in ["Approved", "Denied"] {
+        if before.contains(&kept) && !after.contains(&kept) {
+            causes.push(StatusCause::invalid(
+                "status.conditions",
+                format!("updates may not remove a condition of type {kept:?}"),
+            ));
+        }
+    }
+    for (i, ty) in after.iter().enumerate() {
+        if after.iter().take(i).any(|earlier| earlier == ty) {
+            causes.push(StatusCause::invalid(
+                format!("status.conditions[{i}].type"),
+                format!("Duplicate value: {ty:?}"),
+            ));
+        }
+    }
+    if causes.is_empty() {
+        return Ok(());
+    }
+    Err(Status::invalid(
+        "certificates.k8s.io",
+        "CertificateSigningRequest",
+        ctx.req.name.as_deref().unwrap_or_default(),
+        causes,
+    )
+    .into())
+}
+
+/// Upstream's approval admission: approving or denying a CSR needs `approve` on its signer
+/// (`certificates.k8s.io/signers`, named by the signer or by `<domain>/*`), besides update on
+/// the approval subresource; otherwise anyone allowed to update approvals could approve a
+/// request for any signer, including the cluster's client signer.
+fn check_signer_approval<E: Engine>(ctx: &Ctx<'_, E>, csr: &Value) -> Result<(), ApiError> {
+    let signer = csr
+        .pointer("/spec/signerName")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let wildcard = signer
+        .split_once('/')
+        .map(|(domain, _)| format!("{domain}/*"));
+    let names = std::iter::once(signer).chain(wildcard.as_deref());
+    for name in names {
+        let attributes = crate::authz::RequestAttributes {
+            verb: "approve",
+            target: bulwark_policies::Target::Resource {
+                api_group: "certificates.k8s.io",
+                resource: "signers",
+                subresource: None,
+                namespace: None,
+                name: Some(name),
+                namespace_labels: &[],
+            },
+        };
+        if ctx
+            .state
+            .authorizer
+            .authorize(ctx.user, &attributes, ctx.source)
+            .allowed
+        {
+            return Ok(());
+        }
+    }
+    Err(ApiError::new(
+        bulwark_api::StatusReason::Forbidden,
+        format!(
+            "certificatesigningrequests.certificates.k8s.io \"{}\" is forbidden: user not permitted to approve requests with signerName \"{signer}\"",
+            ctx.req.name.as_deref().unwrap_or_default()
+        ),
+    ))
+}
 /// The `Scale` view of a scalable object.
 pub fn scale_of(obj: &Value) -> Value {
     let meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
@@ -129,6 +222,8 @@ pub async fn write_approval<E: Engine>(
     }
     let rv = meta_str(submitted, "resourceVersion").map(str::to_owned);
     let written = read_modify_write(ctx, Verb::Update, |old| {
+        check_approval_transition(ctx, old, list)?;
+        check_signer_approval(ctx, old)?;
         let mut new = old.clone();
         if let Some(root) = new.as_object_mut() {
             let status = root.entry("status").or_insert_with(|| json!({}));

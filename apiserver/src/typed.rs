@@ -21,8 +21,46 @@ where
     T: serde::de::DeserializeOwned + serde::Serialize,
 {
     let typed: T = serde_path_to_error::deserialize(value)
-        .map_err(|e| format!("{}: {}", e.path(), e.inner()))?;
+        .map_err(|e| format!("{}: {}", e.path(), redacted(e.inner())))?;
     serde_json::to_value(&typed).map_err(|e| e.to_string())
+}
+
+/// A decoding error without the value that caused it. serde's messages quote the offending
+/// value (`invalid type: string "hunter2", expected …`), and a field of a Secret's
+/// `stringData` must never reach the response or the audit log that way, so only the kind of
+/// the value, what was expected, and field names (which come from the type) are kept; a
+/// message of any other shape (a custom one, such as a base64 error naming a byte of the
+/// value) becomes a generic one.
+fn redacted(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    // The kind of an `Unexpected` value: its first word ("string", "integer", "map", …).
+    let kind = |unexpected: &str| {
+        unexpected
+            .split([' ', ','])
+            .next()
+            .filter(|w| w.chars().all(|c| c.is_ascii_alphabetic()))
+            .unwrap_or("value")
+            .to_owned()
+    };
+    let expected = |rest: &str| {
+        rest.rsplit_once(", expected ")
+            .map(|(_, e)| format!(", expected {e}"))
+            .unwrap_or_default()
+    };
+    if let Some(rest) = text.strip_prefix("invalid type: ") {
+        return format!("invalid type: {}{}", kind(rest), expected(rest));
+    }
+    if let Some(rest) = text.strip_prefix("invalid value: ") {
+        return format!("invalid value: {}{}", kind(rest), expected(rest));
+    }
+    if text.starts_with("invalid length ") || text.starts_with("missing field `") {
+        // A length or a field name of the type: nothing of the value.
+        return text;
+    }
+    if let Some(rest) = text.strip_prefix("unknown variant ") {
+        return format!("unknown variant{}", expected(rest));
+    }
+    "invalid value".to_owned()
 }
 
 macro_rules! dispatch_roundtrip {
@@ -112,6 +150,35 @@ mod tests {
         let err = decode(def, &json!({"metadata": {"name": 5}})).unwrap_err();
         assert_eq!(err.code(), 400);
         assert!(err.0.message.contains("metadata.name"), "{}", err.0.message);
+    }
+
+    /// A value in the wrong shape is named by its kind, never quoted (a Secret's stringData in
+    /// an error message would reach the response and the audit log).
+    #[test]
+    fn decoding_errors_never_quote_the_value() {
+        let def = crate::registry::lookup("", "v1", "secrets").unwrap();
+        for (body, expect) in [
+            (
+                json!({"metadata": {"name": "s"}, "stringData": {"password": 424242}}),
+                "stringData.password: invalid type: integer, expected a string",
+            ),
+            (
+                json!({"metadata": {"name": "s"}, "stringData": "hunter2-secret"}),
+                "stringData: invalid type: string, expected a map",
+            ),
+            (
+                json!({"metadata": {"name": "s"}, "data": {"k": "hunter2-secret!"}}),
+                "data.k: invalid value",
+            ),
+        ] {
+            let err = decode(def, &body).unwrap_err();
+            let message = &err.0.message;
+            assert!(message.ends_with(expect), "{message}");
+            assert!(
+                !message.contains("424242") && !message.contains("hunter2"),
+                "{message}"
+            );
+        }
     }
 
     proptest::proptest! {

@@ -188,6 +188,50 @@ mod tests {
     use super::*;
     use crate::identity::{CertIdentity, CertValidity};
 
+    fn key_ids(pem: &str) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+        use x509_parser::extensions::ParsedExtension;
+        use x509_parser::prelude::FromDer;
+        let der = crate::identity::first_cert_der(pem).unwrap();
+        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&der).unwrap();
+        let (mut ski, mut aki) = (None, None);
+        for ext in cert.extensions() {
+            match ext.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(id) => ski = Some(id.0.to_vec()),
+                ParsedExtension::AuthorityKeyIdentifier(a) => {
+                    aki = a.key_identifier.as_ref().map(|k| k.0.to_vec());
+                }
+                _ => {}
+            }
+        }
+        (ski, aki)
+    }
+
+    /// Every leaf names its CA by the CA's own subject key identifier (client certificates
+    /// did not, so `openssl verify -CAfile ca.crt` could not find their issuer).
+    #[test]
+    fn leaves_carry_the_cas_key_identifier() {
+        let ca = CertificateAuthority::generate("test-ca", Duration::from_secs(3600)).unwrap();
+        let (ca_ski, _) = key_ids(ca.cert_pem());
+        let ca_ski = ca_ski.expect("the CA has a subject key identifier");
+        for (usage, sans) in [
+            (Usage::Client, vec![]),
+            (Usage::Server, vec!["localhost".to_owned()]),
+        ] {
+            let leaf = ca
+                .issue(&LeafSpec {
+                    common_name: "x".into(),
+                    organizations: vec!["g".into()],
+                    sans,
+                    usage,
+                    validity: Duration::from_secs(600),
+                })
+                .unwrap();
+            let (ski, aki) = key_ids(&leaf.cert_pem);
+            assert_eq!(aki.as_deref(), Some(ca_ski.as_slice()), "{usage:?}");
+            assert!(ski.is_some_and(|s| s != ca_ski), "{usage:?}");
+        }
+    }
+
     #[test]
     fn issues_client_and_server_certs() {
         let ca = CertificateAuthority::generate("test-ca", Duration::from_secs(3600)).unwrap();

@@ -4,7 +4,11 @@
 //! per attribute. rcgen keeps one attribute per type, so client certificates are built with
 //! RustCrypto's `x509-cert` builder instead, and signed by the CA key through ring (the only
 //! signing code, as for every other certificate). The profile is a plain TLS client leaf:
-//! not a CA, key usage digitalSignature, extended key usage clientAuth, key identifiers.
+//! not a CA, key usage digitalSignature, extended key usage clientAuth, key identifiers. The
+//! authority key identifier is the CA certificate's own subject key identifier, copied from
+//! it (x509-cert's leaf profile derives one from the CA key by another method than the one
+//! the CA was made with, and chain builders such as `openssl verify` then fail to find the
+//! issuer).
 
 use std::time::{Duration, SystemTime};
 
@@ -18,8 +22,12 @@ use x509_cert::attr::AttributeTypeAndValue;
 use x509_cert::builder::{Builder, CertificateBuilder, Profile};
 use x509_cert::der::asn1::{Any, SetOfVec, Utf8StringRef};
 use x509_cert::der::oid::db::{rfc4519, rfc5280};
+use x509_cert::der::referenced::OwnedToRef;
 use x509_cert::der::{Decode, Encode};
-use x509_cert::ext::pkix::ExtendedKeyUsage;
+use x509_cert::ext::pkix::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages,
+    SubjectKeyIdentifier,
+};
 use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::{
@@ -134,10 +142,21 @@ pub(crate) fn issue(
         not_after: to_time(not_after)?,
     };
     let serial = SerialNumber::new(serial).map_err(|e| err("serial")(e.to_string()))?;
-    let profile = Profile::Leaf {
-        issuer,
-        enable_key_agreement: false,
-        enable_key_encipherment: false,
+    let authority_key_id = match ca_key_identifier(&ca)? {
+        Some(id) => AuthorityKeyIdentifier {
+            key_identifier: Some(id),
+            authority_cert_issuer: None,
+            authority_cert_serial_number: None,
+        },
+        None => AuthorityKeyIdentifier::try_from(
+            ca.tbs_certificate.subject_public_key_info.owned_to_ref(),
+        )
+        .map_err(|e| err("CA key identifier")(e.to_string()))?,
+    };
+    let subject_key_id = SubjectKeyIdentifier::try_from(spki.owned_to_ref())
+        .map_err(|e| err("key identifier")(e.to_string()))?;
+    let profile = Profile::Manual {
+        issuer: Some(issuer),
     };
     let mut builder = CertificateBuilder::new(
         profile,
@@ -148,9 +167,23 @@ pub(crate) fn issue(
         &signer,
     )
     .map_err(|e| err("certificate")(e.to_string()))?;
+    let extension = |e: x509_cert::builder::Error| err("certificate")(e.to_string());
+    builder.add_extension(&subject_key_id).map_err(extension)?;
+    builder
+        .add_extension(&authority_key_id)
+        .map_err(extension)?;
+    builder
+        .add_extension(&BasicConstraints {
+            ca: false,
+            path_len_constraint: None,
+        })
+        .map_err(extension)?;
+    builder
+        .add_extension(&KeyUsage(KeyUsages::DigitalSignature.into()))
+        .map_err(extension)?;
     builder
         .add_extension(&ExtendedKeyUsage(vec![rfc5280::ID_KP_CLIENT_AUTH]))
-        .map_err(|e| err("certificate")(e.to_string()))?;
+        .map_err(extension)?;
     let cert = builder
         .build::<DerSignature>()
         .map_err(|e| err("certificate")(e.to_string()))?;
@@ -161,6 +194,24 @@ pub(crate) fn issue(
         cert_pem: pem("CERTIFICATE", &der),
         key_pem: SecretPem::new(pem("PRIVATE KEY", leaf_pkcs8.as_ref())),
     })
+}
+
+/// The subject key identifier of a CA certificate, if it has one.
+fn ca_key_identifier(
+    ca: &Certificate,
+) -> Result<Option<x509_cert::der::asn1::OctetString>, PkiError> {
+    let Some(extensions) = &ca.tbs_certificate.extensions else {
+        return Ok(None);
+    };
+    let Some(ski) = extensions
+        .iter()
+        .find(|e| e.extn_id == rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER)
+    else {
+        return Ok(None);
+    };
+    let id = SubjectKeyIdentifier::from_der(ski.extn_value.as_bytes())
+        .map_err(|e| err("CA key identifier")(e.to_string()))?;
+    Ok(Some(id.0))
 }
 
 /// 16 random bytes for a serial number: positive, no leading zero byte (RFC 5280).
