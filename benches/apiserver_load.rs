@@ -4,7 +4,11 @@
 //! concurrent watchers, and server RSS idle and under load. Then measures the audit log's cost:
 //! two fresh servers, one at the hardened default (Metadata for ConfigMaps, fsynced, signed and
 //! indexed) and one with auditing off, run creates and gets in alternating rounds, and the
-//! median difference is printed with every round's figures.
+//! median difference is printed with every round's figures. The limits' cost is measured the
+//! same way: a server with the default limits and one with every limit raised out of the way
+//! (`--dangerous-no-limits`), creates, gets and patches in alternating rounds. Last, memory
+//! with 1,000 watchers that never read, on 10 MB of ConfigMaps, and read latency during a
+//! burst of large pods through admission.
 //!
 //! Run: `cargo bench --bench apiserver_load` (BULWARK_BENCH_SECONDS sets each throughput
 //! phase's length, default 3).
@@ -52,6 +56,25 @@ fn rss_kib(pid: u32) -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// CPU time (user + system) the process has used, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -120,7 +143,19 @@ struct Server {
     started: Instant,
 }
 
+impl Drop for Server {
+    /// Stops the server (also when a phase panics), before its data directory goes.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn start_server(audit_off: bool) -> Server {
+    start_server_with(audit_off, &[])
+}
+
+fn start_server_with(audit_off: bool, extra: &[&str]) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let none_policy = dir.path().join("audit-none.yaml");
@@ -137,6 +172,7 @@ fn start_server(audit_off: bool) -> Server {
     if audit_off {
         command.arg("--audit-policy").arg(&none_policy);
     }
+    command.args(extra);
     let mut child = command
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -227,6 +263,270 @@ async fn creates_per_second(clients: &[ApiClient], seconds: u64, tag: &str) -> f
         }
     })
     .await
+}
+
+/// Merge patches per second, [`WRITERS`] at a time, each writer patching a ConfigMap of its
+/// own in `bench-w` (on one shared object most would lose the compare-and-swap race).
+async fn patches_per_second(clients: &[ApiClient], seconds: u64) -> f64 {
+    for w in 0..WRITERS {
+        let r = clients[0]
+            .post_json(
+                "/api/v1/namespaces/bench-w/configmaps",
+                &json!({"metadata": {"name": format!("patched-{w}")}, "data": {"k": "v".repeat(1024)}}),
+            )
+            .await
+            .unwrap();
+        // 409: an earlier round made it.
+        assert!(matches!(r.status.as_u16(), 201 | 409));
+    }
+    throughput(clients, WRITERS, seconds, |c, i| async move {
+        let patch =
+            json!({"metadata": {"annotations": {"bench/n": (i & 0xffff_ffff).to_string()}}});
+        let r = c
+            .send(
+                Method::PATCH,
+                &format!("/api/v1/namespaces/bench-w/configmaps/patched-{}", i >> 32),
+                &[("content-type", "application/merge-patch+json")],
+                serde_json::to_vec(&patch).unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 200);
+    })
+    .await
+}
+
+/// Runs creates, gets and patches against two servers in alternating rounds (the order flips
+/// every round, so drift and noise on this shared machine hit both alike); prints each
+/// figure's median difference of `a` over `b` and every round, for throughput and for the
+/// server's CPU time per operation (read from /proc, steadier than throughput on a machine
+/// whose two cores the load generator shares).
+async fn compare(title: &str, a: (&[ApiClient], u32), b: (&[ApiClient], u32), seconds: u64) {
+    let rounds_wanted: usize = std::env::var("BULWARK_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(AUDIT_ROUNDS);
+    // Per round: [a, b] of creates/s, gets/s, patches/s, then of CPU µs per create, get, patch.
+    let mut rounds = Vec::new();
+    for round in 0..rounds_wanted {
+        let tag = format!("{}{round}-", title.len());
+        let mut figures = [0.0; 12];
+        let order = if round % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        for first in order {
+            let (clients, pid) = if first { a } else { b };
+            let at = if first { 0 } else { 1 };
+            let per_op = |before: f64, rate: f64| {
+                (cpu_seconds(pid) - before) * 1e6 / (rate * seconds as f64)
+            };
+            let cpu = cpu_seconds(pid);
+            figures[at] = creates_per_second(clients, seconds, &tag).await;
+            figures[6 + at] = per_op(cpu, figures[at]);
+            let cpu = cpu_seconds(pid);
+            figures[2 + at] = gets_per_second(clients, seconds).await;
+            figures[8 + at] = per_op(cpu, figures[2 + at]);
+            let cpu = cpu_seconds(pid);
+            figures[4 + at] = patches_per_second(clients, seconds).await;
+            figures[10 + at] = per_op(cpu, figures[4 + at]);
+        }
+        rounds.push(figures);
+    }
+    println!("  {title} ({rounds_wanted} alternating rounds of {seconds} s):");
+    for (name, at) in [
+        ("creates/s", 0),
+        ("gets/s", 2),
+        ("patches/s", 4),
+        ("CPU µs/create", 6),
+        ("CPU µs/get", 8),
+        ("CPU µs/patch", 10),
+    ] {
+        let pairs: Vec<String> = rounds
+            .iter()
+            .map(|r| format!("{:.0} vs {:.0}", r[at], r[at + 1]))
+            .collect();
+        let mut costs: Vec<f64> = rounds
+            .iter()
+            .map(|r| (r[at] - r[at + 1]) / r[at + 1] * 100.0)
+            .collect();
+        costs.sort_by(f64::total_cmp);
+        println!(
+            "    {name:<14} median {:+.1}%  ({})",
+            percentile(&costs, 0.5),
+            pairs.join(", ")
+        );
+    }
+}
+
+/// 1,000 watchers of a namespace holding 10 MB of ConfigMaps that never read their streams:
+/// the server's memory before they open, at its peak while they open, and once they stall.
+async fn stalled_watchers() {
+    const OBJECTS: usize = 10_000;
+    let server = start_server(false);
+    let pid = server.child.id();
+    let clients = ready_clients(&server).await;
+    let creds = Credentials::from_kubeconfig(&server.kubeconfig).unwrap();
+    let next = Arc::new(AtomicU64::new(0));
+    let mut fill = Vec::new();
+    for w in 0..WRITERS {
+        let (c, next) = (clients[w % clients.len()].clone(), Arc::clone(&next));
+        fill.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= OBJECTS as u64 {
+                    break;
+                }
+                let r = c
+                    .post_json(
+                        "/api/v1/namespaces/bench-w/configmaps",
+                        &json!({"metadata": {"name": format!("fill-{i:05}")}, "data": {"k": "v".repeat(1024)}}),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(r.status.as_u16(), 201);
+            }
+        }));
+    }
+    for f in fill {
+        f.await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = rss_kib(pid);
+    let peak = Arc::new(AtomicU64::new(idle));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling) = (Arc::clone(&peak), Arc::clone(&sampling));
+        tokio::spawn(async move {
+            while sampling.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let mut connections = Vec::new();
+    for _ in 0..4 {
+        connections.push(ApiClient::connect(&creds, true).await.unwrap());
+    }
+    let opened_at = Instant::now();
+    let mut streams = Vec::new();
+    for i in 0..WATCHERS {
+        let response = connections[i % connections.len()]
+            .stream(Method::GET, "/api/v1/namespaces/bench-w/configmaps?watch=1")
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        streams.push(response);
+    }
+    let opened = opened_at.elapsed();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let stalled = rss_kib(pid);
+    sampling.store(false, Ordering::Relaxed);
+    sampler.await.unwrap();
+    let peak = peak.load(Ordering::Relaxed).max(stalled);
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    println!(
+        "  {WATCHERS} stalled watchers on {OBJECTS} x 1 KiB ConfigMaps (~10 MB; 4 HTTP/2 connections, opened in {:.0} ms):",
+        opened.as_secs_f64() * 1000.0
+    );
+    println!(
+        "    RSS idle {:.1} MiB, stalled {:.1} MiB (+{:.1} MiB, {:.0} KiB per watcher), peak {:.1} MiB (+{:.1} MiB)",
+        mib(idle),
+        mib(stalled),
+        mib(stalled.saturating_sub(idle)),
+        stalled.saturating_sub(idle) as f64 / WATCHERS as f64,
+        mib(peak),
+        mib(peak.saturating_sub(idle))
+    );
+    drop(streams);
+    drop(server);
+}
+
+/// GET latencies (ms, sorted) of one small object on its own connection for `seconds`.
+async fn get_latencies(c: &ApiClient, seconds: u64) -> Vec<f64> {
+    let mut out = Vec::new();
+    let until = Instant::now() + Duration::from_secs(seconds);
+    while Instant::now() < until {
+        let t = Instant::now();
+        let r = c
+            .get("/api/v1/namespaces/bench-w/configmaps/hot")
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 200);
+        out.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    out.sort_by(f64::total_cmp);
+    out
+}
+
+/// What a burst of large pods (16 writers, ~1 MB pods of 256 containers, each evaluated by the
+/// restricted Pod Security admission policies) does to everyone else's reads: GET latency of
+/// a small object alone and during the burst.
+async fn admission_burst(seconds: u64) {
+    let server = start_server(false);
+    let clients = ready_clients(&server).await;
+    let creds = Credentials::from_kubeconfig(&server.kubeconfig).unwrap();
+    let r = clients[0]
+        .post_json(
+            "/api/v1/namespaces/bench-w/configmaps",
+            &json!({"metadata": {"name": "hot"}, "data": {"k": "v"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 201);
+    let reader = ApiClient::connect(&creds, true).await.unwrap();
+    let alone = get_latencies(&reader, seconds).await;
+    let env: Vec<serde_json::Value> = (0..8)
+        .map(|i| json!({"name": format!("E{i}"), "value": "x".repeat(480)}))
+        .collect();
+    let containers: Vec<serde_json::Value> = (0..256)
+        .map(|i| json!({"name": format!("c{i}"), "image": "registry.local/app:1", "env": env}))
+        .collect();
+    let pod =
+        Arc::new(json!({"metadata": {"generateName": "big-"}, "spec": {"containers": containers}}));
+    let size = serde_json::to_vec(&*pod).unwrap().len();
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let mut writers = Vec::new();
+    for w in 0..16 {
+        let (c, pod, stop, done) = (
+            clients[w % clients.len()].clone(),
+            Arc::clone(&pod),
+            Arc::clone(&stop),
+            Arc::clone(&done),
+        );
+        writers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let r = c
+                    .post_json("/api/v1/namespaces/bench-w/pods", &pod)
+                    .await
+                    .unwrap();
+                // Refused by the restricted profile, after the whole evaluation.
+                assert!(r.status.is_client_error(), "{}", r.status);
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let during = get_latencies(&reader, seconds).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+    println!(
+        "  admission burst: 16 writers of {:.2} MB pods (256 containers), {} evaluated and refused in {seconds}+ s",
+        size as f64 / 1e6,
+        done.load(Ordering::Relaxed)
+    );
+    println!(
+        "    GET of a small object p50 / p99: alone {:.2} / {:.2} ms, during the burst {:.2} / {:.2} ms",
+        percentile(&alone, 0.5),
+        percentile(&alone, 0.99),
+        percentile(&during, 0.5),
+        percentile(&during, 0.99)
+    );
+    drop(server);
 }
 
 /// Creates the ConfigMap `hot` in `bench-w`, then GETs it per second, [`READERS`] at a time.
@@ -427,58 +727,38 @@ async fn main() {
         rss_load as f64 / 1024.0,
         rss_watch as f64 / 1024.0
     );
-    let mut child = server.child;
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
 
-    // Audit cost: two fresh servers, the hardened default and a policy recording nothing,
-    // measured in alternating rounds (the order flips every round) so that drift and noise on
-    // this shared machine hit both alike.
+    // Audit cost: two fresh servers, the hardened default and a policy recording nothing.
     let audited = start_server(false);
     let quiet = start_server(true);
     let on = ready_clients(&audited).await;
     let off = ready_clients(&quiet).await;
-    let mut rounds = Vec::new();
-    for round in 0..AUDIT_ROUNDS {
-        let tag = format!("r{round}-");
-        let mut figures = [0.0; 4];
-        let order = if round % 2 == 0 {
-            [true, false]
-        } else {
-            [false, true]
-        };
-        for audit in order {
-            let clients = if audit { &on } else { &off };
-            let creates = creates_per_second(clients, seconds, &tag).await;
-            let gets = gets_per_second(clients, seconds).await;
-            let at = if audit { 0 } else { 1 };
-            figures[at] = creates;
-            figures[2 + at] = gets;
-        }
-        rounds.push(figures);
-    }
-    println!("  audit cost (Metadata vs off, {AUDIT_ROUNDS} alternating rounds of {seconds} s):");
-    for (name, at) in [("creates/s", 0), ("gets/s", 2)] {
-        let pairs: Vec<String> = rounds
-            .iter()
-            .map(|r| format!("{:.0} vs {:.0}", r[at], r[at + 1]))
-            .collect();
-        let mut costs: Vec<f64> = rounds
-            .iter()
-            .map(|r| (r[at] - r[at + 1]) / r[at + 1] * 100.0)
-            .collect();
-        costs.sort_by(f64::total_cmp);
-        println!(
-            "    {name:<10} median {:+.1}%  ({})",
-            percentile(&costs, 0.5),
-            pairs.join(", ")
-        );
-    }
-    for server in [audited, quiet] {
-        let mut child = server.child;
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    compare(
+        "audit cost (Metadata vs off)",
+        (&on, audited.child.id()),
+        (&off, quiet.child.id()),
+        seconds,
+    )
+    .await;
+    drop((audited, quiet));
+
+    // Limits cost: the default limits against every limit raised out of the way.
+    let limited = start_server(false);
+    let unlimited = start_server_with(false, &["--dangerous-no-limits"]);
+    let with = ready_clients(&limited).await;
+    let without = ready_clients(&unlimited).await;
+    compare(
+        "limits cost (defaults vs --dangerous-no-limits)",
+        (&with, limited.child.id()),
+        (&without, unlimited.child.id()),
+        seconds,
+    )
+    .await;
+    drop((limited, unlimited));
+
+    stalled_watchers().await;
+    admission_burst(seconds).await;
 }
 
 /// Connects to a freshly started server once it is ready, and creates `bench-w`.

@@ -118,8 +118,8 @@ impl ConnectionTable {
     }
 }
 
-/// One connection's requests: how many are in flight, how many there were, and when it was
-/// last busy.
+/// One connection's requests: how many are in flight, how many there were, when it was last
+/// busy, and the deadlines of its streaming responses.
 #[derive(Debug)]
 pub struct Activity {
     started: Instant,
@@ -127,17 +127,43 @@ pub struct Activity {
     requests: AtomicU64,
     /// Milliseconds after `started` when a request last began or ended.
     last_busy_ms: AtomicU64,
+    /// Streaming responses (watches) by request number, with when each must have ended.
+    deadlines: Mutex<Vec<(u64, Instant)>>,
 }
+
+/// When a streaming response (a watch) must have ended. A handler puts it in the response's
+/// extensions; a stream still open this long after it (its client keeps the HTTP/2 window
+/// closed, so the server cannot even send its end) gets its connection closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamDeadline(pub Instant);
+
+/// How long after its deadline a stream may still be open before its connection is closed.
+pub const OVERDUE_GRACE: Duration = Duration::from_secs(30);
 
 /// Marks one request in flight until dropped (held by the response body, so a streamed
 /// response counts until its last byte).
 #[derive(Debug)]
-pub struct InFlight(Arc<Activity>);
+pub struct InFlight {
+    activity: Arc<Activity>,
+    request: u64,
+}
+
+impl InFlight {
+    /// Records when this request's streaming response must have ended.
+    pub fn set_deadline(&self, deadline: StreamDeadline) {
+        if let Ok(mut deadlines) = self.activity.deadlines.lock() {
+            deadlines.push((self.request, deadline.0));
+        }
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.touch();
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if let Ok(mut deadlines) = self.activity.deadlines.lock() {
+            deadlines.retain(|(request, _)| *request != self.request);
+        }
+        self.activity.touch();
+        self.activity.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -148,6 +174,9 @@ pub enum Expiry {
     NoFirstRequest,
     /// Nothing was in flight for too long.
     Idle,
+    /// A streaming response is still open well past its deadline: its client stopped taking
+    /// its data without closing the connection.
+    OverdueStream,
 }
 
 impl Expiry {
@@ -156,6 +185,7 @@ impl Expiry {
         match self {
             Self::NoFirstRequest => Limit::FirstRequestTimeout,
             Self::Idle => Limit::IdleTimeout,
+            Self::OverdueStream => Limit::WriteStall,
         }
     }
 }
@@ -168,6 +198,7 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
             last_busy_ms: AtomicU64::new(0),
+            deadlines: Mutex::new(Vec::new()),
         })
     }
 
@@ -181,10 +212,22 @@ impl Activity {
 
     /// A request began.
     pub fn begin(self: &Arc<Self>) -> InFlight {
-        self.requests.fetch_add(1, Ordering::AcqRel);
+        let request = self.requests.fetch_add(1, Ordering::AcqRel);
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.touch();
-        InFlight(Arc::clone(self))
+        InFlight {
+            activity: Arc::clone(self),
+            request,
+        }
+    }
+
+    /// The earliest time a streaming response becomes overdue.
+    fn first_overdue(&self) -> Option<Instant> {
+        let deadlines = self.deadlines.lock().ok()?;
+        deadlines
+            .iter()
+            .map(|(_, deadline)| *deadline + OVERDUE_GRACE)
+            .min()
     }
 
     /// When [`Activity::expired`] could next become true if nothing happens meanwhile (the
@@ -193,8 +236,10 @@ impl Activity {
         if self.requests.load(Ordering::Acquire) == 0 {
             return self.started + first_request;
         }
+        let overdue = self.first_overdue();
         if self.in_flight.load(Ordering::Acquire) > 0 {
-            return Instant::now() + idle;
+            let recheck = Instant::now() + idle;
+            return overdue.map_or(recheck, |o| o.min(recheck));
         }
         self.started + Duration::from_millis(self.last_busy_ms.load(Ordering::Acquire)) + idle
     }
@@ -206,6 +251,9 @@ impl Activity {
         let as_ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         if self.requests.load(Ordering::Acquire) == 0 {
             return (now >= as_ms(first_request)).then_some(Expiry::NoFirstRequest);
+        }
+        if self.first_overdue().is_some_and(|o| o <= Instant::now()) {
+            return Some(Expiry::OverdueStream);
         }
         if self.in_flight.load(Ordering::Acquire) > 0 {
             return None;
@@ -409,6 +457,17 @@ mod tests {
         drop(request);
         assert_eq!(activity.expired(zero, long), None);
         assert_eq!(activity.expired(zero, zero), Some(Expiry::Idle));
+        // A stream open past its deadline and the grace closes the connection; one that
+        // ended is forgotten.
+        let watch = activity.begin();
+        watch.set_deadline(StreamDeadline(Instant::now() + Duration::from_secs(600)));
+        assert_eq!(activity.expired(long, long), None);
+        drop(watch);
+        let stuck = activity.begin();
+        stuck.set_deadline(StreamDeadline(Instant::now() - OVERDUE_GRACE));
+        assert_eq!(activity.expired(long, long), Some(Expiry::OverdueStream));
+        drop(stuck);
+        assert_eq!(activity.expired(long, long), None);
     }
 
     #[test]

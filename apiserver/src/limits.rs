@@ -262,6 +262,45 @@ impl Limit {
     }
 }
 
+/// Refuses a request whose target or headers are over the request limits (414 and 431, with a
+/// `Status` body), right after authentication (so the audit event names who sent it) and
+/// before anything else reads them.
+pub fn check_head(
+    limits: &RequestLimits,
+    parts: &http::request::Parts,
+) -> Result<(), crate::error::ApiError> {
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or(parts.uri.path().len(), |p| p.as_str().len());
+    if target > limits.max_uri_bytes {
+        crate::audit_record::note_limit(Limit::UriBytes);
+        return Err(crate::error::ApiError::new(
+            bulwark_api::StatusReason::UriTooLong,
+            format!(
+                "the request target is {target} bytes long, over the limit of {} bytes",
+                limits.max_uri_bytes
+            ),
+        ));
+    }
+    let headers: usize = parts
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers > limits.max_header_bytes {
+        crate::audit_record::note_limit(Limit::HeaderBytes);
+        return Err(crate::error::ApiError::new(
+            bulwark_api::StatusReason::RequestHeaderFieldsTooLarge,
+            format!(
+                "the request headers are {headers} bytes, over the limit of {} bytes",
+                limits.max_header_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Serialized JSON size of `value` if it is at most `limit` bytes, or None: counts without
 /// building the text and stops as soon as the limit is passed, so measuring costs at most
 /// `limit` bytes of work.

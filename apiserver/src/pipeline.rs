@@ -1,7 +1,8 @@
 //! The request pipeline, in order (DESIGN.md "Request pipeline"):
 //!
-//! 1. authenticate (client certificate or bearer token; anonymous gets 401), then apply
-//!    impersonation headers if the caller may impersonate,
+//! 1. authenticate (client certificate or bearer token; anonymous gets 401), refuse a request
+//!    head over the limits (414, 431), then apply impersonation headers if the caller may
+//!    impersonate,
 //! 2. work out what is asked (non-resource path, discovery, or a resource request),
 //! 3. authorize (403 with the reason),
 //! 4. dispatch to the handler (decoding, validation and admission happen there, per verb),
@@ -143,7 +144,7 @@ async fn run<E: Engine>(
         }
     };
     log.audit.user = Some(audit_user(&user));
-    if let Err(refused) = check_head(&state.limits.request, parts) {
+    if let Err(refused) = crate::limits::check_head(&state.limits.request, parts) {
         log.audit.verb = unauthenticated_verb(parts);
         return Err(refused);
     }
@@ -295,45 +296,6 @@ async fn run<E: Engine>(
         }
         None => non_resource(state, &parts.method, path, &parts.headers),
     }
-}
-
-/// Refuses a request whose target or headers are over the request limits (414 and 431, with a
-/// `Status` body), before anything else reads them.
-fn check_head(
-    limits: &crate::limits::RequestLimits,
-    parts: &http::request::Parts,
-) -> Result<(), ApiError> {
-    use crate::limits::Limit;
-    let target = parts
-        .uri
-        .path_and_query()
-        .map_or(parts.uri.path().len(), |p| p.as_str().len());
-    if target > limits.max_uri_bytes {
-        crate::audit_record::note_limit(Limit::UriBytes);
-        return Err(ApiError::new(
-            StatusReason::UriTooLong,
-            format!(
-                "the request target is {target} bytes long, over the limit of {} bytes",
-                limits.max_uri_bytes
-            ),
-        ));
-    }
-    let headers: usize = parts
-        .headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len())
-        .sum();
-    if headers > limits.max_header_bytes {
-        crate::audit_record::note_limit(Limit::HeaderBytes);
-        return Err(ApiError::new(
-            StatusReason::RequestHeaderFieldsTooLarge,
-            format!(
-                "the request headers are {headers} bytes, over the limit of {} bytes",
-                limits.max_header_bytes
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// Whether the service account a token is bound to still exists with the same uid.

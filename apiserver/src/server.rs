@@ -17,7 +17,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use crate::auth::ConnInfo;
-use crate::connections::{Activity, ConnectionSlot, ConnectionTable, RefusalLog, TrackedBody};
+use crate::connections::{
+    Activity, ConnectionSlot, ConnectionTable, RefusalLog, StreamDeadline, TrackedBody,
+};
 use crate::limits::{ConnectionLimits, Limit};
 use crate::pipeline;
 use crate::stall_io::StallGuardedIo;
@@ -47,9 +49,13 @@ struct Listener<E: Engine> {
 }
 
 impl<E: Engine> Listener<E> {
+    /// Counts a connection closed by `limit`; all but idle closes (routine hygiene for
+    /// long-lived clients, not a refusal) also go into the next audit summary.
     fn refuse(&self, limit: Limit, peer: IpAddr) {
         self.state.metrics.limit_refused(limit);
-        self.refusals.record(limit, peer);
+        if limit != Limit::IdleTimeout {
+            self.refusals.record(limit, peer);
+        }
     }
 }
 
@@ -212,6 +218,9 @@ async fn serve_connection<E: Engine>(
         async move {
             let request = request.map(axum::body::Body::new);
             let response = pipeline::handle(state, request).await;
+            if let Some(deadline) = response.extensions().get::<StreamDeadline>() {
+                in_flight.set_deadline(*deadline);
+            }
             Ok::<_, std::convert::Infallible>(response.map(|b| TrackedBody::new(b, in_flight)))
         }
     });

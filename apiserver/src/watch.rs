@@ -267,6 +267,9 @@ pub async fn watch<E: Engine>(ctx: &Ctx<'_, E>) -> Result<Response, ApiError> {
         .status(http::StatusCode::OK)
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(http::header::CACHE_CONTROL, "no-cache, private")
+        .extension(crate::connections::StreamDeadline(
+            std::time::Instant::now() + timeout,
+        ))
         .body(Body::from_stream(stream))
         .map_err(ApiError::internal)
 }
