@@ -128,6 +128,38 @@ async fn watch_hot(c: ApiClient, rv: String, opened: Arc<AtomicU64>, mut each: i
     assert_eq!(seen, WATCH_EVENTS, "watch ended early");
 }
 
+/// Creates `count` objects at `path`, [`WRITERS`] at a time, the `i`-th with body `make(i)`.
+async fn fill(
+    clients: &[ApiClient],
+    path: &'static str,
+    count: usize,
+    make: impl Fn(u64) -> serde_json::Value + Send + Sync + 'static,
+) {
+    let make = Arc::new(make);
+    let next = Arc::new(AtomicU64::new(0));
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let (c, next, make) = (
+            clients[w % clients.len()].clone(),
+            Arc::clone(&next),
+            Arc::clone(&make),
+        );
+        writers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count as u64 {
+                    break;
+                }
+                let r = c.post_json(path, &make(i)).await.unwrap();
+                assert_eq!(r.status.as_u16(), 201);
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+}
+
 /// The resourceVersion a list was read at.
 async fn list_revision(c: &ApiClient, path: &str) -> String {
     c.get(path).await.unwrap().json()["metadata"]["resourceVersion"]
@@ -368,30 +400,13 @@ async fn stalled_watchers() {
     let pid = server.child.id();
     let clients = ready_clients(&server).await;
     let creds = Credentials::from_kubeconfig(&server.kubeconfig).unwrap();
-    let next = Arc::new(AtomicU64::new(0));
-    let mut fill = Vec::new();
-    for w in 0..WRITERS {
-        let (c, next) = (clients[w % clients.len()].clone(), Arc::clone(&next));
-        fill.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= OBJECTS as u64 {
-                    break;
-                }
-                let r = c
-                    .post_json(
-                        "/api/v1/namespaces/bench-w/configmaps",
-                        &json!({"metadata": {"name": format!("fill-{i:05}")}, "data": {"k": "v".repeat(1024)}}),
-                    )
-                    .await
-                    .unwrap();
-                assert_eq!(r.status.as_u16(), 201);
-            }
-        }));
-    }
-    for f in fill {
-        f.await.unwrap();
-    }
+    fill(
+        &clients,
+        "/api/v1/namespaces/bench-w/configmaps",
+        OBJECTS,
+        |i| json!({"metadata": {"name": format!("fill-{i:05}")}, "data": {"k": "v".repeat(1024)}}),
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle = rss_kib(pid);
     let peak = Arc::new(AtomicU64::new(idle));
@@ -588,24 +603,10 @@ async fn main() {
 
     let before_fill = list_revision(&c0, "/api/v1/namespaces/bench-w/configmaps?limit=1").await;
     // 10,000 ConfigMaps in one namespace, listed whole.
-    let next = Arc::new(AtomicU64::new(0));
-    let mut fill = Vec::new();
-    for w in 0..WRITERS {
-        let (c, next) = (clients[w % clients.len()].clone(), Arc::clone(&next));
-        fill.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= LIST_OBJECTS as u64 {
-                    break;
-                }
-                let r = c.post_json("/api/v1/namespaces/bench-l/configmaps", &json!({"metadata": {"name": format!("item-{i:05}"), "labels": {"bench": "list"}}, "data": {"k": "v".repeat(256)}})).await.unwrap();
-                assert_eq!(r.status.as_u16(), 201);
-            }
-        }));
-    }
-    for f in fill {
-        f.await.unwrap();
-    }
+    fill(&clients, "/api/v1/namespaces/bench-l/configmaps", LIST_OBJECTS, |i| {
+        json!({"metadata": {"name": format!("item-{i:05}"), "labels": {"bench": "list"}}, "data": {"k": "v".repeat(256)}})
+    })
+    .await;
     let mut list_ms = Vec::new();
     for _ in 0..10 {
         let t = Instant::now();

@@ -381,6 +381,15 @@ async fn read_until_closed<R: tokio::io::AsyncRead + Unpin>(
     read.ok().map(|()| out)
 }
 
+/// The answer of [`raw_request`] is a `Status` of `code` and `reason`.
+fn assert_raw_status((got, body): (u16, Value), code: u16, reason: &str) {
+    assert_eq!(
+        (got, body["reason"].as_str()),
+        (code, Some(reason)),
+        "{body}"
+    );
+}
+
 /// One request over raw HTTP/1.1 (the connection closes after it); the response's status
 /// line code and body.
 async fn raw_request(s: &TestServer, with_cert: bool, head: &str, body: &[u8]) -> (u16, Value) {
@@ -430,46 +439,35 @@ async fn malformed_requests_get_status_answers() {
         .await
         .unwrap();
     assert_status(&r, 431, "RequestHeaderFieldsTooLarge");
-    let (code, body) = raw_request(
-        &s,
-        true,
-        &format!("GET {long} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
-        b"",
-    )
-    .await;
-    assert_eq!(
-        (code, body["reason"].as_str()),
-        (414, Some("RequestURITooLong")),
-        "{body}"
+    assert_raw_status(
+        raw_request(
+            &s,
+            true,
+            &format!("GET {long} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+            b"",
+        )
+        .await,
+        414,
+        "RequestURITooLong",
     );
     // (Beyond 100 headers hyper itself refuses an HTTP/1.1 head, with a bare 431.)
     let flood: String = (0..10).map(|i| format!("x-h{i}: {big}\r\n")).collect();
-    let (code, body) = raw_request(
-        &s,
-        true,
-        &format!("GET /api HTTP/1.1\r\nHost: localhost\r\n{flood}Connection: close\r\n\r\n"),
-        b"",
-    )
-    .await;
-    assert_eq!(
-        (code, body["reason"].as_str()),
-        (431, Some("RequestHeaderFieldsTooLarge")),
-        "{body}"
+    assert_raw_status(
+        raw_request(
+            &s,
+            true,
+            &format!("GET /api HTTP/1.1\r\nHost: localhost\r\n{flood}Connection: close\r\n\r\n"),
+            b"",
+        )
+        .await,
+        431,
+        "RequestHeaderFieldsTooLarge",
     );
 
     // A body sent too slowly: 408 once the body read timeout passes.
-    let (code, body) = raw_request(
-        &s,
-        true,
-        "POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\nConnection: close\r\n\r\n",
-        b"{\"metadata\"",
-    )
-    .await;
-    assert_eq!(
-        (code, body["reason"].as_str()),
-        (408, Some("Timeout")),
-        "{body}"
-    );
+    let slow = "POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\nConnection: close\r\n\r\n";
+    let answer = raw_request(&s, true, slow, b"{\"metadata\"").await;
+    assert_raw_status(answer, 408, "Timeout");
 
     // Smuggling: both Content-Length and Transfer-Encoding is refused by the HTTP layer.
     let (code, _) = raw_request(
@@ -489,18 +487,11 @@ async fn malformed_requests_get_status_answers() {
             .encode(br#"{"sub":"system:serviceaccount:kube-system:admin"}"#)
     );
     for token in [none.as_str(), "a.b.c", "e30.e30.AAAA"] {
-        let (code, body) = raw_request(
-            &s,
-            false,
-            &format!("GET /api/v1/namespaces HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"),
-            b"",
-        )
-        .await;
-        assert_eq!(
-            (code, body["reason"].as_str()),
-            (401, Some("Unauthorized")),
-            "{body}"
+        let head = format!(
+            "GET /api/v1/namespaces HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
         );
+        let answer = raw_request(&s, false, &head, b"").await;
+        assert_raw_status(answer, 401, "Unauthorized");
     }
 
     // Deeply nested and oversized bodies.

@@ -303,7 +303,8 @@ impl http_body::Body for TrackedBody {
 /// Counts connection-level refusals per limit and source between summaries.
 #[derive(Debug, Default)]
 pub struct RefusalLog {
-    pending: Mutex<HashMap<(Limit, SourceKey), u64>>,
+    /// Refusals per limit and source; `None` counts the sources there was no room to name.
+    pending: Mutex<HashMap<(Limit, Option<SourceKey>), u64>>,
 }
 
 /// Sources named in one summary, busiest first.
@@ -318,8 +319,9 @@ const MAX_PENDING: usize = 4096;
 pub struct RefusalSummary {
     /// Refusals per limit.
     pub per_limit: Vec<(Limit, u64)>,
-    /// The busiest sources with their refusals.
-    pub top_sources: Vec<(SourceKey, u64)>,
+    /// The busiest sources with their refusals (`None`: sources not named, past the log's
+    /// room).
+    pub top_sources: Vec<(Option<SourceKey>, u64)>,
 }
 
 impl RefusalLog {
@@ -328,15 +330,10 @@ impl RefusalLog {
         let Ok(mut pending) = self.pending.lock() else {
             return;
         };
-        let key = (limit, SourceKey::of(peer));
+        let key = (limit, Some(SourceKey::of(peer)));
         if pending.len() >= MAX_PENDING && !pending.contains_key(&key) {
             // Keep counting under a catch-all source.
-            *pending
-                .entry((
-                    limit,
-                    SourceKey(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)),
-                ))
-                .or_insert(0) += 1;
+            *pending.entry((limit, None)).or_insert(0) += 1;
             return;
         }
         *pending.entry(key).or_insert(0) += 1;
@@ -349,7 +346,7 @@ impl RefusalLog {
             return None;
         }
         let mut per_limit: HashMap<Limit, u64> = HashMap::new();
-        let mut per_source: HashMap<SourceKey, u64> = HashMap::new();
+        let mut per_source: HashMap<Option<SourceKey>, u64> = HashMap::new();
         for ((limit, source), n) in pending {
             *per_limit.entry(limit).or_insert(0) += n;
             *per_source.entry(source).or_insert(0) += n;
@@ -377,7 +374,10 @@ impl RefusalSummary {
         let sources: Vec<String> = self
             .top_sources
             .iter()
-            .map(|(s, n)| format!("{s}={n}"))
+            .map(|(s, n)| match s {
+                Some(source) => format!("{source}={n}"),
+                None => format!("others={n}"),
+            })
             .collect();
         let total: u64 = self.per_limit.iter().map(|(_, n)| n).sum();
         bulwark_audit::Event::component(
@@ -471,6 +471,25 @@ mod tests {
     }
 
     #[test]
+    fn a_flood_from_many_sources_keeps_the_log_bounded() {
+        let log = RefusalLog::default();
+        for i in 0..(MAX_PENDING as u32 + 100) {
+            log.record(
+                Limit::Connections,
+                IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)),
+            );
+        }
+        let summary = log.take().unwrap();
+        assert_eq!(
+            summary.per_limit,
+            vec![(Limit::Connections, MAX_PENDING as u64 + 100)]
+        );
+        assert_eq!(summary.top_sources[0], (None, 100));
+        let event = summary.event(Duration::from_secs(60));
+        assert!(event.annotations["limits.bulwark.dev/sources"].starts_with("others=100,"));
+    }
+
+    #[test]
     fn refusals_are_summarised_busiest_source_first() {
         let log = RefusalLog::default();
         let a = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
@@ -487,7 +506,7 @@ mod tests {
                 (Limit::FirstRequestTimeout, 1)
             ]
         );
-        assert_eq!(summary.top_sources[0], (SourceKey::of(a), 3));
+        assert_eq!(summary.top_sources[0], (Some(SourceKey::of(a)), 3));
         let event = summary.event(Duration::from_secs(60));
         assert_eq!(
             event.annotations["limits.bulwark.dev/refused"],
