@@ -98,6 +98,13 @@ pub(crate) struct LimitArgs {
     dangerous_no_limits: bool,
 }
 
+/// Puts a flag's value, if it was given, in place of the default.
+fn set<T: Copy>(target: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *target = v;
+    }
+}
+
 impl LimitArgs {
     /// The defaults with every given flag applied.
     pub(crate) fn limits(&self) -> Limits {
@@ -105,16 +112,6 @@ impl LimitArgs {
             Limits::dangerous_unlimited()
         } else {
             Limits::default()
-        };
-        let set = |target: &mut usize, value: Option<usize>| {
-            if let Some(v) = value {
-                *target = v;
-            }
-        };
-        let set_time = |target: &mut Duration, value: Option<Duration>| {
-            if let Some(v) = value {
-                *target = v;
-            }
         };
         set(
             &mut l.request.max_requests_inflight,
@@ -136,7 +133,7 @@ impl LimitArgs {
         );
         set(&mut l.request.max_uri_bytes, self.max_uri_bytes);
         set(&mut l.request.max_header_bytes, self.max_header_bytes);
-        set_time(&mut l.request.body_read_timeout, self.body_read_timeout);
+        set(&mut l.request.body_read_timeout, self.body_read_timeout);
         set(&mut l.watches.max_watches, self.max_watches);
         set(
             &mut l.watches.max_watches_per_user,
@@ -147,25 +144,26 @@ impl LimitArgs {
             &mut l.connections.max_connections_per_source,
             self.max_connections_per_source,
         );
-        set_time(
+        set(
             &mut l.connections.handshake_timeout,
             self.tls_handshake_timeout,
         );
-        set_time(
+        set(
             &mut l.connections.first_request_timeout,
             self.first_request_timeout,
         );
-        set_time(
+        set(
             &mut l.connections.idle_timeout,
             self.idle_connection_timeout,
         );
-        set_time(
+        set(
             &mut l.connections.write_stall_timeout,
             self.write_stall_timeout,
         );
-        if let Some(n) = self.http2_max_streams_per_connection {
-            l.connections.max_streams_per_connection = n;
-        }
+        set(
+            &mut l.connections.max_streams_per_connection,
+            self.http2_max_streams_per_connection,
+        );
         l
     }
 }

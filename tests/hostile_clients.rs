@@ -79,6 +79,25 @@ fn tenant(s: &TestServer) -> std::path::PathBuf {
     alice
 }
 
+/// `kubectl patch --type=json --patch-file` of ConfigMap `bomb` in `team-a` with `ops`, as
+/// `who`.
+fn json_patch_bomb(s: &TestServer, who: &std::path::Path, ops: &[Value]) -> (bool, String) {
+    let file = s.dir.path().join("bomb.json");
+    std::fs::write(&file, serde_json::to_vec(ops).unwrap()).unwrap();
+    let file = file.to_str().unwrap();
+    let args = [
+        "-n",
+        "team-a",
+        "patch",
+        "configmap",
+        "bomb",
+        "--type=json",
+        "--patch-file",
+        file,
+    ];
+    run(s, who, &args)
+}
+
 #[test]
 fn a_tenant_cannot_exhaust_the_server_with_patches_or_pods() {
     let mut s = TestServer::start();
@@ -92,22 +111,7 @@ fn a_tenant_cannot_exhaust_the_server_with_patches_or_pods() {
     for i in 0..24 {
         ops.push(json!({"op": "copy", "from": "/metadata/annotations", "path": format!("/metadata/annotations/c{i}")}));
     }
-    let bomb = s.dir.path().join("bomb.json");
-    std::fs::write(&bomb, serde_json::to_vec(&ops).unwrap()).unwrap();
-    let (ok, out) = run(
-        &s,
-        &alice,
-        &[
-            "-n",
-            "team-a",
-            "patch",
-            "configmap",
-            "bomb",
-            "--type=json",
-            "--patch-file",
-            bomb.to_str().unwrap(),
-        ],
-    );
+    let (ok, out) = json_patch_bomb(&s, &alice, &ops);
     assert!(!ok, "{out}");
     assert!(
         out.contains("RequestEntityTooLarge") && out.contains("would copy more than the limit"),
@@ -124,21 +128,7 @@ fn a_tenant_cannot_exhaust_the_server_with_patches_or_pods() {
     let many: Vec<Value> = (0..10_001)
         .map(|_| json!({"op": "test", "path": "/data/a", "value": "b"}))
         .collect();
-    std::fs::write(&bomb, serde_json::to_vec(&many).unwrap()).unwrap();
-    let (ok, out) = run(
-        &s,
-        &alice,
-        &[
-            "-n",
-            "team-a",
-            "patch",
-            "configmap",
-            "bomb",
-            "--type=json",
-            "--patch-file",
-            bomb.to_str().unwrap(),
-        ],
-    );
+    let (ok, out) = json_patch_bomb(&s, &alice, &many);
     assert!(
         !ok && out.contains("maximum operations in a JSON patch is 10000"),
         "{out}"

@@ -62,7 +62,7 @@ fn main() {
         black_box(check_head(black_box(&limits.request), black_box(&parts))).unwrap();
     });
 
-    let table = ConnectionTable::new(&limits.connections);
+    let table = ConnectionTable::new(&limits.connections, Default::default());
     let peer: std::net::IpAddr = "10.1.2.3".parse().unwrap();
     let connection = time(1_000_000, || {
         black_box(table.admit(black_box(peer)).unwrap());
@@ -85,10 +85,9 @@ fn main() {
         drop(request);
     });
 
-    let slots = WatchSlots::new(&limits.watches);
-    let gauge = prometheus_client::metrics::gauge::Gauge::default();
+    let slots = WatchSlots::new(&limits.watches, Default::default());
     let watch = time(1_000_000, || {
-        black_box(slots.acquire(black_box("system:admin"), &gauge).unwrap());
+        black_box(slots.acquire(black_box("system:admin")).unwrap());
     });
 
     let object = json!({"apiVersion": "v1", "kind": "ConfigMap",

@@ -48,12 +48,13 @@ impl std::fmt::Display for SourceKey {
     }
 }
 
-/// Open connections, in total and per source.
+/// Open connections, in total and per source (and in the `bulwark_open_connections` gauge).
 #[derive(Debug)]
 pub struct ConnectionTable {
     max_total: usize,
     max_per_source: usize,
     open: Mutex<Open>,
+    gauge: prometheus_client::metrics::gauge::Gauge,
 }
 
 #[derive(Debug, Default)]
@@ -71,6 +72,7 @@ pub struct ConnectionSlot {
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
+        self.table.gauge.dec();
         if let Ok(mut open) = self.table.open.lock() {
             open.total = open.total.saturating_sub(1);
             if let Some(n) = open.per_source.get_mut(&self.source) {
@@ -84,12 +86,16 @@ impl Drop for ConnectionSlot {
 }
 
 impl ConnectionTable {
-    /// A table enforcing `limits`' connection caps.
-    pub fn new(limits: &ConnectionLimits) -> Arc<Self> {
+    /// A table enforcing `limits`' connection caps, showing its open connections in `gauge`.
+    pub fn new(
+        limits: &ConnectionLimits,
+        gauge: prometheus_client::metrics::gauge::Gauge,
+    ) -> Arc<Self> {
         Arc::new(Self {
             max_total: limits.max_connections,
             max_per_source: limits.max_connections_per_source,
             open: Mutex::new(Open::default()),
+            gauge,
         })
     }
 
@@ -106,6 +112,7 @@ impl ConnectionTable {
         }
         *from_source += 1;
         open.total += 1;
+        self.gauge.inc();
         Ok(ConnectionSlot {
             table: Arc::clone(self),
             source,
@@ -410,7 +417,7 @@ mod tests {
 
     #[test]
     fn caps_per_source_and_in_total_and_frees_on_drop() {
-        let table = ConnectionTable::new(&limits(3, 2));
+        let table = ConnectionTable::new(&limits(3, 2), Default::default());
         let a = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
         let b = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
         let a1 = table.admit(a).unwrap();
@@ -418,15 +425,15 @@ mod tests {
         assert_eq!(table.admit(a).unwrap_err(), Limit::ConnectionsPerSource);
         let _b1 = table.admit(b).unwrap();
         assert_eq!(table.admit(b).unwrap_err(), Limit::Connections);
-        assert_eq!(table.open(), 3);
+        assert_eq!((table.open(), table.gauge.get()), (3, 3));
         drop(a1);
-        assert_eq!(table.open(), 2);
+        assert_eq!((table.open(), table.gauge.get()), (2, 2));
         assert!(table.admit(a).is_ok());
     }
 
     #[test]
     fn ipv6_sources_are_grouped_by_64() {
-        let table = ConnectionTable::new(&limits(10, 1));
+        let table = ConnectionTable::new(&limits(10, 1), Default::default());
         let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
         let same_64: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
         let other_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();

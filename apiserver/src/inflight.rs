@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use bulwark_api::StatusReason;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
@@ -26,16 +25,7 @@ impl InflightLimit {
     /// A slot for one request, or 429.
     pub fn acquire(&self) -> Result<OwnedSemaphorePermit, ApiError> {
         Arc::clone(&self.permits).try_acquire_owned().map_err(|_| {
-            crate::audit_record::note_limit(crate::limits::Limit::Inflight);
-            let mut err = ApiError::new(
-                StatusReason::TooManyRequests,
-                "too many requests, please try again later",
-            );
-            err.0.details = Some(bulwark_api::status::StatusDetails {
-                retry_after_seconds: Some(1),
-                ..Default::default()
-            });
-            err
+            crate::limits::Limit::Inflight.too_many("too many requests, please try again later")
         })
     }
 }

@@ -91,6 +91,9 @@ pub fn default_state<E: Engine>(
             Arc::clone(keys),
         )));
     }
+    let metrics = metrics::Metrics::default();
+    let watch_slots =
+        watch_slots::WatchSlots::new(&limits::WatchLimits::default(), metrics.watches.clone());
     ApiState {
         store,
         tokens,
@@ -105,11 +108,11 @@ pub fn default_state<E: Engine>(
         )),
         namespace_labels: Arc::default(),
         events: Arc::default(),
-        metrics: metrics::Metrics::default(),
+        metrics,
         inflight: inflight::InflightLimit::default(),
         admission_gate: admission_gate::AdmissionGate::default(),
         limits: limits::Limits::default(),
-        watch_slots: watch_slots::WatchSlots::new(&limits::WatchLimits::default()),
+        watch_slots,
         ready: std::sync::atomic::AtomicBool::new(false),
     }
 }

@@ -248,6 +248,27 @@ impl Limit {
         }
     }
 
+    /// The answer of a request this limit refuses: a `Status` of `reason` with `message`,
+    /// and the limit noted for the request's audit event and `/metrics`.
+    pub fn refuse(
+        self,
+        reason: bulwark_api::StatusReason,
+        message: impl Into<String>,
+    ) -> crate::error::ApiError {
+        crate::audit_record::note_limit(self);
+        crate::error::ApiError::new(reason, message)
+    }
+
+    /// [`Limit::refuse`] with 429 and `Retry-After: 1`: the client may try again shortly.
+    pub fn too_many(self, message: impl Into<String>) -> crate::error::ApiError {
+        let mut err = self.refuse(bulwark_api::StatusReason::TooManyRequests, message);
+        err.0.details = Some(bulwark_api::status::StatusDetails {
+            retry_after_seconds: Some(1),
+            ..Default::default()
+        });
+        err
+    }
+
     /// Whether the limit acts on connections (before any request exists).
     pub fn is_connection_level(self) -> bool {
         matches!(
@@ -274,8 +295,7 @@ pub fn check_head(
         .path_and_query()
         .map_or(parts.uri.path().len(), |p| p.as_str().len());
     if target > limits.max_uri_bytes {
-        crate::audit_record::note_limit(Limit::UriBytes);
-        return Err(crate::error::ApiError::new(
+        return Err(Limit::UriBytes.refuse(
             bulwark_api::StatusReason::UriTooLong,
             format!(
                 "the request target is {target} bytes long, over the limit of {} bytes",
@@ -289,8 +309,7 @@ pub fn check_head(
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
     if headers > limits.max_header_bytes {
-        crate::audit_record::note_limit(Limit::HeaderBytes);
-        return Err(crate::error::ApiError::new(
+        return Err(Limit::HeaderBytes.refuse(
             bulwark_api::StatusReason::RequestHeaderFieldsTooLarge,
             format!(
                 "the request headers are {headers} bytes, over the limit of {} bytes",
@@ -299,6 +318,40 @@ pub fn check_head(
         ));
     }
     Ok(())
+}
+
+/// Refuses a pod or pod template with more containers than the request limits allow (422):
+/// admission evaluates every container, so this bounds its work per object.
+pub fn check_container_count(
+    def: &crate::registry::ResourceDef,
+    object: &serde_json::Value,
+    limits: &RequestLimits,
+) -> Result<(), crate::error::ApiError> {
+    let Some(view) = bulwark_admission::workload::pod_view(def.group, def.kind, object) else {
+        return Ok(());
+    };
+    let count = bulwark_admission::workload::container_count(view.spec);
+    if count <= limits.max_containers_per_pod {
+        return Ok(());
+    }
+    let field = match bulwark_admission::workload::template_pointer(def.group, def.kind) {
+        Some("") | None => "spec".to_owned(),
+        Some(pointer) => format!("{}.spec", pointer.trim_start_matches('/').replace('/', ".")),
+    };
+    crate::audit_record::note_limit(Limit::ContainersPerPod);
+    Err(bulwark_api::Status::invalid(
+        def.group,
+        def.kind,
+        crate::object::meta_str(object, "name").unwrap_or_default(),
+        vec![bulwark_api::StatusCause::invalid(
+            &field,
+            format!(
+                "Too many: {count}: must have at most {} containers (init, regular and ephemeral together)",
+                limits.max_containers_per_pod
+            ),
+        )],
+    )
+    .into())
 }
 
 /// Serialized JSON size of `value` if it is at most `limit` bytes, or None: counts without

@@ -169,8 +169,7 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 fn too_large(limit: usize) -> ApiError {
-    crate::audit_record::note_limit(crate::limits::Limit::BodyBytes);
-    ApiError::new(
+    crate::limits::Limit::BodyBytes.refuse(
         StatusReason::RequestEntityTooLarge,
         format!("the request body is too large: limit is {limit} bytes"),
     )
@@ -193,8 +192,7 @@ pub async fn read_body(
     }
     let read = tokio::time::timeout(limits.body_read_timeout, axum::body::to_bytes(body, limit));
     let Ok(read) = read.await else {
-        crate::audit_record::note_limit(crate::limits::Limit::BodyReadTimeout);
-        return Err(ApiError::new(
+        return Err(crate::limits::Limit::BodyReadTimeout.refuse(
             StatusReason::RequestTimeout,
             format!(
                 "the request body did not arrive within {} seconds",

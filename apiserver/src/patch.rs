@@ -61,8 +61,7 @@ impl Default for PatchBudget {
 }
 
 fn over_budget(limit: crate::limits::Limit, message: String) -> ApiError {
-    crate::audit_record::note_limit(limit);
-    ApiError::new(StatusReason::RequestEntityTooLarge, message)
+    limit.refuse(StatusReason::RequestEntityTooLarge, message)
 }
 
 /// Applies a patch to `original` within `budget`: a patch whose operations, copies or result

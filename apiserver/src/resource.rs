@@ -181,7 +181,7 @@ impl<E: Engine> Ctx<'_, E> {
             dry_run,
         };
         if let Some(object) = object {
-            check_container_count(self.def(), object, &self.state.limits.request)?;
+            crate::limits::check_container_count(self.def(), object, &self.state.limits.request)?;
         }
         // Admission is CPU work that grows with the object: it runs in a bounded number at a
         // time, each off the async workers, so that heavy writes queue behind each other
@@ -196,40 +196,6 @@ impl<E: Engine> Ctx<'_, E> {
         };
         crate::admission_gate::off_the_workers(run)
     }
-}
-
-/// Refuses a pod or pod template with more containers than the request limits allow (422):
-/// admission evaluates every container, so this bounds its work per object.
-fn check_container_count(
-    def: &ResourceDef,
-    object: &Value,
-    limits: &crate::limits::RequestLimits,
-) -> Result<(), ApiError> {
-    let Some(view) = bulwark_admission::workload::pod_view(def.group, def.kind, object) else {
-        return Ok(());
-    };
-    let count = bulwark_admission::workload::container_count(view.spec);
-    if count <= limits.max_containers_per_pod {
-        return Ok(());
-    }
-    crate::audit_record::note_limit(crate::limits::Limit::ContainersPerPod);
-    let field = match bulwark_admission::workload::template_pointer(def.group, def.kind) {
-        Some("") | None => "spec".to_owned(),
-        Some(pointer) => format!("{}.spec", pointer.trim_start_matches('/').replace('/', ".")),
-    };
-    Err(Status::invalid(
-        def.group,
-        def.kind,
-        meta_str(object, "name").unwrap_or_default(),
-        vec![bulwark_api::StatusCause::invalid(
-            &field,
-            format!(
-                "Too many: {count}: must have at most {} containers (init, regular and ephemeral together)",
-                limits.max_containers_per_pod
-            ),
-        )],
-    )
-    .into())
 }
 
 /// Decodes through the upstream type and applies `fieldValidation`; returns the pruned object

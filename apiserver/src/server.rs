@@ -67,7 +67,7 @@ pub async fn serve<E: Engine>(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) {
     let limits = state.limits.connections.clone();
-    let table = ConnectionTable::new(&limits);
+    let table = ConnectionTable::new(&limits, state.metrics.connections.clone());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let shared = Arc::new(Listener {
         state: Arc::clone(&state),
@@ -163,15 +163,6 @@ async fn record_summary<E: Engine>(
     }
 }
 
-/// Counts an open connection in `/metrics` while it lives.
-struct OpenGauge<'a>(&'a prometheus_client::metrics::gauge::Gauge);
-
-impl Drop for OpenGauge<'_> {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
 async fn serve_connection<E: Engine>(
     listener: Arc<Listener<E>>,
     tcp: TcpStream,
@@ -180,8 +171,6 @@ async fn serve_connection<E: Engine>(
 ) {
     let _slot = slot;
     let limits = &listener.limits;
-    listener.state.metrics.connections.inc();
-    let _gauge = OpenGauge(&listener.state.metrics.connections);
     let tls =
         match tokio::time::timeout(limits.handshake_timeout, listener.acceptor.accept(tcp)).await {
             Ok(Ok(tls)) => tls,

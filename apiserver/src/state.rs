@@ -16,7 +16,8 @@ impl<E: Engine> ApiState<E> {
     /// enforce them.
     pub fn apply_limits(&mut self, limits: crate::limits::Limits) {
         self.inflight = crate::inflight::InflightLimit::new(limits.request.max_requests_inflight);
-        self.watch_slots = crate::watch_slots::WatchSlots::new(&limits.watches);
+        self.watch_slots =
+            crate::watch_slots::WatchSlots::new(&limits.watches, self.metrics.watches.clone());
         self.limits = limits;
     }
 }

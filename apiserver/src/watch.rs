@@ -161,10 +161,7 @@ pub async fn watch<E: Engine>(ctx: &Ctx<'_, E>) -> Result<Response, ApiError> {
         format: ctx.format,
         include: IncludeObject::parse(ctx.query.get("includeObject")),
     };
-    let slot = ctx
-        .state
-        .watch_slots
-        .acquire(&ctx.user.name, &ctx.state.metrics.watches)?;
+    let slot = ctx.state.watch_slots.acquire(&ctx.user.name)?;
     let prefix = storage::collection_prefix(def, ctx.namespace());
     let store = ctx.state.store.clone();
     let page_bytes = ctx.state.limits.watches.initial_page_bytes;

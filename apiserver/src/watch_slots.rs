@@ -6,17 +6,16 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use bulwark_api::StatusReason;
-
 use crate::error::ApiError;
 use crate::limits::{Limit, WatchLimits};
 
-/// The open watches.
+/// The open watches (also shown in the `bulwark_open_watches` gauge).
 #[derive(Debug)]
 pub struct WatchSlots {
     max_total: usize,
     max_per_user: usize,
     open: Mutex<(usize, HashMap<String, usize>)>,
+    gauge: prometheus_client::metrics::gauge::Gauge,
 }
 
 /// One open watch; dropping it (the stream ended or the client went away) frees its place.
@@ -24,12 +23,11 @@ pub struct WatchSlots {
 pub struct WatchSlot {
     slots: Arc<WatchSlots>,
     user: String,
-    gauge: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl Drop for WatchSlot {
     fn drop(&mut self) {
-        self.gauge.dec();
+        self.slots.gauge.dec();
         if let Ok(mut open) = self.slots.open.lock() {
             open.0 = open.0.saturating_sub(1);
             if let Some(n) = open.1.get_mut(&self.user) {
@@ -43,61 +41,42 @@ impl Drop for WatchSlot {
 }
 
 impl WatchSlots {
-    /// Slots under `limits`.
-    pub fn new(limits: &WatchLimits) -> Arc<Self> {
+    /// Slots under `limits`, showing the open watches in `gauge`.
+    pub fn new(limits: &WatchLimits, gauge: prometheus_client::metrics::gauge::Gauge) -> Arc<Self> {
         Arc::new(Self {
             max_total: limits.max_watches,
             max_per_user: limits.max_watches_per_user,
             open: Mutex::new((0, HashMap::new())),
+            gauge,
         })
     }
 
     /// A slot for one watch of `user`, or 429 naming the cap (the refusal is noted for the
     /// request's audit event and metrics).
-    pub fn acquire(
-        self: &Arc<Self>,
-        user: &str,
-        gauge: &prometheus_client::metrics::gauge::Gauge,
-    ) -> Result<WatchSlot, ApiError> {
-        let refused = |limit: Limit, message: String| {
-            crate::audit_record::note_limit(limit);
-            let mut err = ApiError::new(StatusReason::TooManyRequests, message);
-            err.0.details = Some(bulwark_api::status::StatusDetails {
-                retry_after_seconds: Some(1),
-                ..Default::default()
-            });
-            err
-        };
+    pub fn acquire(self: &Arc<Self>, user: &str) -> Result<WatchSlot, ApiError> {
         let mut open = self
             .open
             .lock()
             .map_err(|_| ApiError::internal("the watch table is poisoned"))?;
         if open.0 >= self.max_total {
-            return Err(refused(
-                Limit::Watches,
-                format!(
-                    "too many watches open on this server (limit {}), please try again later",
-                    self.max_total
-                ),
-            ));
+            return Err(Limit::Watches.too_many(format!(
+                "too many watches open on this server (limit {}), please try again later",
+                self.max_total
+            )));
         }
         let mine = open.1.entry(user.to_owned()).or_insert(0);
         if *mine >= self.max_per_user {
-            return Err(refused(
-                Limit::WatchesPerUser,
-                format!(
-                    "user {user:?} has too many watches open (limit {}); close some first",
-                    self.max_per_user
-                ),
-            ));
+            return Err(Limit::WatchesPerUser.too_many(format!(
+                "user {user:?} has too many watches open (limit {}); close some first",
+                self.max_per_user
+            )));
         }
         *mine += 1;
         open.0 += 1;
-        gauge.inc();
+        self.gauge.inc();
         Ok(WatchSlot {
             slots: Arc::clone(self),
             user: user.to_owned(),
-            gauge: gauge.clone(),
         })
     }
 }
@@ -108,22 +87,25 @@ mod tests {
 
     #[test]
     fn caps_per_user_and_in_total() {
-        let slots = WatchSlots::new(&WatchLimits {
-            max_watches: 3,
-            max_watches_per_user: 2,
-            ..WatchLimits::default()
-        });
         let gauge = prometheus_client::metrics::gauge::Gauge::default();
-        let a1 = slots.acquire("alice", &gauge).unwrap();
-        let _a2 = slots.acquire("alice", &gauge).unwrap();
-        let err = slots.acquire("alice", &gauge).unwrap_err();
+        let slots = WatchSlots::new(
+            &WatchLimits {
+                max_watches: 3,
+                max_watches_per_user: 2,
+                ..WatchLimits::default()
+            },
+            gauge.clone(),
+        );
+        let a1 = slots.acquire("alice").unwrap();
+        let _a2 = slots.acquire("alice").unwrap();
+        let err = slots.acquire("alice").unwrap_err();
         assert_eq!(err.code(), 429);
         assert!(err.0.message.contains("alice"), "{}", err.0.message);
-        let _b1 = slots.acquire("bob", &gauge).unwrap();
-        assert_eq!(slots.acquire("carol", &gauge).unwrap_err().code(), 429);
+        let _b1 = slots.acquire("bob").unwrap();
+        assert_eq!(slots.acquire("carol").unwrap_err().code(), 429);
         assert_eq!(gauge.get(), 3);
         drop(a1);
         assert_eq!(gauge.get(), 2);
-        assert!(slots.acquire("carol", &gauge).is_ok());
+        assert!(slots.acquire("carol").is_ok());
     }
 }
