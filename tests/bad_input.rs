@@ -12,6 +12,7 @@
 mod server;
 
 use bulwark_apiserver::client::{ApiClient, ClientResponse, Credentials};
+use bulwark_apiserver::codec::protobuf;
 use http::Method;
 use serde_json::json;
 use server::TestServer;
@@ -40,6 +41,81 @@ async fn post_raw(c: &ApiClient, path: &str, content_type: &str, body: Vec<u8>) 
     c.send(Method::POST, path, &[("content-type", content_type)], body)
         .await
         .unwrap()
+}
+
+const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
+
+/// The `Status` of a protobuf error response.
+fn protobuf_status(r: &ClientResponse) -> serde_json::Value {
+    assert_eq!(r.headers["content-type"], PROTOBUF, "{:?}", r.body);
+    protobuf::decode(&r.body).unwrap()
+}
+
+/// Truncated, garbage and mismatched protobuf bodies get a 400 `Status`; errors to a client
+/// that asked for protobuf come as protobuf.
+async fn protobuf_bodies(c: &ApiClient) {
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "pb"},
+        "data": {"k": "v"}});
+    let valid = protobuf::encode(&cm).unwrap();
+    let post = |body: Vec<u8>| async move {
+        c.send(
+            Method::POST,
+            CMS,
+            &[("content-type", PROTOBUF), ("accept", PROTOBUF)],
+            body,
+        )
+        .await
+        .unwrap()
+    };
+    for (body, says) in [
+        (valid[..valid.len() - 3].to_vec(), "truncated"),
+        (b"k8s\0\xff\xff\xff".to_vec(), "not valid protobuf"),
+        (b"{\"kind\": \"ConfigMap\"}".to_vec(), "magic"),
+        (Vec::new(), "empty"),
+    ] {
+        let r = post(body).await;
+        assert_eq!(r.status.as_u16(), 400);
+        let status = protobuf_status(&r);
+        assert_eq!(status["reason"], "BadRequest");
+        assert!(
+            status["message"].as_str().unwrap().contains(says),
+            "{status}"
+        );
+    }
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pb"}});
+    let r = post(protobuf::encode(&secret).unwrap()).await;
+    assert_eq!(r.status.as_u16(), 400, "{:?}", r.body);
+    assert!(
+        protobuf_status(&r)["message"]
+            .as_str()
+            .unwrap()
+            .contains("Secret"),
+    );
+    let r = post(valid).await;
+    assert_eq!(r.status.as_u16(), 201);
+    assert_eq!(protobuf::decode(&r.body).unwrap()["data"]["k"], "v");
+    let r = c
+        .send(
+            Method::DELETE,
+            &format!("{CMS}/pb"),
+            &[("accept", PROTOBUF)],
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 200);
+    assert_eq!(protobuf_status(&r)["status"], "Success");
+    let r = c
+        .send(
+            Method::GET,
+            &format!("{CMS}/nope"),
+            &[("accept", PROTOBUF)],
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 404);
+    assert_eq!(protobuf_status(&r)["reason"], "NotFound");
 }
 
 #[tokio::test]
@@ -195,16 +271,18 @@ async fn bad_requests_get_status_errors() {
         .await
         .unwrap();
     assert_status(&patch, 415, "UnsupportedMediaType");
+    // Bulwark's own kinds have no protobuf form (as custom resources upstream).
     let proto_only = c
         .send(
             Method::GET,
-            CMS,
-            &[("accept", "application/vnd.kubernetes.protobuf")],
+            "/apis/policy.bulwark.dev/v1/cedarpolicies",
+            &[("accept", PROTOBUF)],
             Vec::new(),
         )
         .await
         .unwrap();
     assert_status(&proto_only, 406, "NotAcceptable");
+    protobuf_bodies(&c).await;
 
     assert_status(
         &c.get("/api/v1/namespaces/default/widgets").await.unwrap(),

@@ -22,7 +22,6 @@ use serde_json::{Value, json};
 use crate::auth::{AuthMethod, UserInfo};
 use crate::authz::{Decision, RequestAttributes};
 use crate::error::ApiError;
-use crate::negotiate;
 use crate::policy_admission::NON_RESOURCE_PATHS;
 use crate::registry::RESOURCES;
 use crate::resource::{Ctx, validate_fields};
@@ -43,26 +42,6 @@ fn invalid(kind: &str, field: &str, message: &str) -> ApiError {
         vec![StatusCause::invalid(field, message)],
     )
     .into()
-}
-
-/// The review body as JSON (protobuf bodies are mapped by [`crate::protobuf`]).
-fn body_json<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Value, ApiError> {
-    let content_type = ctx
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if content_type.starts_with("application/vnd.kubernetes.protobuf") {
-        return crate::protobuf::decode_body(&ctx.def().api_version(), ctx.def().kind, body)?
-            .ok_or_else(|| {
-                ApiError::new(
-                    bulwark_api::StatusReason::UnsupportedMediaType,
-                    "protobuf is not supported for this kind; send JSON",
-                )
-            });
-    }
-    negotiate::require_json(ctx.headers)?;
-    negotiate::parse_json(body)
 }
 
 /// Decides `attributes` for `subject`, with the namespace's labels.
@@ -243,9 +222,9 @@ fn rules_review<E: Engine>(ctx: &Ctx<'_, E>, spec: &Value) -> Value {
 }
 
 /// POST of an access review: decide and answer, storing nothing.
-pub async fn create<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response, ApiError> {
+pub async fn create<E: Engine>(ctx: &Ctx<'_, E>, body: &Value) -> Result<Response, ApiError> {
     let kind = ctx.def().kind;
-    let mut review = body_json(ctx, body)?;
+    let mut review = body.clone();
     crate::object::check_kind(ctx.def(), &mut review)?;
     let (mut review, warnings) =
         validate_fields(ctx.def(), &review, ctx.query.field_validation()?)?;

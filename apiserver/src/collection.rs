@@ -226,7 +226,7 @@ fn raw_list(def: &ResourceDef, page: Page<Vec<u8>>) -> Response {
 /// DELETE a collection: deletes every matching object (upstream's rules per object).
 pub async fn delete_collection<E: Engine>(
     ctx: &Ctx<'_, E>,
-    body: &[u8],
+    body: Option<&Value>,
 ) -> Result<Response, ApiError> {
     let selectors = Selectors::parse(ctx.def(), ctx.query)?;
     let opts = DeleteOptions::parse(body, ctx.query)?;

@@ -1,5 +1,5 @@
-//! Request plumbing shared by the handlers: query parameters, `Accept` negotiation (JSON or
-//! server-side Table), `Content-Type` checks, bounded body reading (413 past the limit),
+//! Request plumbing shared by the handlers: query parameters, `Accept` negotiation (JSON,
+//! protobuf or server-side Table), the request's media type, bounded body reading (413 past the limit),
 //! and the `dryRun` / `fieldValidation` options.
 
 use axum::body::Body;
@@ -7,6 +7,7 @@ use bulwark_api::StatusReason;
 use http::HeaderMap;
 use serde_json::Value;
 
+use crate::codec::response::Wire;
 use crate::error::ApiError;
 
 /// Decoded query parameters, in order.
@@ -98,16 +99,35 @@ pub enum Format {
     Table,
 }
 
-/// Picks the first acceptable representation from `Accept` (406 if none is).
-pub fn negotiate(headers: &HeaderMap) -> Result<Format, ApiError> {
+/// What a client asked for: the representation handlers build, and its wire encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Negotiated {
+    /// Objects or a Table.
+    pub format: Format,
+    /// JSON or protobuf.
+    pub wire: Wire,
+}
+
+impl Negotiated {
+    /// Plain JSON objects.
+    pub const JSON: Self = Self {
+        format: Format::Json,
+        wire: Wire::Json,
+    };
+}
+
+/// Picks the first acceptable representation from `Accept` (406 if none is); protobuf only
+/// where the resource has a protobuf form (`protobuf_ok`), as upstream serves custom
+/// resources as JSON to clients that prefer protobuf but accept JSON.
+pub fn negotiate(headers: &HeaderMap, protobuf_ok: bool) -> Result<Negotiated, ApiError> {
     let Some(accept) = headers
         .get(http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
     else {
-        return Ok(Format::Json);
+        return Ok(Negotiated::JSON);
     };
     if accept.trim().is_empty() {
-        return Ok(Format::Json);
+        return Ok(Negotiated::JSON);
     }
     for range in accept.split(',') {
         let mut parts = range.split(';').map(str::trim);
@@ -122,16 +142,28 @@ pub fn negotiate(headers: &HeaderMap) -> Result<Format, ApiError> {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.as_str())
         };
+        if media == crate::codec::protobuf::MEDIA_TYPE {
+            if protobuf_ok && param("as").is_none() {
+                return Ok(Negotiated {
+                    format: Format::Json,
+                    wire: Wire::Protobuf,
+                });
+            }
+            continue;
+        }
         if !matches!(media.as_str(), "application/json" | "application/*" | "*/*") {
             continue;
         }
         match param("as") {
-            None => return Ok(Format::Json),
+            None => return Ok(Negotiated::JSON),
             Some("Table")
                 if param("g") == Some("meta.k8s.io")
                     && matches!(param("v"), Some("v1" | "v1beta1")) =>
             {
-                return Ok(Format::Table);
+                return Ok(Negotiated {
+                    format: Format::Table,
+                    wire: Wire::Json,
+                });
             }
             Some(_) => continue,
         }
@@ -139,7 +171,12 @@ pub fn negotiate(headers: &HeaderMap) -> Result<Format, ApiError> {
     Err(ApiError::new(
         StatusReason::NotAcceptable,
         format!(
-            "only the following media types are accepted: application/json, application/json;as=Table;v=v1;g=meta.k8s.io (got {accept:?})"
+            "only the following media types are accepted: application/json, application/json;as=Table;v=v1;g=meta.k8s.io{} (got {accept:?})",
+            if protobuf_ok {
+                ", application/vnd.kubernetes.protobuf"
+            } else {
+                ""
+            }
         ),
     ))
 }
@@ -153,19 +190,6 @@ pub fn content_type(headers: &HeaderMap) -> String {
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase()
-}
-
-/// Requires a JSON body for create and update (415 otherwise).
-pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    match content_type(headers).as_str() {
-        "" | "application/json" => Ok(()),
-        other => Err(ApiError::new(
-            StatusReason::UnsupportedMediaType,
-            format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json (got {other:?})"
-            ),
-        )),
-    }
 }
 
 fn too_large(limit: usize) -> ApiError {
@@ -224,37 +248,67 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
 mod tests {
     use super::*;
 
-    fn accept(v: &str) -> Result<Format, ApiError> {
+    fn accept(v: &str) -> Result<Negotiated, ApiError> {
         let mut h = HeaderMap::new();
         h.insert(http::header::ACCEPT, v.parse().unwrap());
-        negotiate(&h)
+        negotiate(&h, true)
     }
 
     #[test]
     fn accept_negotiation() {
+        let table = Negotiated {
+            format: Format::Table,
+            wire: Wire::Json,
+        };
+        let protobuf = Negotiated {
+            format: Format::Json,
+            wire: Wire::Protobuf,
+        };
         assert_eq!(
             accept("application/json;as=Table;v=v1;g=meta.k8s.io,application/json").unwrap(),
-            Format::Table
+            table
         );
-        assert_eq!(accept("application/json").unwrap(), Format::Json);
+        assert_eq!(accept("application/json").unwrap(), Negotiated::JSON);
         assert_eq!(
             accept("application/vnd.kubernetes.protobuf, */*").unwrap(),
-            Format::Json
+            protobuf
+        );
+        assert_eq!(
+            accept("application/vnd.kubernetes.protobuf").unwrap(),
+            protobuf
+        );
+        assert_eq!(
+            accept(
+                "application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io, application/json"
+            )
+            .unwrap(),
+            Negotiated::JSON
         );
         assert_eq!(
             accept(
                 "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1, application/json"
             )
             .unwrap(),
-            Format::Json
+            Negotiated::JSON
         );
+        let mut h = HeaderMap::new();
+        h.insert(
+            http::header::ACCEPT,
+            "application/vnd.kubernetes.protobuf,application/json"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(negotiate(&h, false).unwrap(), Negotiated::JSON);
+        h.insert(
+            http::header::ACCEPT,
+            "application/vnd.kubernetes.protobuf".parse().unwrap(),
+        );
+        assert_eq!(negotiate(&h, false).unwrap_err().code(), 406);
+        assert_eq!(accept("text/html").unwrap_err().code(), 406);
         assert_eq!(
-            accept("application/vnd.kubernetes.protobuf")
-                .unwrap_err()
-                .code(),
-            406
+            negotiate(&HeaderMap::new(), true).unwrap(),
+            Negotiated::JSON
         );
-        assert_eq!(negotiate(&HeaderMap::new()).unwrap(), Format::Json);
     }
 
     #[test]

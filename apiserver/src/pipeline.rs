@@ -5,8 +5,11 @@
 //!    impersonate,
 //! 2. work out what is asked (non-resource path, discovery, or a resource request),
 //! 3. authorize (403 with the reason),
-//! 4. dispatch to the handler (decoding, validation and admission happen there, per verb),
-//! 5. log one line, record metrics, and record the audit event (see [`crate::audit_record`]).
+//! 4. negotiate the response encoding, decode the request body ([`crate::codec`]: JSON or
+//!    protobuf, so handlers see objects) and dispatch to the handler (validation and
+//!    admission happen there, per verb),
+//! 5. log one line, record metrics, and record the audit event (see [`crate::audit_record`]),
+//! 6. encode the response as negotiated (JSON or protobuf, watch streams included).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -23,6 +26,8 @@ use serde_json::json;
 use crate::audit_record::RequestNotes;
 use crate::auth::{self, ConnInfo};
 use crate::authz::{self, RequestAttributes};
+use crate::codec::request::{self, RequestBody};
+use crate::codec::response::Wire;
 use crate::error::ApiError;
 use crate::negotiate::{self, Query};
 use crate::request_info::{self, PathError, ResourceRequest, Verb};
@@ -67,11 +72,14 @@ pub async fn handle<E: Engine>(state: Arc<ApiState<E>>, request: Request<Body>) 
     if let Ok(value) = http::HeaderValue::from_str(&log.audit.id) {
         response.headers_mut().insert("audit-id", value);
     }
+    let watch = log.audit.watch;
     if let Some(auditing) = &state.auditing {
         let audit = std::mem::take(&mut log.audit);
         response =
             crate::audit_record::finish(auditing, audit, &parts, response, error.as_ref()).await;
     }
+    // 6. Encode the response as negotiated (the audit event above records it as JSON).
+    response = crate::codec::response::encode(log.wire, watch, response).await;
     let code = response.status().as_u16();
     let elapsed = started.elapsed();
     state
@@ -92,6 +100,8 @@ pub async fn handle<E: Engine>(state: Arc<ApiState<E>>, request: Request<Body>) 
 
 #[derive(Default)]
 struct LogFields {
+    /// The encoding the response goes out in.
+    wire: Wire,
     user: String,
     verb: String,
     resource: String,
@@ -270,17 +280,26 @@ async fn run<E: Engine>(
         Some(r) if r.verb == Verb::Watch => None,
         _ => Some(state.inflight.acquire()?),
     };
-    // Request bodies are kept for the audit event only at level Request and up.
-    let body = if log.audit.wants_request_body() && resource_request.is_some() {
-        let bytes = negotiate::read_body(&parts.headers, body, &state.limits.request).await?;
-        log.audit.request_body = Some(bytes.clone());
-        Body::from(bytes)
-    } else {
-        body
-    };
     match resource_request {
         Some(req) => {
-            let format = negotiate::negotiate(&parts.headers)?;
+            let protobuf_ok =
+                crate::codec::protobuf::supports(&req.def.api_version(), req.def.kind);
+            let negotiated = negotiate::negotiate(&parts.headers, protobuf_ok)?;
+            log.wire = negotiated.wire;
+            let raw = if request::has_body(req.verb) {
+                negotiate::read_body(&parts.headers, body, &state.limits.request).await?
+            } else {
+                bytes::Bytes::new()
+            };
+            // Request bodies are kept for the audit event only at level Request and up.
+            let wants_body = log.audit.wants_request_body();
+            if wants_body {
+                log.audit.request_body = Some(raw.clone());
+            }
+            let body = request::decode(&parts.headers, req.verb, raw.clone())?;
+            if wants_body {
+                log.audit.request_body = Some(request::audit_bytes(&raw, &body, &parts.headers));
+            }
             let ctx = Ctx {
                 state,
                 req: &req,
@@ -288,11 +307,11 @@ async fn run<E: Engine>(
                 headers: &parts.headers,
                 user: &user,
                 source: conn.peer.ip(),
-                format,
+                format: negotiated.format,
             };
             crate::node_reads::check_request(&user, &req, query.get("fieldSelector"))?;
             crate::node_reads::check_get(state, &user, &req).await?;
-            dispatch_resource(&ctx, &req, &parts.headers, body).await
+            dispatch_resource(&ctx, &req, &body).await
         }
         None => non_resource(state, &parts.method, path, &parts.headers),
     }
@@ -316,35 +335,29 @@ async fn service_account_exists<E: Engine>(
 async fn dispatch_resource<E: Engine>(
     ctx: &Ctx<'_, E>,
     req: &ResourceRequest,
-    headers: &http::HeaderMap,
-    body: Body,
+    body: &RequestBody,
 ) -> Result<Response, ApiError> {
     use crate::registry::{Serving, Subresource};
-    let needs_body = matches!(
-        req.verb,
-        Verb::Create | Verb::Update | Verb::Patch | Verb::Delete | Verb::DeleteCollection
-    );
-    let bytes = if needs_body {
-        negotiate::read_body(headers, body, &ctx.state.limits.request).await?
-    } else {
-        bytes::Bytes::new()
-    };
     match req.def.serving {
         Serving::Stored => {}
-        Serving::Review => return crate::access_review::create(ctx, &bytes).await,
+        Serving::Review => return crate::access_review::create(ctx, body.object()?).await,
         Serving::AuditLog => return crate::audit_query::list(ctx).await,
     }
     match (req.verb, req.subresource) {
         (Verb::Get, _) => resource::get(ctx).await,
         (Verb::List, _) => collection::list(ctx).await,
         (Verb::Watch, _) => watch::watch(ctx).await,
-        (Verb::Create, Some(Subresource::Binding)) => subresource::bind(ctx, &bytes).await,
-        (Verb::Create, Some(Subresource::Token)) => subresource::token_request(ctx, &bytes).await,
-        (Verb::Create, _) => resource::create(ctx, &bytes).await,
-        (Verb::Update, _) => resource::update(ctx, &bytes).await,
-        (Verb::Patch, _) => resource::patch(ctx, &bytes).await,
-        (Verb::Delete, _) => resource::delete(ctx, &bytes).await,
-        (Verb::DeleteCollection, _) => collection::delete_collection(ctx, &bytes).await,
+        (Verb::Create, Some(Subresource::Binding)) => subresource::bind(ctx, body.object()?).await,
+        (Verb::Create, Some(Subresource::Token)) => {
+            subresource::token_request(ctx, body.object()?).await
+        }
+        (Verb::Create, _) => resource::create(ctx, body.object()?.clone()).await,
+        (Verb::Update, _) => resource::update(ctx, body.object()?.clone()).await,
+        (Verb::Patch, _) => resource::patch(ctx, body.patch()).await,
+        (Verb::Delete, _) => resource::delete(ctx, body.optional_object()).await,
+        (Verb::DeleteCollection, _) => {
+            collection::delete_collection(ctx, body.optional_object()).await
+        }
     }
 }
 

@@ -235,9 +235,7 @@ pub async fn get<E: Engine>(ctx: &Ctx<'_, E>) -> Result<Response, ApiError> {
 }
 
 /// POST: create.
-pub async fn create<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response, ApiError> {
-    negotiate::require_json(ctx.headers)?;
-    let mut obj = negotiate::parse_json(body)?;
+pub async fn create<E: Engine>(ctx: &Ctx<'_, E>, mut obj: Value) -> Result<Response, ApiError> {
     object::check_kind(ctx.def(), &mut obj)?;
     let (mut obj, mut warnings) = validate_fields(ctx.def(), &obj, ctx.query.field_validation()?)?;
     object::prepare_create(ctx.def(), &mut obj, ctx.namespace())?;
@@ -389,9 +387,7 @@ fn prepared_update(
 }
 
 /// PUT: replace (main resource or status).
-pub async fn update<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response, ApiError> {
-    negotiate::require_json(ctx.headers)?;
-    let submitted = negotiate::parse_json(body)?;
+pub async fn update<E: Engine>(ctx: &Ctx<'_, E>, submitted: Value) -> Result<Response, ApiError> {
     match ctx.req.subresource {
         Some(Subresource::Scale) => {
             return crate::subresource::write_scale(ctx, |_| Ok(submitted.clone())).await;
@@ -467,11 +463,10 @@ pub struct DeleteOptions {
 }
 
 impl DeleteOptions {
-    /// Parses options from an optional JSON body and the query.
-    pub fn parse(body: &[u8], query: &Query) -> Result<Self, ApiError> {
+    /// Parses options from an optional body and the query.
+    pub fn parse(body: Option<&Value>, query: &Query) -> Result<Self, ApiError> {
         let mut opts = Self::default();
-        if !body.is_empty() {
-            let v = negotiate::parse_json(body)?;
+        if let Some(v) = body {
             if !v.is_object() {
                 return Err(ApiError::bad_request("DeleteOptions must be a JSON object"));
             }
@@ -630,7 +625,10 @@ pub async fn delete_one<E: Engine>(
 }
 
 /// DELETE one object.
-pub async fn delete<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response, ApiError> {
+pub async fn delete<E: Engine>(
+    ctx: &Ctx<'_, E>,
+    body: Option<&Value>,
+) -> Result<Response, ApiError> {
     let opts = DeleteOptions::parse(body, ctx.query)?;
     match delete_one(ctx, &opts).await? {
         Deleted::Pending(obj) => Ok(ctx.respond(StatusCode::OK, &obj, &[])),

@@ -13,7 +13,6 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::negotiate;
 use crate::object::meta_str;
 use crate::request_info::Verb;
 use crate::resource::{Ctx, read_modify_write};
@@ -247,9 +246,7 @@ pub async fn write_approval<E: Engine>(
 }
 
 /// POST `pods/<name>/binding`: sets `spec.nodeName` of an unbound pod.
-pub async fn bind<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response, ApiError> {
-    negotiate::require_json(ctx.headers)?;
-    let binding = negotiate::parse_json(body)?;
+pub async fn bind<E: Engine>(ctx: &Ctx<'_, E>, binding: &Value) -> Result<Response, ApiError> {
     let node = binding
         .pointer("/target/name")
         .and_then(Value::as_str)
@@ -308,10 +305,11 @@ pub async fn bind<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response, 
 }
 
 /// POST `serviceaccounts/<name>/token`: issues a bound token (TokenRequest).
-pub async fn token_request<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response, ApiError> {
+pub async fn token_request<E: Engine>(
+    ctx: &Ctx<'_, E>,
+    request: &Value,
+) -> Result<Response, ApiError> {
     use crate::sa_token::{DEFAULT_EXPIRATION, ISSUER, MAX_EXPIRATION, MIN_EXPIRATION};
-    negotiate::require_json(ctx.headers)?;
-    let request = negotiate::parse_json(body)?;
     let name = ctx.req.name.clone().unwrap_or_default();
     let Some(keys) = &ctx.state.tokens else {
         return Err(ApiError::new(
