@@ -296,9 +296,9 @@ async fn print_query(args: &QueryArgs) -> anyhow::Result<()> {
         (None, None) => bail!("give --kubeconfig (a running cluster) or --dir (a log directory)"),
     };
 
-    let mut widths = vec![0; bulwark_apiserver::audit_query::COLUMNS.len()];
+    let mut widths = vec![0; bulwark_apiserver::audit::query::COLUMNS.len()];
     if matches!(args.output, QueryOutput::Table) {
-        let header: Vec<String> = bulwark_apiserver::audit_query::COLUMNS
+        let header: Vec<String> = bulwark_apiserver::audit::query::COLUMNS
             .iter()
             .map(|c| c.to_uppercase())
             .collect();
@@ -325,7 +325,7 @@ async fn print_query(args: &QueryArgs) -> anyhow::Result<()> {
                 let rows: Vec<Vec<String>> = events
                     .iter()
                     .map(|e| {
-                        bulwark_apiserver::audit_query::cells(e)
+                        bulwark_apiserver::audit::query::cells(e)
                             .into_iter()
                             .map(|c| match c {
                                 serde_json::Value::String(s) => s,

@@ -1,10 +1,10 @@
-//! `bulwark server`'s flags for the server's limits (`bulwark_apiserver::limits`), one per
+//! `bulwark server`'s flags for the server's limits (`bulwark_apiserver::http::limits`), one per
 //! limit and named as the limit is in `/metrics` and audit events. Each defaults to the
 //! documented default (docs/security.md).
 
 use std::time::Duration;
 
-use bulwark_apiserver::limits::Limits;
+use bulwark_apiserver::http::limits::Limits;
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     match crate::duration::parse(text) {

@@ -220,7 +220,7 @@ impl EngineJob for Server {
         let store = Store::open(engine, options)
             .await
             .context("opening the store")?;
-        let tokens = bulwark_apiserver::sa_token::TokenKeys::from_pem(pki.sa_signing_key())?;
+        let tokens = bulwark_apiserver::authn::sa_token::TokenKeys::from_pem(pki.sa_signing_key())?;
         // Until the CedarPolicy objects are loaded (before the server is ready) only the
         // compiled-in bootstrap tier is in force.
         let (engine, _) = bulwark_policies::PolicyEngine::new(&[])?;
@@ -228,9 +228,9 @@ impl EngineJob for Server {
         let mut state =
             bulwark_apiserver::default_state(store.clone(), ADMIN_GROUP, Some(Arc::new(tokens)));
         let limits = args.limits.limits();
-        if limits == bulwark_apiserver::limits::Limits::dangerous_unlimited() {
+        if limits == bulwark_apiserver::http::limits::Limits::dangerous_unlimited() {
             tracing::warn!("--dangerous-no-limits: every limit is raised out of the way");
-        } else if limits != bulwark_apiserver::limits::Limits::default() {
+        } else if limits != bulwark_apiserver::http::limits::Limits::default() {
             tracing::info!(?limits, "limits differ from the defaults");
         }
         state.apply_limits(limits);
@@ -238,19 +238,19 @@ impl EngineJob for Server {
             &engine,
         )));
         state.admission.push(Box::new(
-            bulwark_apiserver::policy_admission::CedarPolicyAdmission::new(
+            bulwark_apiserver::admission::policy::CedarPolicyAdmission::new(
                 Arc::clone(&engine),
                 Arc::clone(&state.admission_policies),
             ),
         ));
         state.admission.push(Box::new(
-            bulwark_apiserver::rbac_admission::RbacAdmission::new(
+            bulwark_apiserver::admission::rbac::RbacAdmission::new(
                 Arc::clone(&engine),
                 Arc::clone(&state.rbac_roles),
             ),
         ));
         state.admission.push(Box::new(
-            bulwark_apiserver::cedar_admission::CedarAdmission::new(
+            bulwark_apiserver::admission::cedar::CedarAdmission::new(
                 Arc::clone(&state.admission_policies),
                 Arc::clone(&state.namespace_labels),
             ),
@@ -264,7 +264,7 @@ impl EngineJob for Server {
         if let Some(stats) = audit.0.webhook_stats() {
             state.metrics.register_audit_webhook(stats);
         }
-        state.auditing = Some(bulwark_apiserver::audit_record::Auditing {
+        state.auditing = Some(bulwark_apiserver::audit::record::Auditing {
             sink: Arc::new(audit.0.clone()),
             policy: audit.1,
             reader: Some(Arc::new(audit.0.reader())),
@@ -349,7 +349,7 @@ impl EngineJob for Server {
             kubeconfig.display()
         );
         tracing::info!(%url, engine = store.engine().name(), "serving");
-        bulwark_apiserver::server::serve(listener, tls, state, shutdown_signal()).await;
+        bulwark_apiserver::http::server::serve(listener, tls, state, shutdown_signal()).await;
         tracing::info!("shutting down");
         // Everything recorded is written, fsynced and signed before the process exits.
         audit_log.flush().await;

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use bulwark_apiserver::audit_record::Auditing;
-use bulwark_apiserver::auth::ConnInfo;
+use bulwark_apiserver::audit::record::Auditing;
+use bulwark_apiserver::authn::ConnInfo;
 use bulwark_apiserver::{ApiState, default_state, pipeline};
 use bulwark_audit::chain::{SigningKey, VerifyingKey, public_key_path};
 use bulwark_audit::{AuditLog, AuditOptions, AuditPolicy};

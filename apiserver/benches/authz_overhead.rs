@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use bulwark_apiserver::auth::ConnInfo;
+use bulwark_apiserver::authn::ConnInfo;
 use bulwark_apiserver::authz::CedarAuthorizer;
 use bulwark_apiserver::{ApiState, default_state, pipeline};
 use bulwark_pki::CertIdentity;

@@ -22,10 +22,12 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use bulwark_apiserver::connections::{Activity, ConnectionTable, StreamDeadline, TrackedBody};
-use bulwark_apiserver::limits::{Limits, RequestLimits, check_head};
-use bulwark_apiserver::patch::{PatchBudget, PatchType, apply};
-use bulwark_apiserver::watch_slots::WatchSlots;
+use bulwark_apiserver::http::connections::{
+    Activity, ConnectionTable, StreamDeadline, TrackedBody,
+};
+use bulwark_apiserver::http::limits::{Limits, RequestLimits, check_head};
+use bulwark_apiserver::rest::patch::{PatchBudget, PatchType, apply};
+use bulwark_apiserver::rest::watch_slots::WatchSlots;
 use serde_json::json;
 
 #[global_allocator]
@@ -105,7 +107,7 @@ fn main() {
     });
     // The size check alone: what the budget adds to every patch.
     let size_check = time(200_000, || {
-        black_box(bulwark_apiserver::limits::json_size_within(
+        black_box(bulwark_apiserver::http::limits::json_size_within(
             black_box(&object),
             limits.request.max_object_bytes,
         ));

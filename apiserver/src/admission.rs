@@ -1,15 +1,20 @@
 //! Admission: may this object be written? Plugins run after authorization and decoding, in
 //! order; any rejection stops the write. Built in: [`NamespaceLifecycle`] (objects go only
 //! into namespaces that exist and are not terminating; the system namespaces cannot be
-//! deleted). Cedar admission policies plug in as [`crate::cedar_admission::CedarAdmission`].
+//! deleted). Cedar admission policies plug in as [`crate::admission::cedar::CedarAdmission`].
+
+pub mod cedar;
+pub(crate) mod gate;
+pub mod policy;
+pub mod rbac;
 
 use bulwark_api::{Status, StatusReason};
 use serde_json::Value;
 
-use crate::auth::UserInfo;
-use crate::error::ApiError;
+use crate::authn::UserInfo;
+use crate::http::error::ApiError;
+use crate::http::request_info::Verb;
 use crate::registry::ResourceDef;
-use crate::request_info::Verb;
 
 /// Namespaces that may never be deleted.
 pub const PROTECTED_NAMESPACES: &[&str] =

@@ -2,12 +2,17 @@
 //! [`CedarAuthorizer`] in the server (tiered Cedar policies, `bulwark-policies`), or
 //! [`BootstrapAuthorizer`] (only the bootstrap admin group; everyone else denied).
 
+pub(crate) mod access_review;
+pub(crate) mod namespace_labels;
+pub(crate) mod node_reads;
+pub(crate) mod policy_sync;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use bulwark_policies::{AccessRequest, PolicyEngine, Target};
 
-use crate::auth::UserInfo;
+use crate::authn::UserInfo;
 
 /// What is being asked, in the terms policies use: a verb on a resource or a non-resource
 /// path (the policy engine's [`Target`], so requests reach Cedar without a copy).
@@ -238,7 +243,7 @@ pub fn forbidden_message(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::AuthMethod;
+    use crate::authn::AuthMethod;
 
     const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 

@@ -8,3 +8,4 @@
 pub mod protobuf;
 pub mod request;
 pub mod response;
+pub(crate) mod table;

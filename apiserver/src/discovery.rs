@@ -2,6 +2,8 @@
 //! the legacy (unaggregated) format, which every client understands: resources with their
 //! verbs, kinds, short names, categories and subresources.
 
+pub(crate) mod openapi;
+
 use serde_json::{Value, json};
 
 use crate::registry::{self, ResourceDef, Subresource};

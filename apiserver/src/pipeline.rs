@@ -8,7 +8,7 @@
 //! 4. negotiate the response encoding, decode the request body ([`crate::codec`]: JSON or
 //!    protobuf, so handlers see objects) and dispatch to the handler (validation and
 //!    admission happen there, per verb),
-//! 5. log one line, record metrics, and record the audit event (see [`crate::audit_record`]),
+//! 5. log one line, record metrics, and record the audit event (see [`crate::audit::record`]),
 //! 6. encode the response as negotiated (JSON or protobuf, watch streams included).
 
 use std::sync::Arc;
@@ -23,17 +23,19 @@ use bulwark_store::Engine;
 use http::{Method, Request, StatusCode};
 use serde_json::json;
 
-use crate::audit_record::RequestNotes;
-use crate::auth::{self, ConnInfo};
+use crate::audit::record::RequestNotes;
+use crate::authn::{self, ConnInfo};
 use crate::authz::{self, RequestAttributes};
 use crate::codec::request::{self, RequestBody};
 use crate::codec::response::Wire;
-use crate::error::ApiError;
-use crate::negotiate::{self, Query};
-use crate::request_info::{self, PathError, ResourceRequest, Verb};
-use crate::resource::Ctx;
+use crate::discovery::{self, openapi};
+use crate::http::error::ApiError;
+use crate::http::negotiate::{self, Query};
+use crate::http::request_info::{self, PathError, ResourceRequest, Verb};
+use crate::http::respond;
+use crate::rest::resource::Ctx;
+use crate::rest::{collection, resource, subresource, watch};
 use crate::state::ApiState;
-use crate::{collection, discovery, openapi, resource, respond, subresource, watch};
 
 /// The Kubernetes version this server's API corresponds to (the k8s-openapi types it uses).
 pub const KUBE_MINOR: &str = "33";
@@ -46,7 +48,7 @@ pub async fn handle<E: Engine>(state: Arc<ApiState<E>>, request: Request<Body>) 
     log.audit.received = bulwark_audit::event::now_micro();
     log.audit.id = uuid::Uuid::new_v4().to_string();
     let notes = Arc::new(std::sync::Mutex::new(RequestNotes::default()));
-    let outcome = crate::audit_record::REQUEST_NOTES
+    let outcome = crate::audit::record::REQUEST_NOTES
         .scope(Arc::clone(&notes), run(&state, &parts, body, &mut log))
         .await;
     if let Ok(mut notes) = notes.lock() {
@@ -76,7 +78,7 @@ pub async fn handle<E: Engine>(state: Arc<ApiState<E>>, request: Request<Body>) 
     if let Some(auditing) = &state.auditing {
         let audit = std::mem::take(&mut log.audit);
         response =
-            crate::audit_record::finish(auditing, audit, &parts, response, error.as_ref()).await;
+            crate::audit::record::finish(auditing, audit, &parts, response, error.as_ref()).await;
     }
     // 6. Encode the response as negotiated (the audit event above records it as JSON).
     response = crate::codec::response::encode(log.wire, watch, response).await;
@@ -105,7 +107,7 @@ struct LogFields {
     user: String,
     verb: String,
     resource: String,
-    audit: crate::audit_record::RequestAudit,
+    audit: crate::audit::record::RequestAudit,
 }
 
 /// The verb of a request that failed authentication, for its audit event.
@@ -118,7 +120,7 @@ fn unauthenticated_verb(parts: &http::request::Parts) -> String {
     }
 }
 
-fn audit_user(user: &auth::UserInfo) -> bulwark_audit::UserInfo {
+fn audit_user(user: &authn::UserInfo) -> bulwark_audit::UserInfo {
     bulwark_audit::UserInfo {
         username: user.name.clone(),
         groups: user.groups.clone(),
@@ -144,7 +146,7 @@ async fn run<E: Engine>(
         .get::<ConnInfo>()
         .cloned()
         .ok_or_else(|| ApiError::internal("request without connection info"))?;
-    let user = match auth::authenticate(&state.authenticators, parts, &conn) {
+    let user = match authn::authenticate(&state.authenticators, parts, &conn) {
         Ok(user) => user,
         Err(why) => {
             tracing::debug!(peer = %conn.peer, %why, "authentication failed");
@@ -154,7 +156,7 @@ async fn run<E: Engine>(
         }
     };
     log.audit.user = Some(audit_user(&user));
-    if let Err(refused) = crate::limits::check_head(&state.limits.request, parts) {
+    if let Err(refused) = crate::http::limits::check_head(&state.limits.request, parts) {
         log.audit.verb = unauthenticated_verb(parts);
         return Err(refused);
     }
@@ -165,7 +167,7 @@ async fn run<E: Engine>(
         return Err(ApiError::new(StatusReason::Unauthorized, "Unauthorized"));
     }
     let authenticated = (user.name.clone(), user.groups.clone());
-    let user = crate::impersonation::apply(
+    let user = crate::authn::impersonation::apply(
         state.authorizer.as_ref(),
         user,
         &parts.headers,
@@ -246,7 +248,7 @@ async fn run<E: Engine>(
     });
     if let Some(auditing) = &state.auditing {
         log.audit.decide_level(&auditing.policy, path);
-        crate::audit_record::request_received(auditing, &log.audit, parts).await;
+        crate::audit::record::request_received(auditing, &log.audit, parts).await;
     }
     log.resource = match &resource_request {
         Some(r) => match r.subresource {
@@ -309,8 +311,8 @@ async fn run<E: Engine>(
                 source: conn.peer.ip(),
                 format: negotiated.format,
             };
-            crate::node_reads::check_request(&user, &req, query.get("fieldSelector"))?;
-            crate::node_reads::check_get(state, &user, &req).await?;
+            crate::authz::node_reads::check_request(&user, &req, query.get("fieldSelector"))?;
+            crate::authz::node_reads::check_get(state, &user, &req).await?;
             dispatch_resource(&ctx, &req, &body).await
         }
         None => non_resource(state, &parts.method, path, &parts.headers),
@@ -320,7 +322,7 @@ async fn run<E: Engine>(
 /// Whether the service account a token is bound to still exists with the same uid.
 async fn service_account_exists<E: Engine>(
     state: &ApiState<E>,
-    bound: &crate::sa_token::BoundAccount,
+    bound: &crate::authn::sa_token::BoundAccount,
 ) -> Result<bool, ApiError> {
     let def = crate::registry::lookup("", "v1", "serviceaccounts")
         .ok_or_else(|| ApiError::internal("serviceaccounts are not registered"))?;
@@ -329,7 +331,7 @@ async fn service_account_exists<E: Engine>(
         return Ok(false);
     };
     let obj = crate::storage::decode(def, &kv)?;
-    Ok(crate::object::meta_str(&obj, "uid") == Some(bound.uid.as_str()))
+    Ok(crate::rest::object::meta_str(&obj, "uid") == Some(bound.uid.as_str()))
 }
 
 async fn dispatch_resource<E: Engine>(
@@ -340,8 +342,8 @@ async fn dispatch_resource<E: Engine>(
     use crate::registry::{Serving, Subresource};
     match req.def.serving {
         Serving::Stored => {}
-        Serving::Review => return crate::access_review::create(ctx, body.object()?).await,
-        Serving::AuditLog => return crate::audit_query::list(ctx).await,
+        Serving::Review => return crate::authz::access_review::create(ctx, body.object()?).await,
+        Serving::AuditLog => return crate::audit::query::list(ctx).await,
     }
     match (req.verb, req.subresource) {
         (Verb::Get, _) => resource::get(ctx).await,

@@ -2,6 +2,11 @@
 //! validation and Table output need to know about it. Everything generic (CRUD, list, watch,
 //! patch) is driven from this table, so adding a kind is adding a row.
 
+pub(crate) mod convert;
+pub(crate) mod defaults;
+pub mod typed;
+pub(crate) mod validation;
+
 /// Which name rule upstream applies to a kind's `metadata.name`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NameRule {

@@ -6,18 +6,21 @@ use std::sync::atomic::AtomicBool;
 use bulwark_store::{Engine, Store};
 
 use crate::admission::AdmissionPlugin;
-use crate::auth::Authenticator;
+use crate::authn::Authenticator;
 use crate::authz::Authorizer;
-use crate::event_cache::EventCache;
-use crate::metrics::Metrics;
+use crate::http::metrics::Metrics;
+use crate::storage::event_cache::EventCache;
 
 impl<E: Engine> ApiState<E> {
     /// Puts `limits` in force (before serving): the limits themselves and the counters that
     /// enforce them.
-    pub fn apply_limits(&mut self, limits: crate::limits::Limits) {
-        self.inflight = crate::inflight::InflightLimit::new(limits.request.max_requests_inflight);
-        self.watch_slots =
-            crate::watch_slots::WatchSlots::new(&limits.watches, self.metrics.watches.clone());
+    pub fn apply_limits(&mut self, limits: crate::http::limits::Limits) {
+        self.inflight =
+            crate::http::inflight::InflightLimit::new(limits.request.max_requests_inflight);
+        self.watch_slots = crate::rest::watch_slots::WatchSlots::new(
+            &limits.watches,
+            self.metrics.watches.clone(),
+        );
         self.limits = limits;
     }
 }
@@ -37,28 +40,28 @@ pub struct ApiState<E: Engine> {
     /// Admission whenever `policies` is set).
     pub admission_policies: Arc<bulwark_admission::AdmissionEngine>,
     /// The audit log and policy (None: requests are not audited).
-    pub auditing: Option<crate::audit_record::Auditing>,
+    pub auditing: Option<crate::audit::record::Auditing>,
     /// The mirrored RBAC roles and bindings (RBAC escalation checks read roles here).
     pub rbac_roles: Arc<arc_swap::ArcSwap<bulwark_policies::rbac::RbacSet>>,
     /// Namespace labels, mirrored for authorization.
-    pub namespace_labels: Arc<crate::namespace_labels::NamespaceLabels>,
+    pub namespace_labels: Arc<crate::authz::namespace_labels::NamespaceLabels>,
     /// Admission plugins, run in order on writes.
     pub admission: Vec<Box<dyn AdmissionPlugin>>,
     /// Watch events decoded once for all watchers.
     pub events: Arc<EventCache>,
     /// Service-account token keys (TokenRequest and bearer-token authentication).
-    pub tokens: Option<Arc<crate::sa_token::TokenKeys>>,
+    pub tokens: Option<Arc<crate::authn::sa_token::TokenKeys>>,
     /// Request metrics.
     pub metrics: Metrics,
     /// Admissions run a bounded number at a time, off the async workers.
-    pub admission_gate: crate::admission_gate::AdmissionGate,
+    pub admission_gate: crate::admission::gate::AdmissionGate,
     /// Concurrent request limit (429 beyond it).
-    pub inflight: crate::inflight::InflightLimit,
-    /// Every bound on a client's work (see [`crate::limits`]); set with
+    pub inflight: crate::http::inflight::InflightLimit,
+    /// Every bound on a client's work (see [`crate::http::limits`]); set with
     /// [`ApiState::apply_limits`] so the counters below follow.
-    pub limits: crate::limits::Limits,
+    pub limits: crate::http::limits::Limits,
     /// Open watches, per user and in total.
-    pub watch_slots: Arc<crate::watch_slots::WatchSlots>,
+    pub watch_slots: Arc<crate::rest::watch_slots::WatchSlots>,
     /// Set once bootstrap objects exist; `/readyz` reports it.
     pub ready: AtomicBool,
 }

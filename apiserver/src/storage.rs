@@ -1,16 +1,19 @@
 //! How objects map onto store keys and back:
 //! `/registry/<group|core>/<plural>/<namespace>/<name>` (namespaced) and
 //! `/registry/<group|core>/<plural>/<name>` (cluster-scoped), using the storage of the kind a
-//! resource shares it with ([`crate::convert`]). Values are the object's JSON in its stored
+//! resource shares it with (`registry::convert`). Values are the object's JSON in its stored
 //! shape without `resourceVersion`; on the way out `resourceVersion` is the store revision as
 //! a decimal string (DESIGN.md) and the object is converted to the served shape.
+
+pub(crate) mod event_cache;
+pub(crate) mod mirror;
 
 use bulwark_store::KeyValue;
 use serde_json::Value;
 
-use crate::convert;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::registry::ResourceDef;
+use crate::registry::convert;
 
 fn group_segment(def: &ResourceDef) -> &str {
     if def.group.is_empty() {

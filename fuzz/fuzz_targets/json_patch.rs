@@ -1,7 +1,7 @@
 //! JSON patch (RFC 6902) bodies against a stored object, within the default patch budget: never
 //! a panic, never a document past the budget.
 #![no_main]
-use bulwark_apiserver::patch::{PatchBudget, PatchType, apply};
+use bulwark_apiserver::rest::patch::{PatchBudget, PatchType, apply};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|body: &[u8]| {

@@ -1,7 +1,7 @@
 //! JSON merge patch and Kubernetes strategic merge patch bodies (with their `$patch`,
 //! `$retainKeys`, `$setElementOrder` and `$deleteFromPrimitiveList` directives).
 #![no_main]
-use bulwark_apiserver::patch::{PatchBudget, PatchType, apply};
+use bulwark_apiserver::rest::patch::{PatchBudget, PatchType, apply};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|body: &[u8]| {

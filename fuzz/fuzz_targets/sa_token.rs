@@ -3,7 +3,7 @@
 #![no_main]
 use std::sync::LazyLock;
 
-use bulwark_apiserver::sa_token::{ISSUER, TokenKeys};
+use bulwark_apiserver::authn::sa_token::{ISSUER, TokenKeys};
 use libfuzzer_sys::fuzz_target;
 
 static KEYS: LazyLock<TokenKeys> = LazyLock::new(|| {

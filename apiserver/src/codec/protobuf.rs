@@ -4,12 +4,12 @@
 //! A body is the magic `k8s\0` followed by a `runtime.Unknown` envelope: the object's
 //! `apiVersion` and `kind`, and its message in `raw`. Watch streams are length-prefixed
 //! (4 bytes, big-endian) `WatchEvent` messages without the magic, whose `object` holds the
-//! enveloped object, as upstream frames them. The messages are described by [`schema`],
+//! enveloped object, as upstream frames them. The messages are described by `schema.txt`,
 //! derived from upstream's proto files and Go types; Bulwark's own kinds (`*.bulwark.dev`)
 //! have no protobuf form, as custom resources upstream have none.
 //!
 //! Bounded work: reading is linear in the body (already size-limited), every read is
-//! bounds-checked, and nesting is capped at [`MAX_DEPTH`]. Error messages name the field,
+//! bounds-checked, and nesting is capped at 64 levels. Error messages name the field,
 //! never its value (a Secret's data must not reach a response or the audit log).
 
 mod decode;
@@ -53,7 +53,7 @@ pub enum CodecError {
     /// A string is not UTF-8.
     #[error("a string is not valid UTF-8")]
     NotUtf8,
-    /// Messages nested deeper than [`MAX_DEPTH`].
+    /// Messages nested deeper than the cap (64 levels).
     #[error("messages are nested too deeply")]
     TooDeep,
     /// No protobuf form is known for this kind.

@@ -6,8 +6,8 @@ use http::HeaderMap;
 use serde_json::Value;
 
 use super::protobuf;
-use crate::error::ApiError;
-use crate::request_info::Verb;
+use crate::http::error::ApiError;
+use crate::http::request_info::Verb;
 
 /// What a handler receives of the request body.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,7 +54,7 @@ enum Encoding {
 }
 
 fn encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
-    match crate::negotiate::content_type(headers).as_str() {
+    match crate::http::negotiate::content_type(headers).as_str() {
         "" | "application/json" => Ok(Encoding::Json),
         protobuf::MEDIA_TYPE => Ok(Encoding::Protobuf),
         other => Err(ApiError::new(
@@ -87,7 +87,7 @@ pub fn decode(headers: &HeaderMap, verb: Verb, bytes: Bytes) -> Result<RequestBo
         Verb::Get | Verb::List | Verb::Watch => return Ok(RequestBody::Empty),
     }
     let value = match encoding(headers)? {
-        Encoding::Json => crate::negotiate::parse_json(&bytes)?,
+        Encoding::Json => crate::http::negotiate::parse_json(&bytes)?,
         Encoding::Protobuf => {
             if bytes.is_empty() {
                 return Err(ApiError::bad_request("the request body is empty"));

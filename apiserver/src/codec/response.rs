@@ -127,7 +127,7 @@ mod tests {
     use serde_json::json;
 
     fn json_response(v: &Value) -> Response {
-        crate::respond::json(http::StatusCode::OK, v, &["careful".to_owned()])
+        crate::http::respond::json(http::StatusCode::OK, v, &["careful".to_owned()])
     }
 
     #[tokio::test]
@@ -141,7 +141,7 @@ mod tests {
             .unwrap();
         assert_eq!(protobuf::decode(&body).unwrap(), cm);
 
-        let err = crate::error::ApiError::bad_request("no").into_response();
+        let err = crate::http::error::ApiError::bad_request("no").into_response();
         let response = encode(Wire::Protobuf, false, err).await;
         assert_eq!(response.status(), 400);
         let body = axum::body::to_bytes(response.into_body(), usize::MAX)

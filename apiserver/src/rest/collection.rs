@@ -1,0 +1,271 @@
+//! Handlers for collections: list (selectors, `limit`/`continue` pagination read at one
+//! revision, `resourceVersion` semantics) and deletecollection.
+
+use axum::response::{IntoResponse, Response};
+use bulwark_api::{FieldSelector, LabelSelector, Status};
+use bulwark_store::{Engine, ListOptions, Revision};
+use http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::codec::table::{self, IncludeObject};
+use crate::http::error::{ApiError, from_store};
+use crate::http::negotiate::Format;
+use crate::http::request_info::ResourceRequest;
+use crate::http::respond;
+use crate::registry::ResourceDef;
+use crate::registry::convert;
+use crate::rest::object::{self, meta_str};
+use crate::rest::resource::{self, Ctx, DeleteOptions};
+use crate::storage;
+
+/// Parsed `labelSelector` and `fieldSelector` (400 when malformed or unsupported).
+pub struct Selectors {
+    /// Labels.
+    pub labels: LabelSelector,
+    /// Fields.
+    pub fields: FieldSelector,
+}
+
+impl Selectors {
+    /// Parses the selectors of a request for `def`.
+    pub fn parse(
+        def: &ResourceDef,
+        query: &crate::http::negotiate::Query,
+    ) -> Result<Self, ApiError> {
+        let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or_default())
+            .map_err(|e| ApiError::bad_request(format!("unable to parse labelSelector: {e}")))?;
+        let fields = FieldSelector::parse(query.get("fieldSelector").unwrap_or_default())
+            .map_err(|e| ApiError::bad_request(format!("unable to parse fieldSelector: {e}")))?;
+        if let Some(bad) = fields.fields().find(|f| !def.supports_field(f)) {
+            return Err(ApiError::bad_request(format!(
+                "field label not supported: {bad} (for {})",
+                def.plural
+            )));
+        }
+        Ok(Self { labels, fields })
+    }
+
+    /// Whether an object matches both selectors.
+    pub fn matches(&self, obj: &Value) -> bool {
+        self.labels.matches(object::labels(obj))
+            && self.fields.matches(|f| object::field_value(obj, f))
+    }
+}
+
+/// `resourceVersion`/`resourceVersionMatch` of a list: `Exact` reads at that revision; anything
+/// else reads the latest state.
+fn list_revision(query: &crate::http::negotiate::Query) -> Result<Option<Revision>, ApiError> {
+    match (
+        query.get("resourceVersion"),
+        query.get("resourceVersionMatch"),
+    ) {
+        (Some(rv), Some("Exact")) if !rv.is_empty() && rv != "0" => {
+            Ok(Some(resource::parse_rv(rv)?))
+        }
+        (_, Some("Exact")) => Err(ApiError::bad_request(
+            "resourceVersionMatch=Exact requires a non-zero resourceVersion",
+        )),
+        (_, Some("NotOlderThan") | None | Some("")) => Ok(None),
+        (_, Some(other)) => Err(ApiError::bad_request(format!(
+            "unsupported resourceVersionMatch {other:?}"
+        ))),
+    }
+}
+
+/// A page of matching objects.
+pub struct Page<T = Value> {
+    /// Matching objects, in key order.
+    pub items: Vec<T>,
+    /// The revision the list was read at.
+    pub revision: u64,
+    /// Token for the next page.
+    pub continue_token: Option<String>,
+}
+
+/// Reads up to `limit` matching objects (0 = all), continuing from `token`.
+pub async fn read_page<E: Engine>(
+    ctx: &Ctx<'_, E>,
+    selectors: &Selectors,
+    limit: usize,
+    token: Option<String>,
+    revision: Option<Revision>,
+) -> Result<Page, ApiError> {
+    let def = ctx.def();
+    read_page_with(ctx, limit, token, revision, |kv| {
+        let obj = storage::decode(def, kv)?;
+        Ok(selectors.matches(&obj).then_some(obj))
+    })
+    .await
+}
+
+/// Reads up to `limit` objects that `select` keeps (0 = all), continuing from `token`; pages
+/// through the store so that a selective filter still fills the page, and returns a token
+/// that resumes exactly after the last object read.
+async fn read_page_with<E: Engine, T>(
+    ctx: &Ctx<'_, E>,
+    limit: usize,
+    mut token: Option<String>,
+    revision: Option<Revision>,
+    mut select: impl FnMut(&bulwark_store::KeyValue) -> Result<Option<T>, ApiError>,
+) -> Result<Page<T>, ApiError> {
+    let def = ctx.def();
+    let prefix = storage::collection_prefix(def, ctx.namespace());
+    let mut items = Vec::new();
+    let mut revision = revision;
+    loop {
+        let want = if limit == 0 { 0 } else { limit - items.len() };
+        let page = ctx
+            .state
+            .store
+            .list(
+                &prefix,
+                ListOptions {
+                    revision,
+                    limit: want,
+                    continue_token: token.take(),
+                    max_bytes: 0,
+                },
+            )
+            .await
+            .map_err(|e| from_store(e, def.group, def.plural, ""))?;
+        revision = Some(page.revision);
+        for kv in &page.items {
+            if let Some(item) = select(kv)? {
+                items.push(item);
+            }
+        }
+        match page.continue_token {
+            Some(next) if limit == 0 || items.len() < limit => token = Some(next),
+            next => {
+                return Ok(Page {
+                    items,
+                    revision: page.revision.0,
+                    continue_token: next,
+                });
+            }
+        }
+    }
+}
+
+fn list_kind(def: &ResourceDef) -> String {
+    format!("{}List", def.kind)
+}
+
+/// GET a collection.
+pub async fn list<E: Engine>(ctx: &Ctx<'_, E>) -> Result<Response, ApiError> {
+    let selectors = Selectors::parse(ctx.def(), ctx.query)?;
+    let limit = usize::try_from(ctx.query.uint("limit")?.unwrap_or(0)).unwrap_or(usize::MAX);
+    let token = ctx
+        .query
+        .get("continue")
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned);
+    let revision = if token.is_some() {
+        None
+    } else {
+        list_revision(ctx.query)?
+    };
+    // Fast path: plain JSON lists filtered by labels only are assembled from the stored bytes
+    // without parsing below the top level (10,000 objects, no deep trees to build and drop).
+    if ctx.format == Format::Json && selectors.fields.is_empty() && convert::is_identity(ctx.def())
+    {
+        let page = read_page_with(ctx, limit, token, revision, |kv| {
+            let raw = storage::decode_raw(kv)?;
+            Ok(selectors.labels.matches(raw.labels()).then_some(raw.bytes))
+        })
+        .await?;
+        return Ok(raw_list(ctx.def(), page));
+    }
+    let page = read_page(ctx, &selectors, limit, token, revision).await?;
+    let list_meta = list_meta(&page);
+    let body = match ctx.format {
+        Format::Table => table::table(
+            ctx.def(),
+            &page.items,
+            list_meta,
+            IncludeObject::parse(ctx.query.get("includeObject")),
+        ),
+        Format::Json => json!({
+            "kind": list_kind(ctx.def()),
+            "apiVersion": ctx.def().api_version(),
+            "metadata": list_meta,
+            "items": page.items,
+        }),
+    };
+    Ok(respond::json(StatusCode::OK, &body, &[]))
+}
+
+fn list_meta<T>(page: &Page<T>) -> Value {
+    let mut meta = json!({"resourceVersion": page.revision.to_string()});
+    if let (Some(next), Some(m)) = (&page.continue_token, meta.as_object_mut()) {
+        m.insert("continue".into(), json!(next));
+    }
+    meta
+}
+
+/// A JSON list response whose items are already-encoded objects.
+fn raw_list(def: &ResourceDef, page: Page<Vec<u8>>) -> Response {
+    let head = json!({"kind": list_kind(def), "apiVersion": def.api_version(), "metadata": list_meta(&page)});
+    let mut body = serde_json::to_vec(&head).unwrap_or_default();
+    // Reopen the object to append the items array.
+    body.pop();
+    let size: usize = page.items.iter().map(|i| i.len() + 1).sum();
+    body.reserve(size + 16);
+    body.extend_from_slice(b",\"items\":[");
+    for (i, item) in page.items.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(item);
+    }
+    body.extend_from_slice(b"]}");
+    (
+        StatusCode::OK,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+/// DELETE a collection: deletes every matching object (upstream's rules per object).
+pub async fn delete_collection<E: Engine>(
+    ctx: &Ctx<'_, E>,
+    body: Option<&Value>,
+) -> Result<Response, ApiError> {
+    let selectors = Selectors::parse(ctx.def(), ctx.query)?;
+    let opts = DeleteOptions::parse(body, ctx.query)?;
+    let page = read_page(ctx, &selectors, 0, None, None).await?;
+    let mut deleted = 0usize;
+    for obj in &page.items {
+        let name = meta_str(obj, "name").unwrap_or_default().to_owned();
+        let namespace = meta_str(obj, "namespace").map(str::to_owned);
+        let req = ResourceRequest {
+            def: ctx.def(),
+            namespace,
+            name: Some(name),
+            subresource: None,
+            verb: crate::http::request_info::Verb::Delete,
+        };
+        let one = Ctx {
+            state: ctx.state,
+            req: &req,
+            query: ctx.query,
+            headers: ctx.headers,
+            user: ctx.user,
+            source: ctx.source,
+            format: ctx.format,
+        };
+        match resource::delete_one(&one, &opts).await {
+            Ok(_) => deleted += 1,
+            // Deleted meanwhile by someone else: that is what was asked.
+            Err(e) if e.code() == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    tracing::debug!(deleted, resource = ctx.def().plural, "deletecollection");
+    Ok(respond::json(
+        StatusCode::OK,
+        &serde_json::to_value(Status::success(None)).unwrap_or_default(),
+        &[],
+    ))
+}

@@ -1,0 +1,708 @@
+//! Handlers for one object: get, create, update (PUT), patch and delete, with optimistic
+//! concurrency, dry runs, field validation, admission and upstream's deletion rules
+//! (finalizers, graceful pod deletion, propagation policy finalizers, terminating namespaces).
+
+use axum::response::Response;
+use bulwark_api::{Status, StatusReason};
+use bulwark_store::{Engine, KeyValue, Revision, StoreError};
+use http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+
+use crate::admission::AdmissionRequest;
+use crate::authn::UserInfo;
+use crate::codec::table::IncludeObject;
+use crate::http::error::{ApiError, from_store};
+use crate::http::negotiate::{self, FieldValidation, Format, Query};
+use crate::http::request_info::{ResourceRequest, Verb};
+use crate::http::respond;
+use crate::registry::typed;
+use crate::registry::{ResourceDef, Subresource};
+use crate::rest::object::{self, UpdateKind, meta_str};
+use crate::rest::patch::{self, PatchType};
+use crate::state::ApiState;
+use crate::storage;
+
+/// How often an update retries after losing a race it did not ask to detect.
+const MAX_RETRIES: usize = 16;
+
+/// One request's context.
+pub struct Ctx<'a, E: Engine> {
+    /// Shared state.
+    pub state: &'a ApiState<E>,
+    /// What is addressed.
+    pub req: &'a ResourceRequest,
+    /// Query parameters.
+    pub query: &'a Query,
+    /// Request headers.
+    pub headers: &'a HeaderMap,
+    /// The caller.
+    pub user: &'a UserInfo,
+    /// The caller's address.
+    pub source: std::net::IpAddr,
+    /// The negotiated representation.
+    pub format: Format,
+}
+
+impl<E: Engine> Ctx<'_, E> {
+    /// The resource definition.
+    pub fn def(&self) -> &'static ResourceDef {
+        self.req.def
+    }
+
+    /// The namespace, if the kind is namespaced.
+    pub fn namespace(&self) -> Option<&str> {
+        self.req
+            .namespace
+            .as_deref()
+            .filter(|_| self.def().namespaced)
+    }
+
+    fn name(&self) -> &str {
+        self.req.name.as_deref().unwrap_or_default()
+    }
+
+    fn key(&self) -> String {
+        storage::object_key(self.def(), self.namespace(), self.name())
+    }
+
+    fn include(&self) -> IncludeObject {
+        IncludeObject::parse(self.query.get("includeObject"))
+    }
+
+    fn store_err(&self, e: StoreError) -> ApiError {
+        from_store(e, self.def().group, self.def().plural, self.name())
+    }
+
+    fn not_found(&self) -> ApiError {
+        Status::not_found(self.def().group, self.def().plural, self.name()).into()
+    }
+
+    /// Writes `new` over the addressed object if it is still at `expected`; `None` when a
+    /// concurrent write won the race (the caller re-reads and retries).
+    async fn cas_update(&self, new: &Value, expected: Revision) -> Result<Option<Value>, ApiError> {
+        match self
+            .state
+            .store
+            .update(
+                &self.key(),
+                storage::encode(self.def(), new)?,
+                Some(expected),
+            )
+            .await
+        {
+            Ok(kv) => Ok(Some(storage::decode(self.def(), &kv)?)),
+            Err(StoreError::Conflict { .. }) => Ok(None),
+            Err(e) => Err(self.store_err(e)),
+        }
+    }
+
+    /// Deletes the addressed object if it is still at `expected`; `false` when a concurrent
+    /// write won the race.
+    async fn cas_delete(&self, expected: Revision) -> Result<bool, ApiError> {
+        match self.state.store.delete(&self.key(), Some(expected)).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict { .. }) => Ok(false),
+            Err(e) => Err(self.store_err(e)),
+        }
+    }
+
+    /// Reads the addressed object (404 if absent).
+    pub async fn current(&self) -> Result<(KeyValue, Value), ApiError> {
+        let kv = self
+            .state
+            .store
+            .get(&self.key())
+            .await
+            .map_err(|e| self.store_err(e))?
+            .ok_or_else(|| self.not_found())?;
+        let obj = storage::decode(self.def(), &kv)?;
+        Ok((kv, obj))
+    }
+
+    fn respond(&self, code: StatusCode, obj: &Value, warnings: &[String]) -> Response {
+        respond::object(self.def(), self.format, self.include(), code, obj, warnings)
+    }
+
+    /// Runs admission plugins (dry run as the query says); returns their warnings.
+    pub async fn admit(
+        &self,
+        verb: Verb,
+        object: Option<&Value>,
+        old: Option<&Value>,
+    ) -> Result<Vec<String>, ApiError> {
+        self.admit_with(verb, object, old, self.query.dry_run()?)
+            .await
+    }
+
+    /// Runs admission plugins, telling them whether this is a dry run (a deletion's dry run
+    /// may come in its body); returns their warnings.
+    pub async fn admit_with(
+        &self,
+        verb: Verb,
+        object: Option<&Value>,
+        old: Option<&Value>,
+        dry_run: bool,
+    ) -> Result<Vec<String>, ApiError> {
+        let namespace_object = if self.def().namespaced && verb == Verb::Create {
+            let ns_def = crate::registry::lookup("", "v1", "namespaces");
+            match (ns_def, self.namespace()) {
+                (Some(ns_def), Some(ns)) => {
+                    let key = storage::object_key(ns_def, None, ns);
+                    match self
+                        .state
+                        .store
+                        .get(&key)
+                        .await
+                        .map_err(|e| self.store_err(e))?
+                    {
+                        Some(kv) => Some(storage::decode(ns_def, &kv)?),
+                        None => None,
+                    }
+                }
+                _ => None,
+            }
+        } else {
+            None
+        };
+        let name = object
+            .or(old)
+            .and_then(|o| meta_str(o, "name"))
+            .unwrap_or(self.name())
+            .to_owned();
+        let request = AdmissionRequest {
+            def: self.def(),
+            verb,
+            user: self.user,
+            source: self.source,
+            subresource: self.req.subresource,
+            namespace: self.namespace(),
+            namespace_object: namespace_object.as_ref(),
+            name: &name,
+            object,
+            old_object: old,
+            dry_run,
+        };
+        if let Some(object) = object {
+            crate::http::limits::check_container_count(
+                self.def(),
+                object,
+                &self.state.limits.request,
+            )?;
+        }
+        // Admission is CPU work that grows with the object: it runs in a bounded number at a
+        // time, each off the async workers, so that heavy writes queue behind each other
+        // instead of stalling every other request on the server.
+        let _turn = self.state.admission_gate.turn().await?;
+        let run = || {
+            let mut warnings = Vec::new();
+            for plugin in &self.state.admission {
+                warnings.extend(plugin.admit(&request)?);
+            }
+            Ok(warnings)
+        };
+        crate::admission::gate::off_the_workers(run)
+    }
+}
+
+/// Decodes through the upstream type and applies `fieldValidation`; returns the pruned object
+/// and warnings.
+pub fn validate_fields(
+    def: &ResourceDef,
+    obj: &Value,
+    mode: FieldValidation,
+) -> Result<(Value, Vec<String>), ApiError> {
+    let decoded = typed::decode(def, obj)?;
+    let messages: Vec<String> = decoded
+        .unknown_fields
+        .iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect();
+    match mode {
+        FieldValidation::Strict if !messages.is_empty() => Err(ApiError::bad_request(format!(
+            "strict decoding error: {}",
+            messages.join(", ")
+        ))),
+        FieldValidation::Warn => Ok((decoded.object, messages)),
+        _ => Ok((decoded.object, Vec::new())),
+    }
+}
+
+/// GET one object (or its status).
+pub async fn get<E: Engine>(ctx: &Ctx<'_, E>) -> Result<Response, ApiError> {
+    let (_, obj) = ctx.current().await?;
+    if ctx.req.subresource == Some(Subresource::Scale) {
+        return Ok(respond::json(
+            StatusCode::OK,
+            &crate::rest::subresource::scale_of(&obj),
+            &[],
+        ));
+    }
+    Ok(ctx.respond(StatusCode::OK, &obj, &[]))
+}
+
+/// POST: create.
+pub async fn create<E: Engine>(ctx: &Ctx<'_, E>, mut obj: Value) -> Result<Response, ApiError> {
+    object::check_kind(ctx.def(), &mut obj)?;
+    let (mut obj, mut warnings) = validate_fields(ctx.def(), &obj, ctx.query.field_validation()?)?;
+    object::prepare_create(ctx.def(), &mut obj, ctx.namespace())?;
+    let name = meta_str(&obj, "name").unwrap_or_default().to_owned();
+    crate::audit::record::note_created_name(&name);
+    warnings.extend(ctx.admit(Verb::Create, Some(&obj), None).await?);
+    if ctx.query.dry_run()? {
+        return Ok(ctx.respond(StatusCode::CREATED, &obj, &warnings));
+    }
+    let key = storage::object_key(ctx.def(), ctx.namespace(), &name);
+    let kv = ctx
+        .state
+        .store
+        .create(&key, storage::encode(ctx.def(), &obj)?)
+        .await
+        .map_err(|e| from_store(e, ctx.def().group, ctx.def().plural, &name))?;
+    let created = storage::decode(ctx.def(), &kv)?;
+    Ok(ctx.respond(StatusCode::CREATED, &created, &warnings))
+}
+
+/// What a read-modify-write produced.
+pub struct Written {
+    /// The object as stored (or as it would be, for dry runs).
+    pub object: Value,
+    /// Warnings for the client.
+    pub warnings: Vec<String>,
+}
+
+/// Reads the object, lets `mutate` produce the new version, runs admission and writes it with
+/// compare-and-swap. A race is retried unless the caller pinned a resourceVersion (409).
+/// Objects whose deletion is pending and whose last finalizer goes away are deleted.
+pub async fn read_modify_write<E, F>(
+    ctx: &Ctx<'_, E>,
+    verb: Verb,
+    mut mutate: F,
+) -> Result<Written, ApiError>
+where
+    E: Engine,
+    F: FnMut(&Value) -> Result<(Value, Vec<String>), ApiError>,
+{
+    let dry_run = ctx.query.dry_run()?;
+    for _ in 0..MAX_RETRIES {
+        let (old_kv, old) = ctx.current().await?;
+        let (mut new, mut warnings) = mutate(&old)?;
+        let current_rv = old_kv.mod_revision.to_string();
+        if let Some(rv) = meta_str(&new, "resourceVersion").filter(|rv| !rv.is_empty())
+            && rv != current_rv
+        {
+            return Err(Status::conflict(
+                ctx.def().group,
+                ctx.def().plural,
+                ctx.name(),
+                "the object has been modified; please apply your changes to the latest version and try again",
+            )
+            .into());
+        }
+        if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert("resourceVersion".into(), Value::String(current_rv));
+        }
+        warnings.extend(ctx.admit(verb, Some(&new), Some(&old)).await?);
+        if new == old || dry_run {
+            return Ok(Written {
+                object: new,
+                warnings,
+            });
+        }
+        if deletion_complete(ctx.def(), &new) {
+            if ctx.cas_delete(old_kv.mod_revision).await? {
+                return Ok(Written {
+                    object: new,
+                    warnings,
+                });
+            }
+            continue;
+        }
+        if let Some(object) = ctx.cas_update(&new, old_kv.mod_revision).await? {
+            return Ok(Written { object, warnings });
+        }
+    }
+    Err(too_many_writers())
+}
+
+/// Every retry lost a race: the object is under heavy concurrent writes.
+fn too_many_writers() -> ApiError {
+    ApiError::new(
+        StatusReason::Conflict,
+        "too many concurrent writers on this object; try again",
+    )
+}
+
+/// A pod assigned to a node: its deletion waits for the node agent.
+fn is_bound_pod(def: &ResourceDef, obj: &Value) -> bool {
+    def.is("", "Pod")
+        && obj
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty())
+}
+
+fn finalizers(obj: &Value) -> Vec<String> {
+    obj.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|f| {
+            f.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A pending deletion whose finalizers are all gone (namespaces also wait for spec.finalizers).
+fn deletion_complete(def: &ResourceDef, obj: &Value) -> bool {
+    if obj.pointer("/metadata/deletionTimestamp").is_none() || !finalizers(obj).is_empty() {
+        return false;
+    }
+    if def.is("", "Namespace") {
+        return obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty);
+    }
+    // Pods bound to a node wait for the node agent's final delete.
+    !is_bound_pod(def, obj)
+}
+
+fn update_kind(req: &ResourceRequest) -> UpdateKind {
+    match req.subresource {
+        Some(Subresource::Status) => UpdateKind::Status,
+        _ => UpdateKind::Main,
+    }
+}
+
+/// Turns a client's new version of `old` (a PUT body or a patched object) into what is
+/// written: kind checked, decoded through the upstream type, server-owned fields kept. Its
+/// `resourceVersion`, if any, is the client's precondition, checked by [`read_modify_write`].
+fn prepared_update(
+    def: &ResourceDef,
+    mut candidate: Value,
+    old: &Value,
+    kind: UpdateKind,
+    mode: FieldValidation,
+) -> Result<(Value, Vec<String>), ApiError> {
+    object::check_kind(def, &mut candidate)?;
+    let (mut new, warnings) = validate_fields(def, &candidate, mode)?;
+    crate::registry::defaults::apply(def, &mut new);
+    object::prepare_update(def, &mut new, old, kind)?;
+    Ok((new, warnings))
+}
+
+/// PUT: replace (main resource or status).
+pub async fn update<E: Engine>(ctx: &Ctx<'_, E>, submitted: Value) -> Result<Response, ApiError> {
+    match ctx.req.subresource {
+        Some(Subresource::Scale) => {
+            return crate::rest::subresource::write_scale(ctx, |_| Ok(submitted.clone())).await;
+        }
+        Some(Subresource::Approval) => {
+            return crate::rest::subresource::write_approval(ctx, &submitted).await;
+        }
+        _ => {}
+    }
+    let mode = ctx.query.field_validation()?;
+    let kind = update_kind(ctx.req);
+    let written = read_modify_write(ctx, Verb::Update, |old| {
+        prepared_update(ctx.def(), submitted.clone(), old, kind, mode)
+    })
+    .await?;
+    Ok(ctx.respond(StatusCode::OK, &written.object, &written.warnings))
+}
+
+/// PATCH: JSON, merge or strategic merge patch (main resource, status or scale).
+pub async fn patch<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response, ApiError> {
+    let content_type = negotiate::content_type(ctx.headers);
+    let Some(patch_type) = PatchType::from_content_type(&content_type) else {
+        return Err(ApiError::new(
+            StatusReason::UnsupportedMediaType,
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {content_type:?})"
+            ),
+        ));
+    };
+    let budget = patch::PatchBudget::from_limits(&ctx.state.limits.request);
+    match ctx.req.subresource {
+        Some(Subresource::Scale) => {
+            return crate::rest::subresource::write_scale(ctx, |scale| {
+                patch::apply(patch_type, scale, body, &budget)
+            })
+            .await;
+        }
+        Some(Subresource::Approval) => {
+            let (_, current) = ctx.current().await?;
+            let patched = patch::apply(patch_type, &current, body, &budget)?;
+            return crate::rest::subresource::write_approval(ctx, &patched).await;
+        }
+        _ => {}
+    }
+    let mode = ctx.query.field_validation()?;
+    let kind = update_kind(ctx.req);
+    let written = read_modify_write(ctx, Verb::Patch, |old| {
+        prepared_update(
+            ctx.def(),
+            patch::apply(patch_type, old, body, &budget)?,
+            old,
+            kind,
+            mode,
+        )
+    })
+    .await?;
+    Ok(ctx.respond(StatusCode::OK, &written.object, &written.warnings))
+}
+
+/// `DeleteOptions`, from the body and the query.
+#[derive(Debug, Default)]
+pub struct DeleteOptions {
+    /// Seconds before a graceful deletion completes.
+    pub grace_period: Option<i64>,
+    /// `Orphan`, `Background` or `Foreground`.
+    pub propagation: Option<String>,
+    /// Required uid.
+    pub uid: Option<String>,
+    /// Required resourceVersion.
+    pub resource_version: Option<String>,
+    /// `dryRun: ["All"]`, in the body or the query: nothing is deleted.
+    pub dry_run: bool,
+}
+
+impl DeleteOptions {
+    /// Parses options from an optional body and the query.
+    pub fn parse(body: Option<&Value>, query: &Query) -> Result<Self, ApiError> {
+        let mut opts = Self::default();
+        if let Some(v) = body {
+            if !v.is_object() {
+                return Err(ApiError::bad_request("DeleteOptions must be a JSON object"));
+            }
+            opts.grace_period = v.get("gracePeriodSeconds").and_then(Value::as_i64);
+            opts.propagation = v
+                .get("propagationPolicy")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            opts.uid = v
+                .pointer("/preconditions/uid")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            opts.resource_version = v
+                .pointer("/preconditions/resourceVersion")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            match v.get("dryRun") {
+                None | Some(Value::Null) => {}
+                Some(Value::Array(dry)) => {
+                    if dry.iter().any(|d| d.as_str() != Some("All")) {
+                        return Err(ApiError::bad_request(
+                            "invalid dry run option; the only supported value is All",
+                        ));
+                    }
+                    opts.dry_run = !dry.is_empty();
+                }
+                Some(_) => {
+                    return Err(ApiError::bad_request(
+                        "DeleteOptions.dryRun must be a list of strings",
+                    ));
+                }
+            }
+        }
+        opts.dry_run |= query.dry_run()?;
+        if let Some(g) = query.get("gracePeriodSeconds") {
+            opts.grace_period =
+                Some(g.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid gracePeriodSeconds {g:?}"))
+                })?);
+        }
+        if let Some(p) = query.get("propagationPolicy") {
+            opts.propagation = Some(p.to_owned());
+        }
+        if let Some(p) = &opts.propagation
+            && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground")
+        {
+            return Err(Status::invalid("", "DeleteOptions", "", vec![bulwark_api::StatusCause::invalid(
+                "propagationPolicy",
+                format!("Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""),
+            )])
+            .into());
+        }
+        if opts.grace_period.is_some_and(|g| g < 0) {
+            return Err(ApiError::bad_request(
+                "gracePeriodSeconds must be non-negative",
+            ));
+        }
+        Ok(opts)
+    }
+}
+
+/// What deleting one object did.
+pub enum Deleted {
+    /// Removed from the store; the last state.
+    Removed(Value),
+    /// Marked for deletion (finalizers or grace period); the new state.
+    Pending(Value),
+}
+
+/// Deletes one object following upstream's rules.
+pub async fn delete_one<E: Engine>(
+    ctx: &Ctx<'_, E>,
+    opts: &DeleteOptions,
+) -> Result<Deleted, ApiError> {
+    let dry_run = opts.dry_run;
+    for _ in 0..MAX_RETRIES {
+        let (kv, old) = ctx.current().await?;
+        if let Some(uid) = &opts.uid
+            && meta_str(&old, "uid") != Some(uid.as_str())
+        {
+            return Err(Status::conflict(
+                ctx.def().group,
+                ctx.def().plural,
+                ctx.name(),
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    meta_str(&old, "uid").unwrap_or_default()
+                ),
+            )
+            .into());
+        }
+        if let Some(rv) = &opts.resource_version
+            && *rv != kv.mod_revision.to_string()
+        {
+            return Err(Status::conflict(ctx.def().group, ctx.def().plural, ctx.name(), &format!(
+                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", kv.mod_revision
+            )).into());
+        }
+        ctx.admit_with(Verb::Delete, None, Some(&old), dry_run)
+            .await?;
+        let mut pending_finalizers = finalizers(&old);
+        match opts.propagation.as_deref() {
+            Some("Foreground") => pending_finalizers.push("foregroundDeletion".into()),
+            Some("Orphan") => pending_finalizers.push("orphan".into()),
+            _ => {}
+        }
+        let is_namespace = ctx.def().is("", "Namespace");
+        let grace = opts
+            .grace_period
+            .or_else(|| {
+                old.pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+            })
+            .unwrap_or(30);
+        let graceful = is_bound_pod(ctx.def(), &old) && grace > 0;
+        if pending_finalizers.is_empty() && !graceful && !is_namespace {
+            if dry_run {
+                return Ok(Deleted::Removed(old));
+            }
+            if ctx.cas_delete(kv.mod_revision).await? {
+                return Ok(Deleted::Removed(old));
+            }
+            continue;
+        }
+        if old.pointer("/metadata/deletionTimestamp").is_some() {
+            return Ok(Deleted::Pending(old));
+        }
+        let mut new = old.clone();
+        let when = if graceful {
+            object::rfc3339(time::OffsetDateTime::now_utc() + time::Duration::seconds(grace))
+        } else {
+            object::now_rfc3339()
+        };
+        let meta = object::meta_mut(&mut new)?;
+        meta.insert("deletionTimestamp".into(), json!(when));
+        meta.insert(
+            "deletionGracePeriodSeconds".into(),
+            json!(if graceful { grace } else { 0 }),
+        );
+        object::bump_generation(meta);
+        if !pending_finalizers.is_empty() {
+            pending_finalizers.dedup();
+            meta.insert("finalizers".into(), json!(pending_finalizers));
+        }
+        if is_namespace && let Some(root) = new.as_object_mut() {
+            root.insert("status".into(), json!({"phase": "Terminating"}));
+        }
+        if dry_run {
+            return Ok(Deleted::Pending(new));
+        }
+        if let Some(stored) = ctx.cas_update(&new, kv.mod_revision).await? {
+            return Ok(Deleted::Pending(stored));
+        }
+    }
+    Err(too_many_writers())
+}
+
+/// DELETE one object.
+pub async fn delete<E: Engine>(
+    ctx: &Ctx<'_, E>,
+    body: Option<&Value>,
+) -> Result<Response, ApiError> {
+    let opts = DeleteOptions::parse(body, ctx.query)?;
+    match delete_one(ctx, &opts).await? {
+        Deleted::Pending(obj) => Ok(ctx.respond(StatusCode::OK, &obj, &[])),
+        Deleted::Removed(obj) if ctx.def().is("", "Pod") => {
+            Ok(ctx.respond(StatusCode::OK, &obj, &[]))
+        }
+        Deleted::Removed(obj) => {
+            let mut details = bulwark_api::status::StatusDetails {
+                name: ctx.name().to_owned(),
+                group: ctx.def().group.to_owned(),
+                kind: ctx.def().plural.to_owned(),
+                ..Default::default()
+            };
+            details.uid = meta_str(&obj, "uid").unwrap_or_default().to_owned();
+            Ok(respond::json(
+                StatusCode::OK,
+                &serde_json::to_value(Status::success(Some(details))).unwrap_or_default(),
+                &[],
+            ))
+        }
+    }
+}
+
+/// The revision a resourceVersion string names (400 if malformed).
+pub fn parse_rv(text: &str) -> Result<Revision, ApiError> {
+    text.parse::<u64>().map(Revision).map_err(|_| {
+        ApiError::bad_request(format!(
+            "invalid resourceVersion {text:?}: must be a decimal integer"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{NameRule, Serving};
+
+    /// A kind check names the group: a custom kind called `Pod` or `Namespace` gets none of
+    /// the core kinds' deletion rules.
+    #[test]
+    fn kind_rules_need_the_group() {
+        let core_pod = crate::registry::lookup("", "v1", "pods").unwrap();
+        let custom_pod = ResourceDef {
+            group: "example.com",
+            version: "v1",
+            kind: "Pod",
+            plural: "pods",
+            singular: "pod",
+            short_names: &[],
+            categories: &[],
+            namespaced: true,
+            subresources: &[],
+            name_rule: NameRule::Subdomain,
+            extra_fields: &[],
+            serving: Serving::Stored,
+        };
+        let bound = json!({"metadata": {"name": "p", "deletionTimestamp": "2026-01-01T00:00:00Z"}, "spec": {"nodeName": "n1"}});
+        assert!(is_bound_pod(core_pod, &bound));
+        assert!(!is_bound_pod(&custom_pod, &bound));
+        assert!(!deletion_complete(core_pod, &bound));
+        assert!(deletion_complete(&custom_pod, &bound));
+        let custom_namespace = ResourceDef {
+            kind: "Namespace",
+            ..custom_pod
+        };
+        let terminating = json!({"metadata": {"name": "n", "deletionTimestamp": "2026-01-01T00:00:00Z"}, "spec": {"finalizers": ["kubernetes"]}});
+        assert!(deletion_complete(&custom_namespace, &terminating));
+        let core_namespace = crate::registry::lookup("", "v1", "namespaces").unwrap();
+        assert!(!deletion_complete(core_namespace, &terminating));
+    }
+}
