@@ -280,8 +280,8 @@ when { resource.apiGroup == "certificates.k8s.io" && resource.resource == "certi
     eventually("carol may read CSRs", || {
         run(&s, &carol, &["get", "csr", "node-csr"])
     });
-    // What `kubectl certificate approve|deny` sends (kubectl sends it as protobuf, which this
-    // server does not read yet): the CSR with one more condition, PUT to /approval.
+    // What `kubectl certificate approve|deny` sends (as protobuf; here as JSON, so a test can
+    // also drop the other conditions): the CSR with one more condition, PUT to /approval.
     let decide = |who: &std::path::Path, condition: &str, drop_others: bool| {
         let mut csr: Value =
             serde_json::from_str(&s.ok(&["get", "csr", "node-csr", "-o", "json"])).unwrap();

@@ -314,3 +314,182 @@ fn discovery_explain_and_access() {
         String::from_utf8_lossy(&protected.stderr)
     );
 }
+
+/// The typed `kubectl create` commands, `kubectl run` and `kubectl certificate approve`:
+/// kubectl sends each as protobuf and reads protobuf back.
+#[test]
+fn typed_commands_send_protobuf() {
+    let s = TestServer::start();
+    let json = |args: &[&str]| -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&s.ok(&all)).unwrap()
+    };
+    assert!(
+        s.ok(&["create", "namespace", "demo"])
+            .contains("namespace/demo created")
+    );
+    // Workload templates are held to the namespace's Pod Security level (restricted unless
+    // the namespace says otherwise): kubectl's bare templates need baseline.
+    s.ok(&[
+        "label",
+        "namespace",
+        "demo",
+        "pod-security.kubernetes.io/enforce=baseline",
+    ]);
+    let n = ["-n", "demo"];
+    let create = |args: &[&str]| {
+        let mut all = vec!["create"];
+        all.extend_from_slice(&n);
+        all.extend_from_slice(args);
+        let out = s.ok(&all);
+        assert!(out.contains("created"), "{args:?}: {out}");
+    };
+    create(&["configmap", "cm", "--from-literal=colour=blue"]);
+    create(&["secret", "generic", "pw", "--from-literal=password=hunter2"]);
+    let key = s.dir.path().join("tls.key");
+    let cert = s.dir.path().join("tls.crt");
+    let issued = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=demo.example"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(issued.status.success());
+    create(&[
+        "secret",
+        "tls",
+        "web-tls",
+        &format!("--cert={}", cert.display()),
+        &format!("--key={}", key.display()),
+    ]);
+    create(&[
+        "deployment",
+        "web",
+        "--image=registry.local/web:1",
+        "--replicas=0",
+    ]);
+    create(&["job", "once", "--image=registry.local/job:1", "--", "true"]);
+    create(&[
+        "cronjob",
+        "tick",
+        "--image=registry.local/job:1",
+        "--schedule=*/5 * * * *",
+    ]);
+    create(&["serviceaccount", "robot"]);
+    create(&["role", "reader", "--verb=get,list", "--resource=pods"]);
+    create(&[
+        "rolebinding",
+        "robot-reads",
+        "--role=reader",
+        "--serviceaccount=demo:robot",
+    ]);
+    create(&["quota", "small", "--hard=pods=10,requests.cpu=2"]);
+    assert!(
+        s.ok(&[
+            "create",
+            "clusterrole",
+            "node-reader",
+            "--verb=get",
+            "--resource=nodes"
+        ])
+        .contains("created")
+    );
+    assert!(
+        s.ok(&[
+            "create",
+            "priorityclass",
+            "high",
+            "--value=1000",
+            "--description=important"
+        ])
+        .contains("created")
+    );
+
+    assert_eq!(
+        json(&["get", "configmap", "cm", "-n", "demo"])["data"]["colour"],
+        "blue"
+    );
+    let secret = json(&["get", "secret", "pw", "-n", "demo"]);
+    assert_eq!(secret["type"], "Opaque");
+    assert_eq!(secret["data"]["password"], "aHVudGVyMg==");
+    assert_eq!(
+        json(&["get", "secret", "web-tls", "-n", "demo"])["type"],
+        "kubernetes.io/tls"
+    );
+    // An explicit zero survives protobuf (a pointer field), and the defaults are filled in.
+    let deploy = json(&["get", "deployment", "web", "-n", "demo"]);
+    assert_eq!(deploy["spec"]["replicas"], 0);
+    assert_eq!(deploy["spec"]["strategy"]["type"], "RollingUpdate");
+    assert_eq!(
+        json(&["get", "cronjob", "tick", "-n", "demo"])["spec"]["schedule"],
+        "*/5 * * * *"
+    );
+    assert_eq!(
+        json(&["get", "rolebinding", "robot-reads", "-n", "demo"])["subjects"][0]["name"],
+        "robot"
+    );
+    assert_eq!(
+        json(&["get", "quota", "small", "-n", "demo"])["spec"]["hard"]["pods"],
+        "10"
+    );
+    let high = json(&["get", "priorityclass", "high"]);
+    assert_eq!(high["value"], 1000);
+    assert_eq!(high["preemptionPolicy"], "PreemptLowerPriority");
+    let table = s.ok(&["get", "priorityclass", "high"]);
+    assert!(table.contains("VALUE") && table.contains("1000"), "{table}");
+
+    // A token for the service account (TokenRequest, as protobuf).
+    let token = s.ok(&["create", "token", "robot", "-n", "demo"]);
+    assert_eq!(token.trim().split('.').count(), 3, "{token}");
+
+    // kubectl run, with an override that meets the restricted profile of `default`.
+    let overrides = r#"{"apiVersion": "v1", "spec": {"securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}}, "containers": [{"name": "hello", "image": "registry.local/hello:1", "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}}]}}"#;
+    let ran = s.ok(&[
+        "run",
+        "hello",
+        "--image=registry.local/hello:1",
+        "--restart=Never",
+        &format!("--overrides={overrides}"),
+    ]);
+    assert!(ran.contains("pod/hello created"), "{ran}");
+    let pod = json(&["get", "pod", "hello"]);
+    assert_eq!(
+        pod["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"],
+        false
+    );
+    // Without the override the restricted profile refuses it, with a readable reason.
+    let refused = s.kubectl(&["run", "bare", "--image=registry.local/hello:1"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("allowPrivilegeEscalation"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    // kubectl certificate approve (an UpdateApproval, as protobuf).
+    let request = "bm90IGEgcmVhbCByZXF1ZXN0";
+    let csr = format!(
+        "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata:\n  name: node-csr\nspec:\n  request: {request}\n  signerName: kubernetes.io/kube-apiserver-client\n  usages: [client auth]\n"
+    );
+    let file = write(&s, "csr.yaml", &csr);
+    s.ok(&["apply", "-f", &file]);
+    assert!(
+        s.ok(&["certificate", "approve", "node-csr"])
+            .contains("approved")
+    );
+    let conditions = json(&["get", "csr", "node-csr"])["status"]["conditions"].clone();
+    assert_eq!(conditions[0]["type"], "Approved", "{conditions}");
+    let table = s.ok(&["get", "csr"]);
+    assert!(table.contains("Approved"), "{table}");
+}

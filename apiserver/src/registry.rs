@@ -4,6 +4,8 @@
 
 pub(crate) mod convert;
 pub(crate) mod defaults;
+pub(crate) mod kinds;
+pub mod strategy;
 pub mod typed;
 pub(crate) mod validation;
 
@@ -98,6 +100,8 @@ pub struct ResourceDef {
     pub extra_fields: &'static [&'static str],
     /// Where objects come from (and so which verbs are served).
     pub serving: Serving,
+    /// Everything else the server knows about the kind.
+    pub strategy: &'static dyn KindStrategy,
 }
 
 impl ResourceDef {
@@ -135,13 +139,15 @@ impl ResourceDef {
 }
 
 use Subresource::{Approval, Binding, Scale, Status, Token};
+use strategy::KindStrategy;
 
 const ALL: &[&str] = &["all"];
 const NONE: &[&str] = &[];
 
 macro_rules! res {
     ($group:expr, $version:expr, $kind:expr, $plural:expr, $singular:expr, short: $short:expr,
-     cat: $cat:expr, ns: $ns:expr, sub: $sub:expr, name: $rule:expr, fields: $fields:expr) => {
+     cat: $cat:expr, ns: $ns:expr, sub: $sub:expr, name: $rule:expr, fields: $fields:expr,
+     strategy: $strategy:expr) => {
         ResourceDef {
             group: $group,
             version: $version,
@@ -155,13 +161,14 @@ macro_rules! res {
             name_rule: $rule,
             extra_fields: $fields,
             serving: Serving::Stored,
+            strategy: &$strategy,
         }
     };
 }
 
 /// A create-only, unstored kind of `authorization.k8s.io/v1` (an access review).
 macro_rules! review {
-    ($kind:expr, $plural:expr, $singular:expr, ns: $ns:expr) => {
+    ($kind:expr, $plural:expr, $singular:expr, ns: $ns:expr, strategy: $strategy:expr) => {
         ResourceDef {
             group: "authorization.k8s.io",
             version: "v1",
@@ -175,6 +182,7 @@ macro_rules! review {
             name_rule: NameRule::PathSegment,
             extra_fields: &[],
             serving: Serving::Review,
+            strategy: &$strategy,
         }
     };
 }
@@ -182,70 +190,101 @@ macro_rules! review {
 /// Every served resource.
 pub static RESOURCES: &[ResourceDef] = &[
     res!("", "v1", "Namespace", "namespaces", "namespace", short: &["ns"], cat: NONE, ns: false,
-         sub: &[Status], name: NameRule::Label, fields: &["status.phase"]),
+         sub: &[Status], name: NameRule::Label, fields: &["status.phase"],
+         strategy: kinds::core::Namespaces),
     res!("", "v1", "ConfigMap", "configmaps", "configmap", short: &["cm"], cat: NONE, ns: true,
-         sub: &[], name: NameRule::Subdomain, fields: &[]),
+         sub: &[], name: NameRule::Subdomain, fields: &[],
+         strategy: kinds::core::ConfigMaps),
     res!("", "v1", "Secret", "secrets", "secret", short: &[], cat: NONE, ns: true,
-         sub: &[], name: NameRule::Subdomain, fields: &["type"]),
+         sub: &[], name: NameRule::Subdomain, fields: &["type"],
+         strategy: kinds::core::Secrets),
     res!("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", short: &["sa"],
-         cat: NONE, ns: true, sub: &[Token], name: NameRule::Subdomain, fields: &[]),
+         cat: NONE, ns: true, sub: &[Token], name: NameRule::Subdomain, fields: &[],
+         strategy: kinds::core::ServiceAccounts),
     res!("", "v1", "Pod", "pods", "pod", short: &["po"], cat: ALL, ns: true,
          sub: &[Status, Binding], name: NameRule::Subdomain,
          fields: &["spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
                    "spec.serviceAccountName", "spec.hostNetwork", "status.phase",
-                   "status.podIP", "status.nominatedNodeName"]),
+                   "status.podIP", "status.nominatedNodeName"],
+         strategy: kinds::core::Pods),
     res!("", "v1", "Node", "nodes", "node", short: &["no"], cat: NONE, ns: false,
-         sub: &[Status], name: NameRule::Subdomain, fields: &["spec.unschedulable"]),
+         sub: &[Status], name: NameRule::Subdomain, fields: &["spec.unschedulable"],
+         strategy: kinds::core::Nodes),
     res!("", "v1", "Service", "services", "service", short: &["svc"], cat: ALL, ns: true,
-         sub: &[Status], name: NameRule::Dns1035, fields: &["spec.clusterIP", "spec.type"]),
+         sub: &[Status], name: NameRule::Dns1035, fields: &["spec.clusterIP", "spec.type"],
+         strategy: kinds::core::Services),
     res!("", "v1", "Endpoints", "endpoints", "endpoints", short: &["ep"], cat: NONE, ns: true,
-         sub: &[], name: NameRule::Subdomain, fields: &[]),
+         sub: &[], name: NameRule::Subdomain, fields: &[],
+         strategy: kinds::core::EndpointsKind),
     res!("", "v1", "Event", "events", "event", short: &["ev"], cat: NONE, ns: true,
          sub: &[], name: NameRule::PathSegment,
          fields: &["involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
                    "involvedObject.uid", "involvedObject.apiVersion",
                    "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason",
-                   "reportingComponent", "source", "type"]),
+                   "reportingComponent", "source", "type"],
+         strategy: kinds::core::Events),
+    res!("", "v1", "ResourceQuota", "resourcequotas", "resourcequota", short: &["quota"],
+         cat: NONE, ns: true, sub: &[Status], name: NameRule::Subdomain, fields: &[],
+         strategy: kinds::core::ResourceQuotas),
     res!("apps", "v1", "Deployment", "deployments", "deployment", short: &["deploy"], cat: ALL,
-         ns: true, sub: &[Status, Scale], name: NameRule::Subdomain, fields: &[]),
+         ns: true, sub: &[Status, Scale], name: NameRule::Subdomain, fields: &[],
+         strategy: kinds::apps::Deployments),
     res!("apps", "v1", "ReplicaSet", "replicasets", "replicaset", short: &["rs"], cat: ALL,
-         ns: true, sub: &[Status, Scale], name: NameRule::Subdomain, fields: &["status.replicas"]),
+         ns: true, sub: &[Status, Scale], name: NameRule::Subdomain, fields: &["status.replicas"],
+         strategy: kinds::apps::ReplicaSets),
     res!("apps", "v1", "DaemonSet", "daemonsets", "daemonset", short: &["ds"], cat: ALL,
-         ns: true, sub: &[Status], name: NameRule::Subdomain, fields: &[]),
+         ns: true, sub: &[Status], name: NameRule::Subdomain, fields: &[],
+         strategy: kinds::apps::DaemonSets),
     res!("apps", "v1", "StatefulSet", "statefulsets", "statefulset", short: &["sts"], cat: ALL,
-         ns: true, sub: &[Status, Scale], name: NameRule::Subdomain, fields: &[]),
+         ns: true, sub: &[Status, Scale], name: NameRule::Subdomain, fields: &[],
+         strategy: kinds::apps::StatefulSets),
     res!("batch", "v1", "Job", "jobs", "job", short: &[], cat: ALL, ns: true,
-         sub: &[Status], name: NameRule::Subdomain, fields: &["status.successful"]),
+         sub: &[Status], name: NameRule::Subdomain, fields: &["status.successful"],
+         strategy: kinds::batch::Jobs),
     res!("batch", "v1", "CronJob", "cronjobs", "cronjob", short: &["cj"], cat: ALL, ns: true,
-         sub: &[Status], name: NameRule::Subdomain, fields: &[]),
+         sub: &[Status], name: NameRule::Subdomain, fields: &[],
+         strategy: kinds::batch::CronJobs),
     res!("coordination.k8s.io", "v1", "Lease", "leases", "lease", short: &[], cat: NONE,
-         ns: true, sub: &[], name: NameRule::Subdomain, fields: &[]),
+         ns: true, sub: &[], name: NameRule::Subdomain, fields: &[],
+         strategy: kinds::coordination::Leases),
     res!("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests",
          "certificatesigningrequest", short: &["csr"], cat: NONE, ns: false,
-         sub: &[Status, Approval], name: NameRule::Subdomain, fields: &["spec.signerName"]),
+         sub: &[Status, Approval], name: NameRule::Subdomain, fields: &["spec.signerName"],
+         strategy: kinds::certificates::CertificateSigningRequests),
     res!("events.k8s.io", "v1", "Event", "events", "event", short: &["ev"], cat: NONE, ns: true,
          sub: &[], name: NameRule::PathSegment,
          fields: &["regarding.kind", "regarding.namespace", "regarding.name", "regarding.uid",
-                   "reason", "reportingController", "type"]),
+                   "reason", "reportingController", "type"],
+         strategy: kinds::events::Events),
     res!("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", short: &[], cat: NONE,
-         ns: true, sub: &[], name: NameRule::PathSegment, fields: &[]),
+         ns: true, sub: &[], name: NameRule::PathSegment, fields: &[],
+         strategy: kinds::rbac::Roles),
     res!("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole",
-         short: &[], cat: NONE, ns: false, sub: &[], name: NameRule::PathSegment, fields: &[]),
+         short: &[], cat: NONE, ns: false, sub: &[], name: NameRule::PathSegment, fields: &[],
+         strategy: kinds::rbac::ClusterRoles),
     res!("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding",
-         short: &[], cat: NONE, ns: true, sub: &[], name: NameRule::PathSegment, fields: &[]),
+         short: &[], cat: NONE, ns: true, sub: &[], name: NameRule::PathSegment, fields: &[],
+         strategy: kinds::rbac::RoleBindings),
     res!("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings",
          "clusterrolebinding", short: &[], cat: NONE, ns: false, sub: &[],
-         name: NameRule::PathSegment, fields: &[]),
+         name: NameRule::PathSegment, fields: &[],
+         strategy: kinds::rbac::ClusterRoleBindings),
+    res!("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass",
+         short: &["pc"], cat: NONE, ns: false, sub: &[], name: NameRule::Subdomain, fields: &[],
+         strategy: kinds::scheduling::PriorityClasses),
     res!("policy.bulwark.dev", "v1", "CedarPolicy", "cedarpolicies", "cedarpolicy",
          short: &["cedar"], cat: NONE, ns: false, sub: &[Status], name: NameRule::Subdomain,
-         fields: &[]),
-    review!("SelfSubjectAccessReview", "selfsubjectaccessreviews", "selfsubjectaccessreview",
-            ns: false),
-    review!("SelfSubjectRulesReview", "selfsubjectrulesreviews", "selfsubjectrulesreview",
-            ns: false),
-    review!("SubjectAccessReview", "subjectaccessreviews", "subjectaccessreview", ns: false),
+         fields: &[],
+         strategy: kinds::bulwark::CedarPolicies),
+    review!("SelfSubjectAccessReview", "selfsubjectaccessreviews", "selfsubjectaccessreview", ns: false,
+            strategy: kinds::authorization::SelfSubjectAccessReviews),
+    review!("SelfSubjectRulesReview", "selfsubjectrulesreviews", "selfsubjectrulesreview", ns: false,
+            strategy: kinds::authorization::SelfSubjectRulesReviews),
+    review!("SubjectAccessReview", "subjectaccessreviews", "subjectaccessreview", ns: false,
+            strategy: kinds::authorization::SubjectAccessReviews),
     review!("LocalSubjectAccessReview", "localsubjectaccessreviews",
-            "localsubjectaccessreview", ns: true),
+            "localsubjectaccessreview", ns: true,
+            strategy: kinds::authorization::LocalSubjectAccessReviews),
     // Audit events: list only, cluster-wide or for one namespace.
     ResourceDef {
         group: "audit.bulwark.dev",
@@ -260,6 +299,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         name_rule: NameRule::PathSegment,
         extra_fields: &[],
         serving: Serving::AuditLog,
+        strategy: &kinds::bulwark::AuditEvents,
     },
 ];
 

@@ -1,6 +1,6 @@
 //! Server-side `Table` output (`Accept: application/json;as=Table;g=meta.k8s.io;v=v1`): the
-//! columns upstream prints for the common kinds, so `kubectl get` shows READY, STATUS, AGE and
-//! friends without knowing the kinds itself.
+//! columns upstream prints for the common kinds (each kind's strategy names its columns and
+//! cells), so `kubectl get` shows READY, STATUS, AGE and friends without knowing the kinds.
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -87,29 +87,34 @@ pub fn human_duration(seconds: i64) -> String {
     format!("{years}y")
 }
 
-fn age_of(obj: &Value, field: &str) -> String {
+/// The age of the timestamp in `metadata.<field>`, as kubectl prints it.
+pub(crate) fn age_of(obj: &Value, field: &str) -> String {
     match meta_str(obj, field).and_then(parse_time) {
         Some(t) => human_duration((OffsetDateTime::now_utc() - t).whole_seconds()),
         None => "<unknown>".into(),
     }
 }
 
-fn age(obj: &Value) -> Value {
+/// The AGE cell.
+pub(crate) fn age(obj: &Value) -> Value {
     Value::String(age_of(obj, "creationTimestamp"))
 }
 
-fn int(obj: &Value, pointer: &str) -> i64 {
+/// An integer field (0 when absent).
+pub(crate) fn int(obj: &Value, pointer: &str) -> i64 {
     obj.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
 }
 
-fn text(obj: &Value, pointer: &str) -> String {
+/// A string field ("" when absent).
+pub(crate) fn text(obj: &Value, pointer: &str) -> String {
     obj.pointer(pointer)
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned()
 }
 
-fn len(obj: &Value, pointer: &str) -> i64 {
+/// The number of entries of a map or list field.
+pub(crate) fn len(obj: &Value, pointer: &str) -> i64 {
     match obj.pointer(pointer) {
         Some(Value::Object(m)) => i64::try_from(m.len()).unwrap_or(i64::MAX),
         Some(Value::Array(a)) => i64::try_from(a.len()).unwrap_or(i64::MAX),
@@ -117,48 +122,13 @@ fn len(obj: &Value, pointer: &str) -> i64 {
     }
 }
 
-fn or_none(s: String) -> String {
+/// `<none>` for an empty cell.
+pub(crate) fn or_none(s: String) -> String {
     if s.is_empty() { "<none>".into() } else { s }
 }
 
-fn pod_cells(pod: &Value) -> Vec<Value> {
-    let total = len(pod, "/spec/containers");
-    let statuses = pod
-        .pointer("/status/containerStatuses")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let ready = statuses
-        .iter()
-        .filter(|s| s.get("ready") == Some(&Value::Bool(true)))
-        .count();
-    let restarts: i64 = statuses
-        .iter()
-        .map(|s| s.get("restartCount").and_then(Value::as_i64).unwrap_or(0))
-        .sum();
-    let mut status = text(pod, "/status/reason");
-    if status.is_empty() {
-        status = text(pod, "/status/phase");
-    }
-    for s in &statuses {
-        if let Some(reason) = s.pointer("/state/waiting/reason").and_then(Value::as_str) {
-            status = reason.to_owned();
-        }
-    }
-    if pod.pointer("/metadata/deletionTimestamp").is_some() {
-        status = "Terminating".into();
-    }
-    vec![
-        json!(format!("{ready}/{total}")),
-        json!(status),
-        json!(restarts),
-        age(pod),
-        json!(or_none(text(pod, "/status/podIP"))),
-        json!(or_none(text(pod, "/spec/nodeName"))),
-    ]
-}
-
-fn images(obj: &Value, pointer: &str, field: &str) -> String {
+/// A comma-separated field of each container.
+pub(crate) fn images(obj: &Value, pointer: &str, field: &str) -> String {
     obj.pointer(pointer)
         .and_then(Value::as_array)
         .map(|cs| {
@@ -170,366 +140,14 @@ fn images(obj: &Value, pointer: &str, field: &str) -> String {
         .unwrap_or_default()
 }
 
-fn selector(obj: &Value) -> String {
+/// A workload's selector, `k=v,…`.
+pub(crate) fn selector(obj: &Value) -> String {
     crate::rest::object::selector_string(obj.pointer("/spec/selector/matchLabels"))
-}
-
-fn service_ports(svc: &Value) -> String {
-    svc.pointer("/spec/ports")
-        .and_then(Value::as_array)
-        .map(|ps| {
-            ps.iter()
-                .map(|p| {
-                    let port = int(p, "/port");
-                    let proto = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
-                    match p.get("nodePort").and_then(Value::as_i64) {
-                        Some(np) => format!("{port}:{np}/{proto}"),
-                        None => format!("{port}/{proto}"),
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "<none>".into())
-}
-
-fn node_status(node: &Value) -> String {
-    let ready = node
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .and_then(|cs| {
-            cs.iter()
-                .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
-        })
-        .and_then(|c| c.get("status").and_then(Value::as_str));
-    let mut status = match ready {
-        Some("True") => "Ready".to_owned(),
-        _ => "NotReady".to_owned(),
-    };
-    if node.pointer("/spec/unschedulable") == Some(&Value::Bool(true)) {
-        status.push_str(",SchedulingDisabled");
-    }
-    status
-}
-
-fn node_roles(node: &Value) -> String {
-    let roles: Vec<String> = crate::rest::object::labels(node)
-        .map(|l| {
-            l.keys()
-                .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/"))
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    if roles.is_empty() {
-        "<none>".into()
-    } else {
-        roles.join(",")
-    }
-}
-
-fn csr_condition(csr: &Value) -> String {
-    let types: Vec<String> = csr
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .map(|cs| {
-            cs.iter()
-                .filter_map(|c| c.get("type").and_then(Value::as_str).map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut out = if types.is_empty() {
-        "Pending".to_owned()
-    } else {
-        types.join(",")
-    };
-    if csr.pointer("/status/certificate").is_some() {
-        out.push_str(",Issued");
-    }
-    out
-}
-
-type Column = (&'static str, &'static str, u8);
-
-/// Columns (name, type, priority) after NAME, and the cells of one object.
-fn columns(def: &ResourceDef) -> &'static [Column] {
-    match (def.group, def.plural) {
-        ("", "pods") => &[
-            ("Ready", "string", 0),
-            ("Status", "string", 0),
-            ("Restarts", "integer", 0),
-            ("Age", "string", 0),
-            ("IP", "string", 1),
-            ("Node", "string", 1),
-        ],
-        ("", "namespaces") => &[("Status", "string", 0), ("Age", "string", 0)],
-        ("", "nodes") => &[
-            ("Status", "string", 0),
-            ("Roles", "string", 0),
-            ("Age", "string", 0),
-            ("Version", "string", 0),
-        ],
-        ("", "services") => &[
-            ("Type", "string", 0),
-            ("Cluster-IP", "string", 0),
-            ("External-IP", "string", 0),
-            ("Port(s)", "string", 0),
-            ("Age", "string", 0),
-            ("Selector", "string", 1),
-        ],
-        ("", "configmaps") => &[("Data", "integer", 0), ("Age", "string", 0)],
-        ("", "secrets") => &[
-            ("Type", "string", 0),
-            ("Data", "integer", 0),
-            ("Age", "string", 0),
-        ],
-        ("", "serviceaccounts") => &[("Secrets", "integer", 0), ("Age", "string", 0)],
-        ("", "endpoints") => &[("Endpoints", "string", 0), ("Age", "string", 0)],
-        ("", "events") | ("events.k8s.io", "events") => &[
-            ("Type", "string", 0),
-            ("Reason", "string", 0),
-            ("Object", "string", 0),
-            ("Message", "string", 0),
-            ("Age", "string", 0),
-        ],
-        ("apps", "deployments") => &[
-            ("Ready", "string", 0),
-            ("Up-to-date", "integer", 0),
-            ("Available", "integer", 0),
-            ("Age", "string", 0),
-            ("Containers", "string", 1),
-            ("Images", "string", 1),
-            ("Selector", "string", 1),
-        ],
-        ("apps", "replicasets") => &[
-            ("Desired", "integer", 0),
-            ("Current", "integer", 0),
-            ("Ready", "integer", 0),
-            ("Age", "string", 0),
-            ("Containers", "string", 1),
-            ("Images", "string", 1),
-        ],
-        ("apps", "daemonsets") => &[
-            ("Desired", "integer", 0),
-            ("Current", "integer", 0),
-            ("Ready", "integer", 0),
-            ("Up-to-date", "integer", 0),
-            ("Available", "integer", 0),
-            ("Age", "string", 0),
-        ],
-        ("apps", "statefulsets") => &[("Ready", "string", 0), ("Age", "string", 0)],
-        ("batch", "jobs") => &[("Completions", "string", 0), ("Age", "string", 0)],
-        ("batch", "cronjobs") => &[
-            ("Schedule", "string", 0),
-            ("Suspend", "boolean", 0),
-            ("Active", "integer", 0),
-            ("Last Schedule", "string", 0),
-            ("Age", "string", 0),
-        ],
-        ("coordination.k8s.io", "leases") => &[("Holder", "string", 0), ("Age", "string", 0)],
-        ("certificates.k8s.io", "certificatesigningrequests") => &[
-            ("Age", "string", 0),
-            ("SignerName", "string", 0),
-            ("Requestor", "string", 0),
-            ("Condition", "string", 0),
-        ],
-        ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => {
-            &[("Role", "string", 0), ("Age", "string", 0)]
-        }
-        ("policy.bulwark.dev", "cedarpolicies") => &[
-            ("Kind", "string", 0),
-            ("Mode", "string", 0),
-            ("Namespace", "string", 0),
-            ("Policies", "integer", 0),
-            ("Loaded", "string", 0),
-            ("Age", "string", 0),
-        ],
-        _ => &[("Age", "string", 0)],
-    }
-}
-
-/// A CedarPolicy's `Loaded` condition status (`True`, `False`, or `Unknown` before any API
-/// server has looked at it).
-fn loaded_condition(o: &Value) -> String {
-    o.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .and_then(|cs| {
-            cs.iter()
-                .find(|c| c.get("type").and_then(Value::as_str) == Some("Loaded"))
-        })
-        .and_then(|c| c.get("status").and_then(Value::as_str))
-        .unwrap_or("Unknown")
-        .to_owned()
-}
-
-fn cells(def: &ResourceDef, o: &Value) -> Vec<Value> {
-    match (def.group, def.plural) {
-        ("", "pods") => pod_cells(o),
-        ("", "namespaces") => vec![json!(text(o, "/status/phase")), age(o)],
-        ("", "nodes") => vec![
-            json!(node_status(o)),
-            json!(node_roles(o)),
-            age(o),
-            json!(text(o, "/status/nodeInfo/kubeletVersion")),
-        ],
-        ("", "services") => vec![
-            json!(text(o, "/spec/type")),
-            json!(or_none(text(o, "/spec/clusterIP"))),
-            json!("<none>"),
-            json!(service_ports(o)),
-            age(o),
-            json!(or_none(crate::rest::object::selector_string(
-                o.pointer("/spec/selector")
-            ))),
-        ],
-        ("", "configmaps") => vec![json!(len(o, "/data") + len(o, "/binaryData")), age(o)],
-        ("", "secrets") => vec![json!(text(o, "/type")), json!(len(o, "/data")), age(o)],
-        ("", "serviceaccounts") => vec![json!(len(o, "/secrets")), age(o)],
-        ("", "endpoints") => vec![
-            json!(or_none(
-                o.pointer("/subsets")
-                    .and_then(Value::as_array)
-                    .map(|ss| ss
-                        .iter()
-                        .flat_map(|s| {
-                            let ports: Vec<i64> = s
-                                .get("ports")
-                                .and_then(Value::as_array)
-                                .map(|p| p.iter().map(|p| int(p, "/port")).collect())
-                                .unwrap_or_default();
-                            let ips: Vec<String> = s
-                                .get("addresses")
-                                .and_then(Value::as_array)
-                                .map(|a| a.iter().map(|a| text(a, "/ip")).collect())
-                                .unwrap_or_default();
-                            ips.into_iter().flat_map(move |ip| {
-                                ports.clone().into_iter().map(move |p| format!("{ip}:{p}"))
-                            })
-                        })
-                        .collect::<Vec<_>>()
-                        .join(","))
-                    .unwrap_or_default()
-            )),
-            age(o),
-        ],
-        ("", "events") => vec![
-            json!(text(o, "/type")),
-            json!(text(o, "/reason")),
-            json!(format!(
-                "{}/{}",
-                text(o, "/involvedObject/kind").to_lowercase(),
-                text(o, "/involvedObject/name")
-            )),
-            json!(text(o, "/message")),
-            age(o),
-        ],
-        ("events.k8s.io", "events") => vec![
-            json!(text(o, "/type")),
-            json!(text(o, "/reason")),
-            json!(format!(
-                "{}/{}",
-                text(o, "/regarding/kind").to_lowercase(),
-                text(o, "/regarding/name")
-            )),
-            json!(text(o, "/note")),
-            age(o),
-        ],
-        ("apps", "deployments") => vec![
-            json!(format!(
-                "{}/{}",
-                int(o, "/status/readyReplicas"),
-                int(o, "/spec/replicas")
-            )),
-            json!(int(o, "/status/updatedReplicas")),
-            json!(int(o, "/status/availableReplicas")),
-            age(o),
-            json!(images(o, "/spec/template/spec/containers", "name")),
-            json!(images(o, "/spec/template/spec/containers", "image")),
-            json!(selector(o)),
-        ],
-        ("apps", "replicasets") => vec![
-            json!(int(o, "/spec/replicas")),
-            json!(int(o, "/status/replicas")),
-            json!(int(o, "/status/readyReplicas")),
-            age(o),
-            json!(images(o, "/spec/template/spec/containers", "name")),
-            json!(images(o, "/spec/template/spec/containers", "image")),
-        ],
-        ("apps", "daemonsets") => vec![
-            json!(int(o, "/status/desiredNumberScheduled")),
-            json!(int(o, "/status/currentNumberScheduled")),
-            json!(int(o, "/status/numberReady")),
-            json!(int(o, "/status/updatedNumberScheduled")),
-            json!(int(o, "/status/numberAvailable")),
-            age(o),
-        ],
-        ("apps", "statefulsets") => vec![
-            json!(format!(
-                "{}/{}",
-                int(o, "/status/readyReplicas"),
-                int(o, "/spec/replicas")
-            )),
-            age(o),
-        ],
-        ("batch", "jobs") => vec![
-            json!(format!(
-                "{}/{}",
-                int(o, "/status/succeeded"),
-                o.pointer("/spec/completions")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(1)
-            )),
-            age(o),
-        ],
-        ("batch", "cronjobs") => vec![
-            json!(text(o, "/spec/schedule")),
-            json!(
-                o.pointer("/spec/suspend")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false)
-            ),
-            json!(len(o, "/status/active")),
-            json!(
-                o.pointer("/status/lastScheduleTime")
-                    .and_then(Value::as_str)
-                    .and_then(parse_time)
-                    .map_or("<none>".into(), |t| human_duration(
-                        (OffsetDateTime::now_utc() - t).whole_seconds()
-                    ))
-            ),
-            age(o),
-        ],
-        ("coordination.k8s.io", "leases") => vec![json!(text(o, "/spec/holderIdentity")), age(o)],
-        ("certificates.k8s.io", "certificatesigningrequests") => vec![
-            age(o),
-            json!(text(o, "/spec/signerName")),
-            json!(text(o, "/spec/username")),
-            json!(csr_condition(o)),
-        ],
-        ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => vec![
-            json!(format!(
-                "{}/{}",
-                text(o, "/roleRef/kind"),
-                text(o, "/roleRef/name")
-            )),
-            age(o),
-        ],
-        ("policy.bulwark.dev", "cedarpolicies") => vec![
-            json!(text(o, "/spec/kind")),
-            json!(or_none(text(o, "/spec/mode"))),
-            json!(or_none(text(o, "/spec/namespace"))),
-            json!(len(o, "/status/policyIds")),
-            json!(loaded_condition(o)),
-            age(o),
-        ],
-        _ => vec![age(o)],
-    }
 }
 
 fn row(def: &ResourceDef, obj: &Value, include: IncludeObject) -> Value {
     let mut all = vec![json!(meta_str(obj, "name").unwrap_or_default())];
-    all.extend(cells(def, obj));
+    all.extend(def.strategy.cells(obj));
     let mut row = json!({"cells": all});
     let object = match include {
         IncludeObject::None => None,
@@ -556,7 +174,7 @@ pub fn table(
     let mut defs = vec![
         json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0}),
     ];
-    defs.extend(columns(def).iter().map(|(name, ty, priority)| {
+    defs.extend(def.strategy.columns().iter().map(|(name, ty, priority)| {
         json!({"name": name, "type": ty, "format": "", "description": name, "priority": priority})
     }));
     json!({

@@ -18,7 +18,6 @@ use k8s_openapi::schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
 use crate::registry::{self, ResourceDef};
-use bulwark_api::with_kinds;
 
 /// The URL path segment of a group/version (`api/v1`, `apis/apps/v1`).
 fn gv_path(group: &str, version: &str) -> String {
@@ -42,22 +41,14 @@ pub fn v3_root() -> Value {
     json!({"paths": paths})
 }
 
-fn register<T: JsonSchema>(generator: &mut SchemaGenerator) -> String {
+/// Registers `T`'s schema with `generator`; its definition name.
+pub(crate) fn register<T: JsonSchema>(generator: &mut SchemaGenerator) -> String {
     generator.subschema_for::<T>();
     T::schema_name().into_owned()
 }
 
-macro_rules! dispatch_schema {
-    (($def:expr, $generator:expr) { $($group:literal $kind:literal => $ty:ty,)* }) => {
-        match ($def.group, $def.kind) {
-            $(($group, $kind) => Some(register::<$ty>($generator)),)*
-            _ => None,
-        }
-    };
-}
-
 fn schema_name(def: &ResourceDef, generator: &mut SchemaGenerator) -> Option<String> {
-    with_kinds!(dispatch_schema!(def, generator))
+    def.strategy.schema(generator)
 }
 
 fn gvk(def: &ResourceDef) -> Value {

@@ -1,5 +1,6 @@
-//! Upstream's built-in defaulting (`SetDefaults_*`) for the fields clients read back:
-//! replicas, rollout strategies, pod spec and container defaults, service and job defaults.
+//! Upstream's built-in defaulting (`SetDefaults_*`) for the fields clients read back. Each
+//! kind's own defaults are in its strategy (`registry::kinds`); the pod spec and container
+//! defaults every workload shares are here.
 //! It runs on every create and update, before validation and admission, so stored objects look
 //! like they do on any Kubernetes cluster (`kubectl describe` shows `StrategyType:
 //! RollingUpdate`, ports `80/TCP`, …). Only absent fields are filled; nothing is overwritten.
@@ -8,11 +9,16 @@ use serde_json::{Map, Value, json};
 
 use crate::registry::ResourceDef;
 
-fn map<'a>(parent: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut Map<String, Value>> {
+/// The object at `key`, if it is one.
+pub(crate) fn map<'a>(
+    parent: &'a mut Map<String, Value>,
+    key: &str,
+) -> Option<&'a mut Map<String, Value>> {
     parent.get_mut(key).and_then(Value::as_object_mut)
 }
 
-fn map_or_insert<'a>(
+/// The object at `key`, inserted empty when absent.
+pub(crate) fn map_or_insert<'a>(
     parent: &'a mut Map<String, Value>,
     key: &str,
 ) -> Option<&'a mut Map<String, Value>> {
@@ -22,134 +28,27 @@ fn map_or_insert<'a>(
         .as_object_mut()
 }
 
-fn default(map: &mut Map<String, Value>, key: &str, value: Value) {
+/// Sets `key` to `value` unless it is present.
+pub(crate) fn default(map: &mut Map<String, Value>, key: &str, value: Value) {
     map.entry(key).or_insert(value);
 }
 
 /// Applies the defaults of `def`'s kind to `obj`.
 pub fn apply(def: &ResourceDef, obj: &mut Value) {
-    let Some(root) = obj.as_object_mut() else {
-        return;
-    };
-    match (def.group, def.kind) {
-        ("", "Pod") => {
-            if let Some(spec) = map(root, "spec") {
-                pod_spec(spec);
-            }
-        }
-        ("", "Service") => {
-            if let Some(spec) = map(root, "spec") {
-                default(spec, "type", json!("ClusterIP"));
-                default(spec, "sessionAffinity", json!("None"));
-                for port in spec
-                    .get_mut("ports")
-                    .and_then(Value::as_array_mut)
-                    .into_iter()
-                    .flatten()
-                {
-                    if let Some(port) = port.as_object_mut() {
-                        default(port, "protocol", json!("TCP"));
-                        if let Some(p) = port.get("port").cloned() {
-                            default(port, "targetPort", p);
-                        }
-                    }
-                }
-            }
-        }
-        ("", "Namespace") => {
-            if let Some(spec) = map_or_insert(root, "spec") {
-                default(spec, "finalizers", json!(["kubernetes"]));
-            }
-        }
-        ("", "Secret") => default(root, "type", json!("Opaque")),
-        ("apps", kind) => {
-            let Some(spec) = map(root, "spec") else {
-                return;
-            };
-            match kind {
-                "Deployment" => {
-                    default(spec, "replicas", json!(1));
-                    default(spec, "revisionHistoryLimit", json!(10));
-                    default(spec, "progressDeadlineSeconds", json!(600));
-                    if let Some(strategy) = map_or_insert(spec, "strategy") {
-                        default(strategy, "type", json!("RollingUpdate"));
-                        if strategy.get("type") == Some(&json!("RollingUpdate"))
-                            && let Some(rolling) = map_or_insert(strategy, "rollingUpdate")
-                        {
-                            default(rolling, "maxUnavailable", json!("25%"));
-                            default(rolling, "maxSurge", json!("25%"));
-                        }
-                    }
-                }
-                "ReplicaSet" => default(spec, "replicas", json!(1)),
-                "StatefulSet" => {
-                    default(spec, "replicas", json!(1));
-                    default(spec, "revisionHistoryLimit", json!(10));
-                    default(spec, "podManagementPolicy", json!("OrderedReady"));
-                    if let Some(strategy) = map_or_insert(spec, "updateStrategy") {
-                        default(strategy, "type", json!("RollingUpdate"));
-                        if strategy.get("type") == Some(&json!("RollingUpdate"))
-                            && let Some(rolling) = map_or_insert(strategy, "rollingUpdate")
-                        {
-                            default(rolling, "partition", json!(0));
-                        }
-                    }
-                }
-                "DaemonSet" => {
-                    default(spec, "revisionHistoryLimit", json!(10));
-                    if let Some(strategy) = map_or_insert(spec, "updateStrategy") {
-                        default(strategy, "type", json!("RollingUpdate"));
-                        if strategy.get("type") == Some(&json!("RollingUpdate"))
-                            && let Some(rolling) = map_or_insert(strategy, "rollingUpdate")
-                        {
-                            default(rolling, "maxUnavailable", json!(1));
-                            default(rolling, "maxSurge", json!(0));
-                        }
-                    }
-                }
-                _ => {}
-            }
-            pod_template(spec);
-        }
-        ("batch", "Job") => {
-            if let Some(spec) = map(root, "spec") {
-                job_spec(spec);
-            }
-        }
-        ("batch", "CronJob") => {
-            if let Some(spec) = map(root, "spec") {
-                default(spec, "concurrencyPolicy", json!("Allow"));
-                default(spec, "suspend", json!(false));
-                default(spec, "successfulJobsHistoryLimit", json!(3));
-                default(spec, "failedJobsHistoryLimit", json!(1));
-                if let Some(job) = map(spec, "jobTemplate").and_then(|t| map(t, "spec")) {
-                    job_spec(job);
-                }
-            }
-        }
-        _ => {}
+    if let Some(root) = obj.as_object_mut() {
+        def.strategy.default(root);
     }
 }
 
-fn job_spec(spec: &mut Map<String, Value>) {
-    if !spec.contains_key("completions") && !spec.contains_key("parallelism") {
-        spec.insert("completions".into(), json!(1));
-        spec.insert("parallelism".into(), json!(1));
-    }
-    default(spec, "parallelism", json!(1));
-    default(spec, "backoffLimit", json!(6));
-    default(spec, "completionMode", json!("NonIndexed"));
-    default(spec, "suspend", json!(false));
-    pod_template(spec);
-}
-
-fn pod_template(spec: &mut Map<String, Value>) {
+/// The defaults of a workload's pod template (`spec.template.spec`).
+pub(crate) fn pod_template(spec: &mut Map<String, Value>) {
     if let Some(pod) = map(spec, "template").and_then(|t| map(t, "spec")) {
         pod_spec(pod);
     }
 }
 
-fn pod_spec(spec: &mut Map<String, Value>) {
+/// Upstream's pod spec and container defaults.
+pub(crate) fn pod_spec(spec: &mut Map<String, Value>) {
     default(spec, "restartPolicy", json!("Always"));
     default(spec, "dnsPolicy", json!("ClusterFirst"));
     default(spec, "terminationGracePeriodSeconds", json!(30));

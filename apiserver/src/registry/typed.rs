@@ -16,7 +16,8 @@ pub struct Decoded {
     pub unknown_fields: Vec<String>,
 }
 
-fn roundtrip<T>(value: &Value) -> Result<Value, String>
+/// Decodes `value` as `T` and serializes it back (the error names the path, not the value).
+pub(crate) fn roundtrip<T>(value: &Value) -> Result<Value, String>
 where
     T: serde::de::DeserializeOwned + serde::Serialize,
 {
@@ -63,19 +64,8 @@ fn redacted(error: &serde_json::Error) -> String {
     "invalid value".to_owned()
 }
 
-macro_rules! dispatch_roundtrip {
-    (($def:expr, $value:expr) { $($group:literal $kind:literal => $ty:ty,)* }) => {
-        match ($def.group, $def.kind) {
-            $(($group, $kind) => roundtrip::<$ty>($value),)*
-            _ => Ok($value.clone()),
-        }
-    };
-}
-
-use bulwark_api::with_kinds;
-
 fn typed_roundtrip(def: &ResourceDef, value: &Value) -> Result<Value, String> {
-    with_kinds!(dispatch_roundtrip!(def, value))
+    def.strategy.roundtrip(value)
 }
 
 /// Paths present (and non-null) in `original` but missing from `typed`.

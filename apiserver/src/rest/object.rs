@@ -219,18 +219,6 @@ pub fn validate_meta(def: &ResourceDef, obj: &Value) -> Vec<StatusCause> {
     causes
 }
 
-/// The status an object starts with, for kinds whose status the server owns.
-fn initial_status(def: &ResourceDef, submitted: Option<Value>) -> Option<Value> {
-    match (def.group, def.kind) {
-        ("", "Namespace") => Some(json!({"phase": "Active"})),
-        ("", "Pod") => Some(json!({"phase": "Pending"})),
-        ("", "Node") => submitted,
-        ("", "Service") => Some(json!({"loadBalancer": {}})),
-        _ if def.has(Subresource::Status) => Some(json!({})),
-        _ => submitted,
-    }
-}
-
 /// Prepares a new object: name (from generateName), namespace, uid, timestamps, generation,
 /// status; then validates metadata (422).
 pub fn prepare_create(
@@ -294,7 +282,7 @@ pub fn prepare_create(
     crate::registry::defaults::apply(def, obj);
     if let Some(root) = obj.as_object_mut() {
         let submitted = root.remove("status");
-        if let Some(status) = initial_status(def, submitted) {
+        if let Some(status) = def.strategy.initial_status(def, submitted) {
             root.insert("status".into(), status);
         }
     }

@@ -332,15 +332,6 @@ fn too_many_writers() -> ApiError {
     )
 }
 
-/// A pod assigned to a node: its deletion waits for the node agent.
-fn is_bound_pod(def: &ResourceDef, obj: &Value) -> bool {
-    def.is("", "Pod")
-        && obj
-            .pointer("/spec/nodeName")
-            .and_then(Value::as_str)
-            .is_some_and(|n| !n.is_empty())
-}
-
 fn finalizers(obj: &Value) -> Vec<String> {
     obj.pointer("/metadata/finalizers")
         .and_then(Value::as_array)
@@ -353,19 +344,11 @@ fn finalizers(obj: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// A pending deletion whose finalizers are all gone (namespaces also wait for spec.finalizers).
+/// A pending deletion whose finalizers are all gone, and that its kind does not hold back.
 fn deletion_complete(def: &ResourceDef, obj: &Value) -> bool {
-    if obj.pointer("/metadata/deletionTimestamp").is_none() || !finalizers(obj).is_empty() {
-        return false;
-    }
-    if def.is("", "Namespace") {
-        return obj
-            .pointer("/spec/finalizers")
-            .and_then(Value::as_array)
-            .is_none_or(Vec::is_empty);
-    }
-    // Pods bound to a node wait for the node agent's final delete.
-    !is_bound_pod(def, obj)
+    obj.pointer("/metadata/deletionTimestamp").is_some()
+        && finalizers(obj).is_empty()
+        && !def.strategy.deletion_waits(obj)
 }
 
 fn update_kind(req: &ResourceRequest) -> UpdateKind {
@@ -587,7 +570,7 @@ pub async fn delete_one<E: Engine>(
                     .and_then(Value::as_i64)
             })
             .unwrap_or(30);
-        let graceful = is_bound_pod(ctx.def(), &old) && grace > 0;
+        let graceful = ctx.def().strategy.graceful_delete(&old) && grace > 0;
         if pending_finalizers.is_empty() && !graceful && !is_namespace {
             if dry_run {
                 return Ok(Deleted::Removed(old));
@@ -670,38 +653,20 @@ pub fn parse_rv(text: &str) -> Result<Revision, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{NameRule, Serving};
 
-    /// A kind check names the group: a custom kind called `Pod` or `Namespace` gets none of
-    /// the core kinds' deletion rules.
+    /// The deletion rules are the kinds' own: a custom kind called `Pod` or `Namespace`
+    /// gets none of the core kinds' (its strategy is its own).
     #[test]
-    fn kind_rules_need_the_group() {
+    fn deletion_rules_are_the_kinds() {
         let core_pod = crate::registry::lookup("", "v1", "pods").unwrap();
-        let custom_pod = ResourceDef {
-            group: "example.com",
-            version: "v1",
-            kind: "Pod",
-            plural: "pods",
-            singular: "pod",
-            short_names: &[],
-            categories: &[],
-            namespaced: true,
-            subresources: &[],
-            name_rule: NameRule::Subdomain,
-            extra_fields: &[],
-            serving: Serving::Stored,
-        };
+        let lease = crate::registry::lookup("coordination.k8s.io", "v1", "leases").unwrap();
         let bound = json!({"metadata": {"name": "p", "deletionTimestamp": "2026-01-01T00:00:00Z"}, "spec": {"nodeName": "n1"}});
-        assert!(is_bound_pod(core_pod, &bound));
-        assert!(!is_bound_pod(&custom_pod, &bound));
+        assert!(core_pod.strategy.graceful_delete(&bound));
+        assert!(!lease.strategy.graceful_delete(&bound));
         assert!(!deletion_complete(core_pod, &bound));
-        assert!(deletion_complete(&custom_pod, &bound));
-        let custom_namespace = ResourceDef {
-            kind: "Namespace",
-            ..custom_pod
-        };
+        assert!(deletion_complete(lease, &bound));
         let terminating = json!({"metadata": {"name": "n", "deletionTimestamp": "2026-01-01T00:00:00Z"}, "spec": {"finalizers": ["kubernetes"]}});
-        assert!(deletion_complete(&custom_namespace, &terminating));
+        assert!(deletion_complete(lease, &terminating));
         let core_namespace = crate::registry::lookup("", "v1", "namespaces").unwrap();
         assert!(!deletion_complete(core_namespace, &terminating));
     }

@@ -1,0 +1,33 @@
+//! `events.k8s.io/v1` Events (stored as `core/v1` Events: `registry::convert`).
+
+use serde_json::{Value, json};
+
+use super::core::EVENT_COLUMNS;
+use crate::codec::table::{age, text};
+use crate::registry::strategy::{Column, KindStrategy, typed};
+
+/// `events.k8s.io/v1` Events.
+#[derive(Debug)]
+pub(crate) struct Events;
+
+impl KindStrategy for Events {
+    typed!(k8s_openapi::api::events::v1::Event);
+
+    fn columns(&self) -> &'static [Column] {
+        EVENT_COLUMNS
+    }
+
+    fn cells(&self, o: &Value) -> Vec<Value> {
+        vec![
+            json!(text(o, "/type")),
+            json!(text(o, "/reason")),
+            json!(format!(
+                "{}/{}",
+                text(o, "/regarding/kind").to_lowercase(),
+                text(o, "/regarding/name")
+            )),
+            json!(text(o, "/note")),
+            age(o),
+        ]
+    }
+}

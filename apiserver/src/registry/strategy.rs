@@ -1,0 +1,95 @@
+//! What the server knows about one kind beyond its registry row, in one place per kind
+//! (upstream's REST strategy is the model): typed decoding and schema, defaulting,
+//! validation, initial status, and Table columns and cells. The built-in kinds implement it
+//! in [`super::kinds`], one file per API group; a schema-driven strategy will serve custom
+//! resources.
+
+use k8s_openapi::schemars::SchemaGenerator;
+use serde_json::{Map, Value, json};
+
+use super::validation::Causes;
+use super::{ResourceDef, Subresource};
+use crate::codec::table;
+
+/// A Table column after NAME: (name, type, priority).
+pub type Column = (&'static str, &'static str, u8);
+
+/// The columns of a kind without columns of its own.
+pub const AGE_ONLY: &[Column] = &[("Age", "string", 0)];
+
+/// One kind's behaviour.
+pub trait KindStrategy: std::fmt::Debug + Send + Sync {
+    /// Decodes `value` as the kind's type and serializes it back, so fields the type does not
+    /// know are pruned (the error names the bad field's path, never its value).
+    fn roundtrip(&self, value: &Value) -> Result<Value, String>;
+
+    /// Registers the kind's JSON schema with `generator` and returns its definition name
+    /// (`None`: no schema is published).
+    fn schema(&self, generator: &mut SchemaGenerator) -> Option<String>;
+
+    /// Upstream's defaulting: fills absent fields, never overwrites.
+    fn default(&self, _obj: &mut Map<String, Value>) {}
+
+    /// Semantic validation beyond the type (metadata is validated for every kind alike).
+    fn validate(&self, _obj: &Value, _causes: &mut Causes) {}
+
+    /// The status a new object starts with (`submitted` is what the client sent): the
+    /// server owns the status of kinds with a status subresource.
+    fn initial_status(&self, def: &ResourceDef, submitted: Option<Value>) -> Option<Value> {
+        if def.has(Subresource::Status) {
+            Some(json!({}))
+        } else {
+            submitted
+        }
+    }
+
+    /// Whether deleting `obj` is graceful (marked with a deletion timestamp, removed later by
+    /// whoever owns it) rather than immediate: a pod bound to a node waits for its node agent.
+    fn graceful_delete(&self, _obj: &Value) -> bool {
+        false
+    }
+
+    /// Whether a pending deletion whose `metadata.finalizers` are all gone must still wait:
+    /// a namespace for its `spec.finalizers`, a bound pod for its node agent.
+    fn deletion_waits(&self, _obj: &Value) -> bool {
+        false
+    }
+
+    /// The Table columns after NAME.
+    fn columns(&self) -> &'static [Column] {
+        AGE_ONLY
+    }
+
+    /// One object's cells, one per column.
+    fn cells(&self, obj: &Value) -> Vec<Value> {
+        vec![table::age(obj)]
+    }
+}
+
+/// Implements the typed part of [`KindStrategy`] (decoding and schema) for an upstream type.
+macro_rules! typed {
+    ($ty:ty) => {
+        fn roundtrip(&self, value: &serde_json::Value) -> Result<serde_json::Value, String> {
+            $crate::registry::typed::roundtrip::<$ty>(value)
+        }
+
+        fn schema(&self, generator: &mut k8s_openapi::schemars::SchemaGenerator) -> Option<String> {
+            Some($crate::discovery::openapi::register::<$ty>(generator))
+        }
+    };
+}
+pub(crate) use typed;
+
+/// A kind with only typed decoding and schema: every other behaviour is the default.
+macro_rules! plain_kind {
+    ($(#[$doc:meta])* $name:ident, $ty:ty) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub(crate) struct $name;
+
+        impl $crate::registry::strategy::KindStrategy for $name {
+            $crate::registry::strategy::typed!($ty);
+        }
+    };
+}
+pub(crate) use plain_kind;
