@@ -172,6 +172,10 @@ pub struct StatusDetails {
     pub retry_after_seconds: Option<u32>,
 }
 
+fn is_zero(code: &u16) -> bool {
+    *code == 0
+}
+
 /// A `metav1.Status` body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
@@ -193,7 +197,8 @@ pub struct Status {
     /// Object and field details.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<StatusDetails>,
-    /// The HTTP status code.
+    /// The HTTP status code of a failure (a success `Status` has none, as upstream's).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub code: u16,
 }
 
@@ -222,7 +227,7 @@ impl Status {
             message: String::new(),
             reason: String::new(),
             details,
-            code: 200,
+            code: 0,
         }
     }
 

@@ -131,7 +131,8 @@ pub async fn list<E: Engine>(ctx: &Ctx<'_, E>) -> Result<Response, ApiError> {
                 },
                 items: page.events,
             };
-            let body = serde_json::to_vec(&list).map_err(ApiError::internal)?;
+            let mut body = serde_json::to_vec(&list).map_err(ApiError::internal)?;
+            body.push(b'\n');
             Ok((
                 StatusCode::OK,
                 [(http::header::CONTENT_TYPE, "application/json")],

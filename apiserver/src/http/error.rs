@@ -89,7 +89,8 @@ pub fn from_store(err: StoreError, group: &str, resource: &str, name: &str) -> A
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.0.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_vec(&*self.0).unwrap_or_default();
+        let mut body = serde_json::to_vec(&*self.0).unwrap_or_default();
+        body.push(b'\n');
         let mut response = (
             code,
             [(http::header::CONTENT_TYPE, "application/json")],

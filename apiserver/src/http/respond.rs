@@ -10,7 +10,9 @@ use crate::registry::ResourceDef;
 
 /// A JSON response with `code` and `Warning: 299` headers.
 pub fn json(code: StatusCode, body: &Value, warnings: &[String]) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut bytes = serde_json::to_vec(body).unwrap_or_default();
+    // Upstream's JSON bodies end with a newline (clients compare error texts byte for byte).
+    bytes.push(b'\n');
     let mut response = (
         code,
         [(http::header::CONTENT_TYPE, "application/json")],

@@ -55,6 +55,18 @@ pub trait KindStrategy: std::fmt::Debug + Send + Sync {
         false
     }
 
+    /// Whether a DELETE answers with the deleted object instead of a `Status` (upstream's
+    /// `ReturnDeletedObject`).
+    fn delete_returns_object(&self) -> bool {
+        false
+    }
+
+    /// For kinds whose deletion always goes through a pending phase (namespaces: their
+    /// contents go first), the status they show meanwhile.
+    fn terminating_status(&self) -> Option<Value> {
+        None
+    }
+
     /// The Table columns after NAME.
     fn columns(&self) -> &'static [Column] {
         AGE_ONLY

@@ -218,7 +218,7 @@ fn raw_list(def: &ResourceDef, page: Page<Vec<u8>>) -> Response {
         }
         body.extend_from_slice(item);
     }
-    body.extend_from_slice(b"]}");
+    body.extend_from_slice(b"]}\n");
     (
         StatusCode::OK,
         [(http::header::CONTENT_TYPE, "application/json")],

@@ -562,7 +562,7 @@ pub async fn delete_one<E: Engine>(
             Some("Orphan") => pending_finalizers.push("orphan".into()),
             _ => {}
         }
-        let is_namespace = ctx.def().is("", "Namespace");
+        let terminating = ctx.def().strategy.terminating_status();
         let grace = opts
             .grace_period
             .or_else(|| {
@@ -571,7 +571,7 @@ pub async fn delete_one<E: Engine>(
             })
             .unwrap_or(30);
         let graceful = ctx.def().strategy.graceful_delete(&old) && grace > 0;
-        if pending_finalizers.is_empty() && !graceful && !is_namespace {
+        if pending_finalizers.is_empty() && !graceful && terminating.is_none() {
             if dry_run {
                 return Ok(Deleted::Removed(old));
             }
@@ -600,8 +600,8 @@ pub async fn delete_one<E: Engine>(
             pending_finalizers.dedup();
             meta.insert("finalizers".into(), json!(pending_finalizers));
         }
-        if is_namespace && let Some(root) = new.as_object_mut() {
-            root.insert("status".into(), json!({"phase": "Terminating"}));
+        if let (Some(status), Some(root)) = (terminating, new.as_object_mut()) {
+            root.insert("status".into(), status);
         }
         if dry_run {
             return Ok(Deleted::Pending(new));
@@ -621,7 +621,7 @@ pub async fn delete<E: Engine>(
     let opts = DeleteOptions::parse(body, ctx.query)?;
     match delete_one(ctx, &opts).await? {
         Deleted::Pending(obj) => Ok(ctx.respond(StatusCode::OK, &obj, &[])),
-        Deleted::Removed(obj) if ctx.def().is("", "Pod") => {
+        Deleted::Removed(obj) if ctx.def().strategy.delete_returns_object() => {
             Ok(ctx.respond(StatusCode::OK, &obj, &[]))
         }
         Deleted::Removed(obj) => {

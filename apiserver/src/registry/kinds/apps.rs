@@ -3,6 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::codec::table::{age, images, int, selector};
+use crate::registry::ResourceDef;
 use crate::registry::defaults::{default, map, map_or_insert, pod_template};
 use crate::registry::strategy::{Column, KindStrategy, typed};
 use crate::registry::validation::Causes;
@@ -122,6 +123,12 @@ impl KindStrategy for Deployments {
 pub(crate) struct ReplicaSets;
 
 impl KindStrategy for ReplicaSets {
+    /// Upstream writes the status fields its type requires, zero or not (typed clients
+    /// reject a status without them).
+    fn initial_status(&self, _: &ResourceDef, _: Option<Value>) -> Option<Value> {
+        Some(json!({"replicas": 0}))
+    }
+
     typed!(k8s_openapi::api::apps::v1::ReplicaSet);
 
     fn default(&self, root: &mut Map<String, Value>) {
@@ -164,6 +171,12 @@ impl KindStrategy for ReplicaSets {
 pub(crate) struct StatefulSets;
 
 impl KindStrategy for StatefulSets {
+    /// Upstream writes the status fields its type requires, zero or not (typed clients
+    /// reject a status without them).
+    fn initial_status(&self, _: &ResourceDef, _: Option<Value>) -> Option<Value> {
+        Some(json!({"replicas": 0, "availableReplicas": 0}))
+    }
+
     typed!(k8s_openapi::api::apps::v1::StatefulSet);
 
     fn default(&self, root: &mut Map<String, Value>) {
@@ -202,6 +215,14 @@ impl KindStrategy for StatefulSets {
 pub(crate) struct DaemonSets;
 
 impl KindStrategy for DaemonSets {
+    /// Upstream writes the status fields its type requires, zero or not (typed clients
+    /// reject a status without them).
+    fn initial_status(&self, _: &ResourceDef, _: Option<Value>) -> Option<Value> {
+        Some(
+            json!({"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0, "numberReady": 0}),
+        )
+    }
+
     typed!(k8s_openapi::api::apps::v1::DaemonSet);
 
     fn default(&self, root: &mut Map<String, Value>) {
@@ -241,5 +262,27 @@ impl KindStrategy for DaemonSets {
             json!(int(o, "/status/numberAvailable")),
             age(o),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The status of a new workload has the fields its type requires, as the typed clients
+    /// (the Python client's models) expect.
+    #[test]
+    fn new_workloads_have_their_required_status_fields() {
+        for def in crate::registry::RESOURCES
+            .iter()
+            .filter(|d| d.group == "apps")
+        {
+            let status = def.strategy.initial_status(def, None).unwrap();
+            let typed = def
+                .strategy
+                .roundtrip(&json!({"metadata": {"name": "x"}, "status": status.clone()}))
+                .unwrap();
+            assert_eq!(typed["status"], status, "{}", def.kind);
+        }
     }
 }

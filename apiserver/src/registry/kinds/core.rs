@@ -2,6 +2,9 @@
 
 use std::collections::BTreeSet;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
 use bulwark_api::{StatusCause, names};
 use k8s_openapi::api::core::v1 as api;
 use serde_json::{Map, Value, json};
@@ -27,6 +30,10 @@ impl KindStrategy for Namespaces {
 
     fn initial_status(&self, _: &ResourceDef, _: Option<Value>) -> Option<Value> {
         Some(json!({"phase": "Active"}))
+    }
+
+    fn terminating_status(&self) -> Option<Value> {
+        Some(json!({"phase": "Terminating"}))
     }
 
     fn deletion_waits(&self, obj: &Value) -> bool {
@@ -101,7 +108,8 @@ impl KindStrategy for ConfigMaps {
     }
 }
 
-/// Secrets: type Opaque by default, valid keys.
+/// Secrets: type Opaque by default, `stringData` merged into `data` (and never kept), valid
+/// keys.
 #[derive(Debug)]
 pub(crate) struct Secrets;
 
@@ -110,11 +118,24 @@ impl KindStrategy for Secrets {
 
     fn default(&self, root: &mut Map<String, Value>) {
         default(root, "type", json!("Opaque"));
+        // Upstream: stringData is a write-only convenience; its values win over data's.
+        let Some(Value::Object(string_data)) = root.remove("stringData") else {
+            return;
+        };
+        if !root.get("data").is_some_and(Value::is_object) {
+            root.insert("data".into(), json!({}));
+        }
+        if let Some(data) = map(root, "data") {
+            for (key, value) in string_data {
+                if let Value::String(text) = value {
+                    data.insert(key, Value::String(BASE64.encode(text)));
+                }
+            }
+        }
     }
 
     fn validate(&self, obj: &Value, v: &mut Causes) {
         data_keys(v, obj, "data");
-        data_keys(v, obj, "stringData");
     }
 
     fn columns(&self) -> &'static [Column] {
@@ -136,6 +157,10 @@ pub(crate) struct ServiceAccounts;
 
 impl KindStrategy for ServiceAccounts {
     typed!(api::ServiceAccount);
+
+    fn delete_returns_object(&self) -> bool {
+        true
+    }
 
     fn columns(&self) -> &'static [Column] {
         &[("Secrets", "integer", 0), ("Age", "string", 0)]
@@ -180,6 +205,10 @@ impl KindStrategy for Pods {
 
     fn graceful_delete(&self, obj: &Value) -> bool {
         is_bound(obj)
+    }
+
+    fn delete_returns_object(&self) -> bool {
+        true
     }
 
     fn deletion_waits(&self, obj: &Value) -> bool {
@@ -372,6 +401,10 @@ impl KindStrategy for Services {
         Some(json!({"loadBalancer": {}}))
     }
 
+    fn delete_returns_object(&self) -> bool {
+        true
+    }
+
     fn columns(&self) -> &'static [Column] {
         &[
             ("Type", "string", 0),
@@ -495,3 +528,34 @@ plain_kind!(
     ResourceQuotas,
     api::ResourceQuota
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_string_data_is_merged_into_data_and_dropped() {
+        let mut secret = json!({"data": {"a": "b2xk", "keep": "eA=="},
+            "stringData": {"a": "new", "c": "hunter2"}});
+        Secrets.default(secret.as_object_mut().unwrap());
+        assert_eq!(
+            secret,
+            json!({"type": "Opaque", "data": {"a": "bmV3", "keep": "eA==", "c": "aHVudGVyMg=="}})
+        );
+        let mut null_data = json!({"data": null, "stringData": {"k": "v"}});
+        Secrets.default(null_data.as_object_mut().unwrap());
+        assert_eq!(null_data["data"], json!({"k": "dg=="}));
+    }
+
+    #[test]
+    fn deletion_rules() {
+        assert!(Services.delete_returns_object() && ServiceAccounts.delete_returns_object());
+        assert!(!ConfigMaps.delete_returns_object());
+        assert_eq!(
+            Namespaces.terminating_status(),
+            Some(json!({"phase": "Terminating"}))
+        );
+        assert!(Namespaces.deletion_waits(&json!({"spec": {"finalizers": ["kubernetes"]}})));
+        assert!(!Namespaces.deletion_waits(&json!({"spec": {"finalizers": []}})));
+    }
+}
