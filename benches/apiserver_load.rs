@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bulwark_apiserver::client::{ApiClient, Credentials};
+use bulwark_client::{ApiClient, Credentials};
 use http::Method;
 use http_body_util::BodyExt;
 use serde_json::json;
@@ -237,7 +237,7 @@ fn start_server_with(audit_off: bool, extra: &[&str]) -> Server {
 async fn connect_all(creds: &Credentials) -> Vec<ApiClient> {
     let mut clients = Vec::new();
     for _ in 0..connections() {
-        clients.push(ApiClient::connect(creds, true).await.unwrap());
+        clients.push(ApiClient::builder(creds).connect().await.unwrap());
     }
     clients
 }
@@ -422,7 +422,7 @@ async fn stalled_watchers() {
     };
     let mut connections = Vec::new();
     for _ in 0..4 {
-        connections.push(ApiClient::connect(&creds, true).await.unwrap());
+        connections.push(ApiClient::builder(&creds).connect().await.unwrap());
     }
     let opened_at = Instant::now();
     let mut streams = Vec::new();
@@ -490,7 +490,7 @@ async fn admission_burst(seconds: u64) {
         .await
         .unwrap();
     assert_eq!(r.status.as_u16(), 201);
-    let reader = ApiClient::connect(&creds, true).await.unwrap();
+    let reader = ApiClient::builder(&creds).connect().await.unwrap();
     let alone = get_latencies(&reader, seconds).await;
     let env: Vec<serde_json::Value> = (0..8)
         .map(|i| json!({"name": format!("E{i}"), "value": "x".repeat(480)}))
@@ -576,7 +576,7 @@ async fn main() {
     let creds = Credentials::from_kubeconfig(&server.kubeconfig).unwrap();
     // Cold start: process spawn to the first 200 from /readyz.
     let ready = loop {
-        if let Ok(c) = ApiClient::connect(&creds, true).await
+        if let Ok(c) = ApiClient::builder(&creds).connect().await
             && let Ok(r) = c.get("/readyz").await
             && r.status.as_u16() == 200
         {
@@ -766,7 +766,7 @@ async fn main() {
 async fn ready_clients(server: &Server) -> Vec<ApiClient> {
     let creds = Credentials::from_kubeconfig(&server.kubeconfig).unwrap();
     let clients = loop {
-        if let Ok(c) = ApiClient::connect(&creds, true).await
+        if let Ok(c) = ApiClient::builder(&creds).connect().await
             && let Ok(r) = c.get("/readyz").await
             && r.status.as_u16() == 200
         {

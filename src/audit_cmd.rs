@@ -114,7 +114,7 @@ fn time_arg(text: &str, now: time::OffsetDateTime) -> anyhow::Result<time::Offse
 /// Where events come from: a cluster's API or a log directory.
 enum Source {
     Cluster {
-        client: bulwark_apiserver::client::ApiClient,
+        client: bulwark_client::ApiClient,
         path: String,
         params: Vec<(&'static str, String)>,
     },
@@ -255,9 +255,10 @@ async fn print_query(args: &QueryArgs) -> anyhow::Result<()> {
             }
         }
         (Some(kubeconfig), None) => {
-            let credentials = bulwark_apiserver::client::Credentials::from_kubeconfig(kubeconfig)
+            let credentials = bulwark_client::Credentials::from_kubeconfig(kubeconfig)
                 .with_context(|| format!("reading {}", kubeconfig.display()))?;
-            let client = bulwark_apiserver::client::ApiClient::connect(&credentials, true)
+            let client = bulwark_client::ApiClient::builder(&credentials)
+                .connect()
                 .await
                 .with_context(|| format!("connecting to {}", credentials.server))?;
             let rfc3339 = |t: time::OffsetDateTime| {

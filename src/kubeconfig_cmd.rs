@@ -37,12 +37,10 @@ fn parse_ttl(text: &str) -> anyhow::Result<Duration> {
 
 /// The server URL recorded in the admin kubeconfig.
 fn admin_server_url(data_dir: &std::path::Path) -> Option<String> {
-    let text =
-        std::fs::read_to_string(bulwark_pki::bootstrap::admin_kubeconfig_path(data_dir)).ok()?;
-    let line = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("server: "))?;
-    serde_json::from_str(line).ok()
+    let path = bulwark_pki::bootstrap::admin_kubeconfig_path(data_dir);
+    bulwark_pki::kubeconfig::KubeconfigCredentials::read(&path)
+        .ok()
+        .map(|c| c.server)
 }
 
 pub(crate) fn run(args: &KubeconfigArgs) -> anyhow::Result<()> {

@@ -186,9 +186,10 @@ async fn explain(
         "kind": "SubjectAccessReview",
         "spec": spec,
     });
-    let credentials = bulwark_apiserver::client::Credentials::from_kubeconfig(kubeconfig)
+    let credentials = bulwark_client::Credentials::from_kubeconfig(kubeconfig)
         .with_context(|| format!("reading {}", kubeconfig.display()))?;
-    let client = bulwark_apiserver::client::ApiClient::connect(&credentials, true)
+    let client = bulwark_client::ApiClient::builder(&credentials)
+        .connect()
         .await
         .with_context(|| format!("connecting to {}", credentials.server))?;
     let response = client

@@ -22,7 +22,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bulwark_apiserver::client::ApiClient;
+use bulwark_client::ApiClient;
 use serde_json::{Value, json};
 use server::{TestServer, admin, apply, run, user};
 
@@ -110,7 +110,7 @@ fn requests_are_recorded_once_with_decisions_and_no_secrets() {
     // Raw requests whose Audit-Id we know.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (ids, watch_id): (Vec<(String, String, u16)>, String) = rt.block_on(async {
-        let client = ApiClient::connect(&s.credentials(), true).await.unwrap();
+        let client = ApiClient::builder(&s.credentials()).connect().await.unwrap();
         let mut ids = Vec::new();
         for (path, verb) in [("/api/v1/namespaces", "list"), ("/api/v1/namespaces/default", "get"), ("/version", "get")] {
             let r = client.get(path).await.unwrap();
@@ -129,7 +129,7 @@ fn requests_are_recorded_once_with_decisions_and_no_secrets() {
         let r = client.get("/api/v1/namespaces/default/secrets/s").await.unwrap();
         ids.push((r.headers["audit-id"].to_str().unwrap().to_owned(), "get".into(), 200));
         // No certificate: 401, recorded all the same.
-        let anonymous = ApiClient::connect(&s.credentials(), false).await.unwrap();
+        let anonymous = ApiClient::builder(&s.credentials()).dangerous().without_client_cert().connect().await.unwrap();
         let r = anonymous.get("/api/v1/namespaces").await.unwrap();
         ids.push((r.headers["audit-id"].to_str().unwrap().to_owned(), "list".into(), 401));
         // A watch that the server ends after a second.
@@ -374,7 +374,7 @@ fn a_sigkill_under_load_leaves_a_log_that_verifies() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let creds = s.credentials();
     rt.block_on(async {
-        let client = ApiClient::connect(&creds, true).await.unwrap();
+        let client = ApiClient::builder(&creds).connect().await.unwrap();
         let mut tasks = Vec::new();
         for w in 0..8 {
             let client = client.clone();
@@ -457,6 +457,36 @@ fn auditors_query_the_log_through_the_api_and_the_cli() {
         ]);
         (!denied.is_empty(), format!("{denied:?}"))
     });
+    // The CLI reads the kubeconfig's current context, not its first entries: a file with
+    // another cluster and user listed first (as `kubectl config` merges them) still works.
+    let text = std::fs::read_to_string(&auditor).unwrap();
+    let merged = text
+        .replacen(
+            "clusters:\n",
+            "clusters:\n- name: elsewhere\n  cluster:\n    server: https://127.0.0.1:1\n    certificate-authority-data: Tk9UIEEgQ0E=\n",
+            1,
+        )
+        .replacen(
+            "users:\n",
+            "users:\n- name: someone\n  user:\n    token: not-this-one\n",
+            1,
+        )
+        .replacen(
+            "contexts:\n",
+            "contexts:\n- name: other\n  context: {cluster: elsewhere, user: someone}\n",
+            1,
+        );
+    let merged_path = s.dir.path().join("merged.kubeconfig");
+    std::fs::write(&merged_path, merged).unwrap();
+    let through_merged = queried(&[
+        "--kubeconfig",
+        merged_path.to_str().unwrap(),
+        "--user",
+        "alice",
+        "--decision",
+        "deny",
+    ]);
+    assert!(!through_merged.is_empty());
     for e in &denied {
         assert_eq!(e["user"]["username"], "alice");
         assert_eq!(
@@ -590,7 +620,10 @@ fn auditors_query_the_log_through_the_api_and_the_cli() {
     // Bad queries are 400s, not errors of the server.
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let client = ApiClient::connect(&s.credentials(), true).await.unwrap();
+        let client = ApiClient::builder(&s.credentials())
+            .connect()
+            .await
+            .unwrap();
         for query in [
             "decision=maybe",
             "since=yesterday",

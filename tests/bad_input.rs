@@ -11,8 +11,8 @@
 #[path = "support/server.rs"]
 mod server;
 
-use bulwark_apiserver::client::{ApiClient, ClientResponse, Credentials};
 use bulwark_apiserver::codec::protobuf;
+use bulwark_client::{ApiClient, ClientResponse, Credentials};
 use http::Method;
 use serde_json::json;
 use server::TestServer;
@@ -20,7 +20,7 @@ use server::TestServer;
 const CMS: &str = "/api/v1/namespaces/default/configmaps";
 
 async fn admin(s: &TestServer) -> ApiClient {
-    match ApiClient::connect(&s.credentials(), true).await {
+    match ApiClient::builder(&s.credentials()).connect().await {
         Ok(c) => c,
         Err(e) => {
             std::thread::sleep(std::time::Duration::from_millis(300));
@@ -325,7 +325,12 @@ async fn bad_requests_get_status_errors() {
 async fn unauthenticated_and_foreign_certificates_are_rejected() {
     let s = TestServer::start();
     let creds = s.credentials();
-    let anonymous = ApiClient::connect(&creds, false).await.unwrap();
+    let anonymous = ApiClient::builder(&creds)
+        .dangerous()
+        .without_client_cert()
+        .connect()
+        .await
+        .unwrap();
     assert_status(
         &anonymous.get("/api/v1/namespaces").await.unwrap(),
         401,
@@ -352,7 +357,7 @@ async fn unauthenticated_and_foreign_certificates_are_rejected() {
         cert_pem: foreign.cert_pem,
         key_pem: foreign.key_pem,
     };
-    match ApiClient::connect(&forged, true).await {
+    match ApiClient::builder(&forged).connect().await {
         Err(_) => {}
         Ok(client) => {
             let result = client.get("/api/v1/namespaces").await;
@@ -363,7 +368,7 @@ async fn unauthenticated_and_foreign_certificates_are_rejected() {
         }
     }
     // The real admin still gets in.
-    let admin = ApiClient::connect(&creds, true).await.unwrap();
+    let admin = ApiClient::builder(&creds).connect().await.unwrap();
     assert_eq!(
         admin
             .get("/api/v1/namespaces")

@@ -512,9 +512,10 @@ fn nodes_write_only_what_is_bound_to_them() {
     );
     assert!(!ok && refused_for_node(&text), "{text}");
     // Without kubectl's read first, the write itself meets the node-restriction policy.
-    let creds = bulwark_apiserver::client::Credentials::from_kubeconfig(&node).unwrap();
+    let creds = bulwark_client::Credentials::from_kubeconfig(&node).unwrap();
     let text = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let client = bulwark_apiserver::client::ApiClient::connect(&creds, true)
+        let client = bulwark_client::ApiClient::builder(&creds)
+            .connect()
             .await
             .unwrap();
         let r = client

@@ -13,13 +13,13 @@ mod server;
 
 use std::time::{Duration, Instant};
 
-use bulwark_apiserver::client::ApiClient;
+use bulwark_client::ApiClient;
 
 #[tokio::test]
 async fn serving_certificate_rotates_without_restart() {
     let s = server::TestServer::start();
     let creds = s.credentials();
-    let before = ApiClient::connect(&creds, true).await.unwrap();
+    let before = ApiClient::builder(&creds).connect().await.unwrap();
     let old_leaf = before.server_certificate().unwrap().to_vec();
 
     // An operator replaces the serving pair (issued by the same cluster CA) and sends SIGHUP.
@@ -47,7 +47,7 @@ async fn serving_certificate_rotates_without_restart() {
 
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let after = ApiClient::connect(&creds, true).await.unwrap();
+        let after = ApiClient::builder(&creds).connect().await.unwrap();
         if after.server_certificate() == Some(new_leaf.as_slice()) {
             assert_eq!(
                 after
@@ -82,7 +82,7 @@ async fn serving_certificate_rotates_without_restart() {
     std::fs::write(pki.join("apiserver.crt"), "not a certificate").unwrap();
     s.signal("HUP");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let still = ApiClient::connect(&creds, true).await.unwrap();
+    let still = ApiClient::builder(&creds).connect().await.unwrap();
     assert_eq!(still.server_certificate(), Some(new_leaf.as_slice()));
 
     // Both reloads are on the audit record, the refused one with why; and so is the start,

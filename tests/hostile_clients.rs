@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use bulwark_apiserver::client::{ApiClient, ClientResponse, Credentials};
+use bulwark_client::{ApiClient, ClientResponse, Credentials};
 use http::Method;
 use serde_json::{Value, json};
 use server::{TestServer, admin, apply, eventually, policy_manifest, run, user};
@@ -410,7 +410,10 @@ async fn raw_request(s: &TestServer, with_cert: bool, head: &str, body: &[u8]) -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_status_answers() {
     let mut s = TestServer::start_with(&["--body-read-timeout", "2s"]);
-    let c = ApiClient::connect(&s.credentials(), true).await.unwrap();
+    let c = ApiClient::builder(&s.credentials())
+        .connect()
+        .await
+        .unwrap();
 
     // Request targets and headers over the limits: 414 and 431 with Status bodies, over
     // HTTP/2 and HTTP/1.1 alike.
@@ -609,7 +612,10 @@ async fn malformed_requests_get_status_answers() {
 
 /// A GET as the admin on a new connection; its status code.
 async fn admin_get(s: &TestServer, path: &str) -> u16 {
-    let c = ApiClient::connect(&s.credentials(), true).await.unwrap();
+    let c = ApiClient::builder(&s.credentials())
+        .connect()
+        .await
+        .unwrap();
     c.get(path).await.unwrap().status.as_u16()
 }
 
@@ -640,7 +646,10 @@ async fn strangers_cannot_hold_or_flood_connections() {
         "the connection over the cap was not closed"
     );
     // Everyone else is still served meanwhile (another source address).
-    let admin = ApiClient::connect(&s.credentials(), true).await.unwrap();
+    let admin = ApiClient::builder(&s.credentials())
+        .connect()
+        .await
+        .unwrap();
     assert_eq!(
         admin
             .get("/api/v1/namespaces")
@@ -678,7 +687,12 @@ async fn strangers_cannot_hold_or_flood_connections() {
     drop(slow);
 
     // HTTP/2 rapid reset: streams opened and cancelled at once, many times over.
-    let resets = ApiClient::connect(&s.credentials(), false).await.unwrap();
+    let resets = ApiClient::builder(&s.credentials())
+        .dangerous()
+        .without_client_cert()
+        .connect()
+        .await
+        .unwrap();
     for _ in 0..2_000 {
         let request = resets.get("/api/v1/namespaces");
         // Polled once (the stream is opened), then dropped (the stream is reset).
@@ -687,7 +701,10 @@ async fn strangers_cannot_hold_or_flood_connections() {
     assert_eq!(admin_get(&s, "/version").await, 200);
 
     // An authenticated connection with nothing in flight is closed after the idle timeout.
-    let idle_admin = ApiClient::connect(&s.credentials(), true).await.unwrap();
+    let idle_admin = ApiClient::builder(&s.credentials())
+        .connect()
+        .await
+        .unwrap();
     assert_eq!(
         idle_admin.get("/version").await.unwrap().status.as_u16(),
         200
@@ -708,7 +725,8 @@ async fn strangers_cannot_hold_or_flood_connections() {
         grown < MEMORY_BUDGET_KIB,
         "strangers grew the server by {grown} KiB"
     );
-    let metrics = ApiClient::connect(&s.credentials(), true)
+    let metrics = ApiClient::builder(&s.credentials())
+        .connect()
         .await
         .unwrap()
         .get("/metrics")
@@ -751,7 +769,7 @@ async fn strangers_cannot_hold_or_flood_connections() {
 async fn watchers_that_do_not_read_stay_cheap_and_are_ended() {
     let mut s = TestServer::start_with(&["--write-stall-timeout", "2s"]);
     let creds: Credentials = s.credentials();
-    let c = ApiClient::connect(&creds, true).await.unwrap();
+    let c = ApiClient::builder(&creds).connect().await.unwrap();
     // 8 MB of ConfigMaps in one namespace.
     let r = c
         .post_json("/api/v1/namespaces", &json!({"metadata": {"name": "big"}}))
@@ -775,7 +793,7 @@ async fn watchers_that_do_not_read_stay_cheap_and_are_ended() {
     // Each used to build the 8 MB initial state in memory (2.4 GB here).
     let mut conns = Vec::new();
     for _ in 0..4 {
-        conns.push(ApiClient::connect(&creds, true).await.unwrap());
+        conns.push(ApiClient::builder(&creds).connect().await.unwrap());
     }
     let mut stalled = Vec::new();
     for i in 0..300 {
@@ -812,7 +830,8 @@ async fn watchers_that_do_not_read_stay_cheap_and_are_ended() {
 
     // Watches are capped per user.
     let mut capped = TestServer::start_with(&["--max-watches-per-user", "3"]);
-    let cc = ApiClient::connect(&capped.credentials(), true)
+    let cc = ApiClient::builder(&capped.credentials())
+        .connect()
         .await
         .unwrap();
     let mut open = Vec::new();

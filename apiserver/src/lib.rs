@@ -20,7 +20,6 @@ pub mod admission;
 pub mod audit;
 pub mod authn;
 pub mod authz;
-pub mod client;
 pub mod codec;
 pub mod discovery;
 pub mod http;
@@ -85,25 +84,62 @@ pub fn default_state<E: Engine>(
     }
 }
 
-/// Creates the system namespaces if missing (and, on the very first start, the shipped
-/// default CedarPolicy objects), starts the namespace-label mirror and, with Cedar policies,
-/// the policy sync; marks the server ready once the policies are in force.
+/// Where the store records how far the first-start installation got: `installing` from the
+/// moment a fresh store is claimed, `done` once the system namespaces and the default
+/// policies are all in. Outside `/registry/`, so no API request can read or change it.
+pub const BOOTSTRAP_KEY: &str = "/bulwark/bootstrap";
+
+/// Whether the first-start installation still has to run, claiming a fresh store for it.
+/// A store with the `default` namespace but no marker is a cluster from before the marker
+/// existed: its installation ran, and what an operator deleted since stays deleted.
+async fn installation_pending<E: Engine>(state: &ApiState<E>) -> Result<bool, ApiError> {
+    let internal = |e: StoreError| crate::http::error::from_store(e, "", "bootstrap", "");
+    if let Some(kv) = state.store.get(BOOTSTRAP_KEY).await.map_err(internal)? {
+        return Ok(kv.value.as_ref() != b"done");
+    }
+    let def = registry::lookup("", "v1", "namespaces")
+        .ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
+    let legacy = state
+        .store
+        .get(&storage::object_key(def, None, "default"))
+        .await
+        .map_err(internal)?
+        .is_some();
+    let marker: &[u8] = if legacy { b"done" } else { b"installing" };
+    match state.store.create(BOOTSTRAP_KEY, marker.to_vec()).await {
+        Ok(_) => Ok(!legacy),
+        // Another server claimed it first (a shared FoundationDB store): read its state.
+        Err(StoreError::AlreadyExists { .. }) => Box::pin(installation_pending(state)).await,
+        Err(e) => Err(internal(e)),
+    }
+}
+
+/// Creates the system namespaces if missing and, until the first start has finished (it
+/// resumes after a crash), the shipped default CedarPolicy objects; starts the
+/// namespace-label mirror and, with Cedar policies, the policy sync; marks the server ready
+/// once the policies are in force.
 pub async fn bootstrap<E: Engine>(state: &Arc<ApiState<E>>) -> Result<(), ApiError> {
     let def = registry::lookup("", "v1", "namespaces")
         .ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
-    let mut first_start = false;
+    let installing = installation_pending(state).await?;
     for name in SYSTEM_NAMESPACES {
         let mut obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
         crate::rest::object::prepare_create(def, &mut obj, None)?;
         let key = storage::object_key(def, None, name);
         match state.store.create(&key, storage::encode(def, &obj)?).await {
-            Ok(_) => first_start |= *name == "default",
-            Err(StoreError::AlreadyExists { .. }) => {}
+            Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
             Err(e) => return Err(crate::http::error::from_store(e, "", "namespaces", name)),
         }
     }
-    if first_start && state.policies.is_some() {
+    // Without Cedar policies (an embedder's bootstrap authorizer) the installation waits for
+    // a start that has them.
+    if installing && state.policies.is_some() {
         crate::authz::policy_sync::install_defaults(&state.store).await?;
+        state
+            .store
+            .update(BOOTSTRAP_KEY, b"done".to_vec(), None)
+            .await
+            .map_err(|e| crate::http::error::from_store(e, "", "bootstrap", ""))?;
     }
     // Authorization reads namespace labels (as tags): not ready before they are known, or a
     // guardrail on a label would not apply to the first requests.
@@ -134,4 +170,100 @@ pub async fn bootstrap<E: Engine>(state: &Arc<ApiState<E>>) -> Result<(), ApiErr
     }
     state.ready.store(true, Ordering::Release);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bulwark_store::{EmbeddedEngine, StoreOptions};
+
+    async fn server(dir: &std::path::Path) -> Arc<ApiState<EmbeddedEngine>> {
+        let store = Store::open(
+            EmbeddedEngine::open(dir.join("db")).unwrap(),
+            StoreOptions::default(),
+        )
+        .await
+        .unwrap();
+        let mut state = default_state(store, "system:masters", None);
+        let (engine, _) = bulwark_policies::PolicyEngine::new(&[]).unwrap();
+        state.policies = Some(Arc::new(engine));
+        Arc::new(state)
+    }
+
+    async fn default_policies(state: &ApiState<EmbeddedEngine>) -> usize {
+        let page = state
+            .store
+            .list(
+                "/registry/policy.bulwark.dev/cedarpolicies/",
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        page.items.len()
+    }
+
+    /// A first start that stopped after the namespaces, before the default policies (the
+    /// marker still says `installing`), finishes the installation on the next start.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_interrupted_first_start_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = server(dir.path()).await;
+        state
+            .store
+            .create(BOOTSTRAP_KEY, b"installing".to_vec())
+            .await
+            .unwrap();
+        let def = registry::lookup("", "v1", "namespaces").unwrap();
+        for name in SYSTEM_NAMESPACES {
+            let mut obj =
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+            crate::rest::object::prepare_create(def, &mut obj, None).unwrap();
+            let key = storage::object_key(def, None, name);
+            state
+                .store
+                .create(&key, storage::encode(def, &obj).unwrap())
+                .await
+                .unwrap();
+        }
+        assert_eq!(default_policies(&state).await, 0);
+        bootstrap(&state).await.unwrap();
+        let installed = default_policies(&state).await;
+        assert!(installed > 0);
+        let marker = state.store.get(BOOTSTRAP_KEY).await.unwrap().unwrap();
+        assert_eq!(marker.value.as_ref(), b"done");
+
+        // Once done, a deleted default stays deleted.
+        let key = "/registry/policy.bulwark.dev/cedarpolicies/bulwark-pod-security";
+        let kv = state.store.get(key).await.unwrap().unwrap();
+        state
+            .store
+            .delete(key, Some(kv.mod_revision))
+            .await
+            .unwrap();
+        bootstrap(&state).await.unwrap();
+        assert_eq!(default_policies(&state).await, installed - 1);
+    }
+
+    /// A cluster from before the marker (its namespaces exist) is not reinstalled.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_cluster_without_the_marker_keeps_its_choices() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = server(dir.path()).await;
+        let def = registry::lookup("", "v1", "namespaces").unwrap();
+        let mut obj =
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}});
+        crate::rest::object::prepare_create(def, &mut obj, None).unwrap();
+        let key = storage::object_key(def, None, "default");
+        state
+            .store
+            .create(&key, storage::encode(def, &obj).unwrap())
+            .await
+            .unwrap();
+        bootstrap(&state).await.unwrap();
+        assert_eq!(default_policies(&state).await, 0);
+        let fresh = tempfile::tempdir().unwrap();
+        let fresh = server(fresh.path()).await;
+        bootstrap(&fresh).await.unwrap();
+        assert!(default_policies(&fresh).await > 0);
+    }
 }

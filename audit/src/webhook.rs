@@ -22,16 +22,13 @@
 //!   - Redirects are not followed.
 
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use bulwark_pki::SecretPem;
 use bytes::Bytes;
-use serde::Deserialize;
 use tokio::sync::Notify;
 
 use crate::event::{Event, ObjectRef};
@@ -107,101 +104,6 @@ fn config_err(message: impl Into<String>) -> AuditError {
     AuditError::Webhook(message.into())
 }
 
-/// The parts of a kubeconfig the webhook reads.
-#[derive(Debug, Deserialize)]
-struct Kubeconfig {
-    #[serde(default)]
-    clusters: Vec<NamedCluster>,
-    #[serde(default)]
-    users: Vec<NamedUser>,
-    #[serde(default)]
-    contexts: Vec<NamedContext>,
-    #[serde(rename = "current-context", default)]
-    current_context: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct NamedCluster {
-    name: String,
-    cluster: Cluster,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-struct Cluster {
-    server: String,
-    certificate_authority: Option<PathBuf>,
-    certificate_authority_data: Option<String>,
-    #[serde(default)]
-    insecure_skip_tls_verify: bool,
-}
-
-#[derive(Debug, Deserialize)]
-struct NamedUser {
-    name: String,
-    #[serde(default)]
-    user: User,
-}
-
-#[derive(Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-struct User {
-    client_certificate: Option<PathBuf>,
-    client_certificate_data: Option<String>,
-    client_key: Option<PathBuf>,
-    client_key_data: Option<String>,
-    token: Option<String>,
-    token_file: Option<PathBuf>,
-    exec: Option<serde_yaml_ng::Value>,
-    auth_provider: Option<serde_yaml_ng::Value>,
-    username: Option<String>,
-}
-
-impl std::fmt::Debug for User {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("User(<redacted>)")
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct NamedContext {
-    name: String,
-    context: Context,
-}
-
-#[derive(Debug, Deserialize)]
-struct Context {
-    cluster: String,
-    #[serde(default)]
-    user: Option<String>,
-}
-
-/// The text of inline `data` (base64) or of `file` (relative to the kubeconfig's directory).
-fn data_or_file(
-    what: &str,
-    data: Option<&str>,
-    file: Option<&Path>,
-    base: &Path,
-) -> Result<Option<String>, AuditError> {
-    if let Some(data) = data {
-        let bytes = STANDARD
-            .decode(data.trim())
-            .map_err(|e| config_err(format!("{what}-data is not base64: {e}")))?;
-        return String::from_utf8(bytes)
-            .map(Some)
-            .map_err(|_| config_err(format!("{what}-data is not PEM text")));
-    }
-    match file {
-        Some(file) => {
-            let path = base.join(file);
-            std::fs::read_to_string(&path)
-                .map(Some)
-                .map_err(|e| config_err(format!("{what} {}: {e}", path.display())))
-        }
-        None => Ok(None),
-    }
-}
-
 impl WebhookEndpoint {
     /// Reads the endpoint from a kubeconfig file (upstream's `--audit-webhook-config-file`
     /// format): the current context's cluster and user, or the first of each.
@@ -213,109 +115,25 @@ impl WebhookEndpoint {
 
     /// Parses kubeconfig `text`; relative file names are taken from `base`.
     pub fn parse_kubeconfig(text: &str, base: &Path) -> Result<Self, AuditError> {
-        let config: Kubeconfig = serde_yaml_ng::from_str(text)
-            .map_err(|e| config_err(format!("not a kubeconfig: {e}")))?;
-        let context = match &config.current_context {
-            Some(name) => Some(
-                config
-                    .contexts
-                    .iter()
-                    .find(|c| &c.name == name)
-                    .ok_or_else(|| config_err(format!("current-context {name} is not defined")))?,
-            ),
-            None => None,
-        };
-        let cluster = match context {
-            Some(c) => config
-                .clusters
-                .iter()
-                .find(|n| n.name == c.context.cluster)
-                .ok_or_else(|| {
-                    config_err(format!("cluster {} is not defined", c.context.cluster))
-                })?,
-            None => config
-                .clusters
-                .first()
-                .ok_or_else(|| config_err("the kubeconfig names no cluster"))?,
-        };
-        let user = match context.and_then(|c| c.context.user.as_ref()) {
-            Some(name) => Some(
-                config
-                    .users
-                    .iter()
-                    .find(|u| &u.name == name)
-                    .ok_or_else(|| config_err(format!("user {name} is not defined")))?,
-            ),
-            None if context.is_some() => None,
-            None => config.users.first(),
-        };
-        let cluster = &cluster.cluster;
-        if cluster.insecure_skip_tls_verify {
+        let creds = bulwark_pki::kubeconfig::KubeconfigCredentials::parse(text, base)
+            .map_err(|e| config_err(e.to_string()))?;
+        if creds.insecure_skip_tls_verify {
             return Err(config_err(
                 "insecure-skip-tls-verify is refused: audit events go only to a verified endpoint",
             ));
         }
-        if !cluster.server.starts_with("https://") {
+        if !creds.server.starts_with("https://") {
             return Err(config_err(format!(
                 "server {} is not https://: audit events are never sent in clear",
-                cluster.server
+                creds.server
             )));
         }
-        let ca_pem = data_or_file(
-            "certificate-authority",
-            cluster.certificate_authority_data.as_deref(),
-            cluster.certificate_authority.as_deref(),
-            base,
-        )?
-        .ok_or_else(|| {
+        let ca_pem = creds.ca_pem.ok_or_else(|| {
             config_err("certificate-authority or certificate-authority-data is required")
         })?;
-        let (client, token) = match user.map(|u| &u.user) {
-            None => (None, None),
-            Some(user) => {
-                if user.exec.is_some() || user.auth_provider.is_some() || user.username.is_some() {
-                    return Err(config_err(
-                        "only client certificates and bearer tokens are supported (not exec, auth-provider or basic auth)",
-                    ));
-                }
-                let cert = data_or_file(
-                    "client-certificate",
-                    user.client_certificate_data.as_deref(),
-                    user.client_certificate.as_deref(),
-                    base,
-                )?;
-                let key = data_or_file(
-                    "client-key",
-                    user.client_key_data.as_deref(),
-                    user.client_key.as_deref(),
-                    base,
-                )?
-                .map(SecretPem::new);
-                let client = match (cert, key) {
-                    (Some(cert), Some(key)) => Some((cert, key)),
-                    (None, None) => None,
-                    _ => {
-                        return Err(config_err(
-                            "a client certificate needs its key and a key its certificate",
-                        ));
-                    }
-                };
-                let token = match (&user.token, &user.token_file) {
-                    (Some(token), _) => Some(SecretPem::new(token.trim().to_owned())),
-                    (None, Some(file)) => {
-                        let path = base.join(file);
-                        let token = std::fs::read_to_string(&path).map_err(|e| {
-                            config_err(format!("token-file {}: {e}", path.display()))
-                        })?;
-                        Some(SecretPem::new(token.trim().to_owned()))
-                    }
-                    (None, None) => None,
-                };
-                (client, token)
-            }
-        };
+        let (client, token) = (creds.client, creds.token);
         let endpoint = Self {
-            url: cluster.server.clone(),
+            url: creds.server,
             ca_pem,
             client,
             token,
@@ -787,6 +605,8 @@ const MAX_ANSWER: usize = 64 * 1024;
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "test code")]
     use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
 
     #[test]
     fn batch_body_is_an_event_list_with_the_checkpoint_verbatim() {

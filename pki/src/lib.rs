@@ -72,6 +72,9 @@ pub enum PkiError {
     /// A requested name cannot go into a certificate.
     #[error("invalid certificate request: {0}")]
     InvalidRequest(String),
+    /// A kubeconfig does not parse, or names what it does not define.
+    #[error("kubeconfig: {0}")]
+    Kubeconfig(String),
 }
 
 /// PEM text of a private key: never printed, zeroized when dropped.

@@ -177,9 +177,8 @@ impl TestServer {
         }
     }
 
-    pub fn credentials(&self) -> bulwark_apiserver::client::Credentials {
-        bulwark_apiserver::client::Credentials::from_kubeconfig(&self.kubeconfig)
-            .expect("credentials")
+    pub fn credentials(&self) -> bulwark_client::Credentials {
+        bulwark_client::Credentials::from_kubeconfig(&self.kubeconfig).expect("credentials")
     }
 }
 

@@ -77,6 +77,48 @@ struct Sync {
     /// Mirrors that have not delivered their first list yet; ready when none remain.
     pending_first: usize,
     first: Option<oneshot::Sender<()>>,
+    /// Problems already logged, so a broken object is reported once, not at every change.
+    reported: Reported,
+}
+
+/// Problems logged so far, by object and resourceVersion.
+#[derive(Debug, Default)]
+struct Reported(HashSet<String>);
+
+impl Reported {
+    /// Whether `what` about `obj` (at its resourceVersion) is new; it is remembered.
+    fn first_time(&mut self, what: &str, obj: &Value) -> bool {
+        let key = format!(
+            "{what} {}/{}@{}",
+            object::meta_str(obj, "namespace").unwrap_or_default(),
+            object::meta_str(obj, "name").unwrap_or_default(),
+            object::meta_str(obj, "resourceVersion").unwrap_or_default()
+        );
+        // Bounded: objects come and go, and an old report is harmless to repeat.
+        if self.0.len() > 10_000 {
+            self.0.clear();
+        }
+        self.0.insert(key)
+    }
+}
+
+/// The CedarPolicy in `obj`, or `None` (logged once per resourceVersion) when it does not
+/// decode: an object written by another version, or damaged in the store.
+fn decode_policy(obj: &Value, reported: &mut Reported) -> Option<CedarPolicy> {
+    match serde_json::from_value::<CedarPolicy>(Value::clone(obj)) {
+        Ok(policy) => Some(policy),
+        Err(e) => {
+            if reported.first_time("decode", obj) {
+                tracing::error!(
+                    policy = object::meta_str(obj, "name").unwrap_or_default(),
+                    resource_version = object::meta_str(obj, "resourceVersion").unwrap_or_default(),
+                    error = %e,
+                    "CedarPolicy does not decode: it is not in force (fix or delete the object)"
+                );
+            }
+            None
+        }
+    }
 }
 
 /// The RBAC resources translated into Cedar.
@@ -128,8 +170,16 @@ impl Sync {
         self.rbac.insert(plural, objects.clone());
         let mut set = RbacSet::with_builtin_roles();
         for obj in self.rbac.values().flat_map(|o| o.values()) {
-            if let Err(e) = set.add(obj) {
-                tracing::warn!(error = %e, "RBAC object not translated");
+            if let Err(e) = set.add(obj)
+                && self.reported.first_time("rbac", obj)
+            {
+                tracing::warn!(
+                    resource = plural,
+                    namespace = object::meta_str(obj, "namespace").unwrap_or_default(),
+                    name = object::meta_str(obj, "name").unwrap_or_default(),
+                    error = %e,
+                    "RBAC object not translated: it grants nothing"
+                );
             }
         }
         let translations = set.translate();
@@ -186,8 +236,7 @@ impl Sync {
                     seen.insert(name, Entry { status, ..entry });
                 }
                 None => {
-                    let Ok(policy) = serde_json::from_value::<CedarPolicy>(Value::clone(obj))
-                    else {
+                    let Some(policy) = decode_policy(obj, &mut self.reported) else {
                         continue;
                     };
                     let created = object::meta_str(obj, "creationTimestamp")
@@ -369,12 +418,25 @@ async fn write_statuses<E: Engine>(
         }
         for WantedStatus { name, status } in batch {
             let key = storage::object_key(def, None, &name);
+            let failed = |what: &str, error: &dyn std::fmt::Display| {
+                tracing::warn!(policy = %name, %error, "could not write CedarPolicy status: {what}");
+            };
             for _ in 0..5 {
-                let Ok(Some(kv)) = store.get(&key).await else {
-                    break;
+                let kv = match store.get(&key).await {
+                    Ok(Some(kv)) => kv,
+                    // Deleted meanwhile: nothing to write.
+                    Ok(None) => break,
+                    Err(e) => {
+                        failed("reading the object", &e);
+                        break;
+                    }
                 };
-                let Ok(mut obj) = storage::decode(def, &kv) else {
-                    break;
+                let mut obj = match storage::decode(def, &kv) {
+                    Ok(obj) => obj,
+                    Err(e) => {
+                        failed("decoding the object", &e.0.message);
+                        break;
+                    }
                 };
                 if same_status(obj.get("status"), &status) {
                     break;
@@ -382,13 +444,17 @@ async fn write_statuses<E: Engine>(
                 if let Some(map) = obj.as_object_mut() {
                     map.insert("status".into(), status.clone());
                 }
-                let Ok(bytes) = storage::encode(def, &obj) else {
-                    break;
+                let bytes = match storage::encode(def, &obj) {
+                    Ok(bytes) => bytes,
+                    Err(e) => {
+                        failed("encoding the object", &e.0.message);
+                        break;
+                    }
                 };
                 match store.update(&key, bytes, Some(kv.mod_revision)).await {
                     Err(StoreError::Conflict { .. }) => continue,
                     Err(e) => {
-                        tracing::warn!(policy = %name, error = %e, "could not write CedarPolicy status");
+                        failed("storing it", &e);
                         break;
                     }
                     Ok(_) => break,
@@ -424,6 +490,7 @@ pub async fn start<E: Engine>(
         rbac_generation: 0,
         pending_first: 1 + RBAC_RESOURCES.len(),
         first: Some(first_tx),
+        reported: Reported::default(),
     }));
     tokio::spawn(write_statuses(store.clone(), def, rx));
     let mut mirrored: Vec<(&'static ResourceDef, Option<&'static str>)> = vec![(def, None)];
@@ -503,4 +570,48 @@ pub async fn install_defaults<E: Engine>(store: &Store<E>) -> Result<(), ApiErro
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A CedarPolicy that does not decode is logged, once per resourceVersion, with its name.
+    #[test]
+    fn undecodable_policies_are_logged_once() {
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let broken = json!({"apiVersion": "policy.bulwark.dev/v1", "kind": "CedarPolicy",
+            "metadata": {"name": "broken", "resourceVersion": "7"}, "spec": {"kind": 5}});
+        tracing::subscriber::with_default(subscriber, || {
+            let mut reported = Reported::default();
+            assert!(decode_policy(&broken, &mut reported).is_none());
+            assert!(decode_policy(&broken, &mut reported).is_none());
+            let mut next = broken.clone();
+            next["metadata"]["resourceVersion"] = json!("8");
+            assert!(decode_policy(&next, &mut reported).is_none());
+        });
+        let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            log.matches("CedarPolicy does not decode").count(),
+            2,
+            "{log}"
+        );
+        assert!(log.contains("broken"), "{log}");
+    }
 }

@@ -1,13 +1,20 @@
-//! A small HTTPS client for Bulwark's own tools (end-to-end tests, the load generator): one
+//! A small HTTPS client for Bulwark's own tools (the CLI, end-to-end tests, benchmarks): one
 //! persistent HTTP/2 connection with client-certificate authentication, built from a
-//! kubeconfig that `bulwark server` or `bulwark kubeconfig` wrote.
+//! kubeconfig's current context (as `bulwark server` or `bulwark kubeconfig` write them).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), bulwark_client::ClientError> {
+//! let creds = bulwark_client::Credentials::from_kubeconfig("admin.kubeconfig".as_ref())?;
+//! let client = bulwark_client::ApiClient::builder(&creds).connect().await?;
+//! let namespaces = client.get("/api/v1/namespaces").await?;
+//! # Ok(()) }
+//! ```
 
 use std::path::Path;
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use bulwark_pki::SecretPem;
+use bulwark_pki::kubeconfig::KubeconfigCredentials;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -18,12 +25,12 @@ use rustls::pki_types::ServerName;
 /// Why a client call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The kubeconfig is unreadable or lacks a field.
+    /// The kubeconfig lacks what a client needs.
     #[error("kubeconfig: {0}")]
     Kubeconfig(String),
-    /// TLS setup failed.
-    #[error("tls: {0}")]
-    Tls(#[from] bulwark_pki::PkiError),
+    /// The kubeconfig or the TLS setup failed.
+    #[error("{0}")]
+    Pki(#[from] bulwark_pki::PkiError),
     /// Connecting or talking to the server failed.
     #[error("connection: {0}")]
     Io(#[from] std::io::Error),
@@ -48,30 +55,20 @@ pub struct Credentials {
     pub key_pem: SecretPem,
 }
 
-fn field(text: &str, name: &str) -> Result<String, ClientError> {
-    let raw = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(&format!("{name}: ")))
-        .ok_or_else(|| ClientError::Kubeconfig(format!("missing {name}")))?;
-    Ok(raw.trim().trim_matches('"').to_owned())
-}
-
-fn decoded(text: &str, name: &str) -> Result<String, ClientError> {
-    let bytes = STANDARD
-        .decode(field(text, name)?)
-        .map_err(|e| ClientError::Kubeconfig(format!("{name}: {e}")))?;
-    String::from_utf8(bytes).map_err(|e| ClientError::Kubeconfig(format!("{name}: {e}")))
-}
-
 impl Credentials {
-    /// Reads a kubeconfig written by Bulwark (first cluster and user, embedded data).
+    /// Reads a kubeconfig: its current context's server, CA and client certificate.
     pub fn from_kubeconfig(path: &Path) -> Result<Self, ClientError> {
-        let text = std::fs::read_to_string(path)?;
+        let creds = KubeconfigCredentials::read(path)?;
+        let missing =
+            |what: &str| ClientError::Kubeconfig(format!("{} has no {what}", path.display()));
+        let (cert_pem, key_pem) = creds.client.ok_or_else(|| missing("client certificate"))?;
         Ok(Self {
-            server: field(&text, "server")?,
-            ca_pem: decoded(&text, "certificate-authority-data")?,
-            cert_pem: decoded(&text, "client-certificate-data")?,
-            key_pem: SecretPem::new(decoded(&text, "client-key-data")?),
+            server: creds.server,
+            ca_pem: creds
+                .ca_pem
+                .ok_or_else(|| missing("certificate authority"))?,
+            cert_pem,
+            key_pem,
         })
     }
 }
@@ -102,16 +99,50 @@ pub struct ApiClient {
     server_cert: Option<Vec<u8>>,
 }
 
+/// How to connect: [`ApiClient::builder`].
+#[derive(Debug)]
+pub struct ClientBuilder<'a> {
+    credentials: &'a Credentials,
+    present_cert: bool,
+}
+
+impl<'a> ClientBuilder<'a> {
+    /// Options that weaken authentication, for tests of what the server does without it.
+    pub fn dangerous(self) -> DangerousClientBuilder<'a> {
+        DangerousClientBuilder(self)
+    }
+
+    /// Connects (TLS 1.2+, verifying the server against the credentials' CA; HTTP/2).
+    pub async fn connect(self) -> Result<ApiClient, ClientError> {
+        ApiClient::connect(self.credentials, self.present_cert).await
+    }
+}
+
+/// [`ClientBuilder`] options that weaken authentication.
+#[derive(Debug)]
+pub struct DangerousClientBuilder<'a>(ClientBuilder<'a>);
+
+impl<'a> DangerousClientBuilder<'a> {
+    /// Connects without presenting the client certificate (an anonymous client).
+    pub fn without_client_cert(mut self) -> ClientBuilder<'a> {
+        self.0.present_cert = false;
+        self.0
+    }
+}
+
 /// A streaming response body (for watches).
 pub type StreamingBody = hyper::body::Incoming;
 
 impl ApiClient {
-    /// Connects with `credentials`; `present_cert: false` connects without a client
-    /// certificate (to test anonymous access).
-    pub async fn connect(
-        credentials: &Credentials,
-        present_cert: bool,
-    ) -> Result<Self, ClientError> {
+    /// A connection to the server `credentials` name, as their user.
+    pub fn builder(credentials: &Credentials) -> ClientBuilder<'_> {
+        ClientBuilder {
+            credentials,
+            present_cert: true,
+        }
+    }
+
+    async fn connect(credentials: &Credentials, present_cert: bool) -> Result<Self, ClientError> {
         let authority = credentials
             .server
             .strip_prefix("https://")
