@@ -118,6 +118,115 @@ async fn protobuf_bodies(c: &ApiClient) {
     assert_eq!(protobuf_status(&r)["reason"], "NotFound");
 }
 
+/// Server-side apply and managedFields that are wrong get a 4xx `Status`.
+async fn apply_bodies(c: &ApiClient) {
+    let path = format!("{CMS}/applied");
+    let apply = |query: &'static str, body: &'static [u8]| {
+        let path = format!("{path}{query}");
+        async move {
+            c.send(
+                Method::PATCH,
+                &path,
+                &[("content-type", "application/apply-patch+yaml")],
+                body.to_vec(),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let good: &[u8] = b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: applied}\ndata: {k: v}\n";
+    let r = apply("", good).await;
+    assert_status(&r, 422, "Invalid");
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("fieldManager"),
+        "{}",
+        r.json()
+    );
+    assert_status(
+        &apply("?fieldManager=t", b"{not: [yaml").await,
+        400,
+        "BadRequest",
+    );
+    assert_status(
+        &apply("?fieldManager=t", b"- a\n- list\n").await,
+        400,
+        "BadRequest",
+    );
+    assert_status(
+        &apply(
+            "?fieldManager=t",
+            b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: other}\n",
+        )
+        .await,
+        400,
+        "BadRequest",
+    );
+    assert_status(
+        &apply(
+            "?fieldManager=t",
+            b"apiVersion: v1\nkind: Secret\nmetadata: {name: applied}\n",
+        )
+        .await,
+        400,
+        "BadRequest",
+    );
+    assert_status(
+        &apply("?fieldManager=t&force=maybe", good).await,
+        400,
+        "BadRequest",
+    );
+    let created = apply("?fieldManager=t", good).await;
+    assert_eq!(created.status.as_u16(), 201, "{}", created.json());
+    assert_eq!(
+        created.json()["metadata"]["managedFields"][0]["manager"],
+        "t"
+    );
+    // force is for apply only.
+    let r = c
+        .send(
+            Method::PATCH,
+            &format!("{path}?force=true"),
+            &[("content-type", "application/merge-patch+json")],
+            b"{}".to_vec(),
+        )
+        .await
+        .unwrap();
+    assert_status(&r, 400, "BadRequest");
+    // managedFields a client writes are checked: a malformed entry is a 400 naming it.
+    for bad in [
+        json!([{"manager": "x", "operation": "Take", "fieldsType": "FieldsV1", "fieldsV1": {}}]),
+        json!([{"manager": "x", "operation": "Update", "fieldsType": "FieldsV1", "fieldsV1": {"nope": {}}}]),
+    ] {
+        let patch = json!({"metadata": {"managedFields": bad}});
+        let r = c
+            .send(
+                Method::PATCH,
+                &path,
+                &[("content-type", "application/merge-patch+json")],
+                patch.to_string().into_bytes(),
+            )
+            .await
+            .unwrap();
+        assert_status(&r, 400, "BadRequest");
+        assert!(
+            r.json()["message"]
+                .as_str()
+                .unwrap()
+                .contains("managedFields"),
+            "{}",
+            r.json()
+        );
+    }
+    let r = c
+        .send(Method::DELETE, &path, &[], Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 200);
+}
+
 #[tokio::test]
 async fn bad_requests_get_status_errors() {
     let s = TestServer::start();
@@ -283,6 +392,7 @@ async fn bad_requests_get_status_errors() {
         .unwrap();
     assert_status(&proto_only, 406, "NotAcceptable");
     protobuf_bodies(&c).await;
+    apply_bodies(&c).await;
 
     assert_status(
         &c.get("/api/v1/namespaces/default/widgets").await.unwrap(),

@@ -493,3 +493,137 @@ fn typed_commands_send_protobuf() {
     let table = s.ok(&["get", "csr"]);
     assert!(table.contains("Approved"), "{table}");
 }
+
+/// Server-side apply as GitOps tools use it: create, co-own, conflict, force, remove,
+/// server-side diff, and the upgrade from client-side apply.
+#[test]
+fn server_side_apply_with_kubectl() {
+    let s = TestServer::start();
+    let manifest = write(&s, "web.yaml", DEPLOYMENT);
+    assert!(
+        s.ok(&["apply", "--server-side", "-f", &manifest])
+            .contains("deployment.apps/web serverside-applied")
+    );
+    let managers = |name: &str| {
+        s.ok(&[
+            "get",
+            "deploy",
+            name,
+            "-o",
+            "jsonpath={range .metadata.managedFields[*]}{.manager}/{.operation}/{.subresource} {end}",
+        ])
+    };
+    assert_eq!(managers("web").trim(), "kubectl/Apply/");
+    let fields = s.ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.metadata.managedFields[0].fieldsV1}",
+    ]);
+    let fields: serde_json::Value = serde_json::from_str(&fields).unwrap();
+    assert!(
+        fields["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"app\"}"]["f:image"]
+            .is_object(),
+        "{fields}"
+    );
+
+    // Another manager takes replicas; applying a different value conflicts, naming it.
+    s.ok(&["scale", "deploy", "web", "--replicas=4"]);
+    let conflict = s.kubectl(&["apply", "--server-side", "-f", &manifest]);
+    assert!(!conflict.status.success());
+    let text = String::from_utf8_lossy(&conflict.stderr);
+    assert!(
+        text.contains("Apply failed with 1 conflict: conflict with \"kubectl\" with subresource \"scale\" using apps/v1: .spec.replicas"),
+        "{text}"
+    );
+    assert!(
+        s.ok(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            &manifest
+        ])
+        .contains("serverside-applied")
+    );
+    assert_eq!(
+        s.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "2"
+    );
+
+    // The server-side diff (a dry-run apply) shows the change and changes nothing.
+    let changed = write(
+        &s,
+        "web2.yaml",
+        &DEPLOYMENT.replace("registry.local/web:1", "registry.local/web:2"),
+    );
+    let diff = s.kubectl(&["diff", "--server-side", "-f", &changed]);
+    let out = String::from_utf8_lossy(&diff.stdout);
+    assert_eq!(diff.status.code(), Some(1), "{out}");
+    let line =
+        |sign: char, text: &str| out.lines().any(|l| l.starts_with(sign) && l.contains(text));
+    assert!(
+        line('-', "image: registry.local/web:1") && line('+', "image: registry.local/web:2"),
+        "{out}"
+    );
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}"
+        ]),
+        "registry.local/web:1"
+    );
+
+    // A field the manifest no longer sets is removed (the sidecar container here).
+    let without_sidecar = write(
+        &s,
+        "web3.yaml",
+        &DEPLOYMENT.replace(
+            "      - name: sidecar\n        image: registry.local/side:1\n        securityContext: *restricted\n",
+            "",
+        ),
+    );
+    s.ok(&["apply", "--server-side", "-f", &without_sidecar]);
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[*].name}"
+        ]),
+        "app"
+    );
+
+    // The upgrade from client-side apply: the same manifest applies server-side without
+    // conflicts, and kubectl moves the client-side fields to its apply manager.
+    let csa = write(
+        &s,
+        "csa.yaml",
+        &DEPLOYMENT.replace("name: web\n", "name: csa\n"),
+    );
+    s.ok(&["apply", "-f", &csa]);
+    assert_eq!(managers("csa").trim(), "kubectl-client-side-apply/Update/");
+    s.ok(&["apply", "--server-side", "-f", &csa]);
+    assert!(
+        !managers("csa").contains("kubectl-client-side-apply"),
+        "{}",
+        managers("csa")
+    );
+    let scaled = write(
+        &s,
+        "csa2.yaml",
+        &DEPLOYMENT
+            .replace("name: web\n", "name: csa\n")
+            .replace("replicas: 2", "replicas: 3"),
+    );
+    s.ok(&["apply", "--server-side", "-f", &scaled]);
+    assert_eq!(
+        s.ok(&["get", "deploy", "csa", "-o", "jsonpath={.spec.replicas}"]),
+        "3"
+    );
+}

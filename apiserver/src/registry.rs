@@ -5,6 +5,7 @@
 pub(crate) mod convert;
 pub(crate) mod defaults;
 pub(crate) mod kinds;
+pub(crate) mod schema;
 pub mod strategy;
 pub mod typed;
 pub(crate) mod validation;

@@ -303,6 +303,32 @@ def delete_returns_object(core, apps):
     assert status.get("code") is None, status
 
 
+@check("server-side apply through the dynamic client: create, co-own, conflict, force")
+def server_side_apply(core, apps):
+    from kubernetes import dynamic
+    dyn = dynamic.DynamicClient(client.ApiClient())
+    cms = dyn.resources.get(api_version="v1", kind="ConfigMap")
+    body = {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "ssa", "namespace": NS}, "data": {"a": "1"}}
+    created = cms.server_side_apply(body=body, name="ssa", namespace=NS, field_manager="py-a")
+    assert created.data.a == "1"
+    managers = [(m.manager, m.operation) for m in created.metadata.managedFields]
+    assert managers == [("py-a", "Apply")], managers
+    # A second manager applying another value conflicts, then forces.
+    other = dict(body, data={"a": "2"})
+    try:
+        cms.server_side_apply(body=other, name="ssa", namespace=NS, field_manager="py-b")
+        raise AssertionError("expected a conflict")
+    except ApiException as e:
+        assert e.status == 409, e.body
+        assert 'conflict with \\"py-a\\"' in e.body or 'conflict with "py-a"' in e.body, e.body
+    forced = cms.server_side_apply(body=other, name="ssa", namespace=NS,
+                                   field_manager="py-b", force_conflicts=True)
+    assert forced.data.a == "2"
+    # py-a no longer owns anything and is gone from managedFields.
+    assert [m.manager for m in forced.metadata.managedFields] == ["py-b"], forced.metadata.managedFields
+
+
 @check("error codes for invalid objects and unknown resources")
 def errors(core, apps):
     e = expect_status(lambda: core.create_namespaced_config_map(NS, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="UPPER"))), 422, "Invalid")

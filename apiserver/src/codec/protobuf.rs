@@ -14,13 +14,12 @@
 
 mod decode;
 mod encode;
-mod schema;
 mod special;
 mod wire;
 
 use serde_json::Value;
 
-use schema::{SCHEMA, Schema};
+use crate::registry::schema::{SCHEMA, Schema};
 use wire::{Reader, put_bytes};
 
 /// The media type of protobuf bodies.

@@ -50,17 +50,36 @@ impl RequestBody {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Encoding {
     Json,
+    Yaml,
     Protobuf,
+}
+
+/// Parses a YAML (or JSON) body into one object. The body is already size-limited; the
+/// parser refuses alias expansion past its repetition limit (a "billion laughs" body is a
+/// 400 in milliseconds) and nesting past its recursion limit.
+pub fn parse_yaml(bytes: &[u8]) -> Result<Value, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("the request body is empty"));
+    }
+    let value: Value = serde_yaml_ng::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not valid YAML: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request(
+            "the request body must be one object (a YAML mapping)",
+        ));
+    }
+    Ok(value)
 }
 
 fn encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
     match crate::http::negotiate::content_type(headers).as_str() {
         "" | "application/json" => Ok(Encoding::Json),
+        "application/yaml" => Ok(Encoding::Yaml),
         protobuf::MEDIA_TYPE => Ok(Encoding::Protobuf),
         other => Err(ApiError::new(
             StatusReason::UnsupportedMediaType,
             format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, {} (got {other:?})",
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, {} (got {other:?})",
                 protobuf::MEDIA_TYPE
             ),
         )),
@@ -88,6 +107,7 @@ pub fn decode(headers: &HeaderMap, verb: Verb, bytes: Bytes) -> Result<RequestBo
     }
     let value = match encoding(headers)? {
         Encoding::Json => crate::http::negotiate::parse_json(&bytes)?,
+        Encoding::Yaml => parse_yaml(&bytes)?,
         Encoding::Protobuf => {
             if bytes.is_empty() {
                 return Err(ApiError::bad_request("the request body is empty"));
@@ -103,7 +123,7 @@ pub fn decode(headers: &HeaderMap, verb: Verb, bytes: Bytes) -> Result<RequestBo
 /// The body as the audit log records it: JSON, whatever the client sent.
 pub fn audit_bytes(raw: &Bytes, decoded: &RequestBody, headers: &HeaderMap) -> Bytes {
     match (decoded, encoding(headers)) {
-        (RequestBody::Object(v), Ok(Encoding::Protobuf)) => {
+        (RequestBody::Object(v), Ok(Encoding::Protobuf | Encoding::Yaml)) => {
             Bytes::from(serde_json::to_vec(v).unwrap_or_default())
         }
         _ => raw.clone(),
@@ -159,5 +179,27 @@ mod tests {
         assert_eq!(code(&pb, b""), 400);
         assert_eq!(code(&pb, b"k8s\0\x0a\x05"), 400);
         assert_eq!(code(&pb, b"{}"), 400);
+        let yaml = headers("application/yaml");
+        let from_yaml = decode(
+            &yaml,
+            Verb::Create,
+            Bytes::from_static(b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: y}\n"),
+        )
+        .unwrap();
+        assert_eq!(from_yaml.object().unwrap()["metadata"]["name"], "y");
+        assert_eq!(code(&yaml, b"- a list"), 400);
+        assert_eq!(code(&yaml, b"a: [unclosed"), 400);
+        let mut bomb = String::from("a: &a [x,x,x,x,x,x,x,x,x]\n");
+        let mut prev = "a".to_owned();
+        for i in 0..9 {
+            bomb.push_str(&format!("l{i}: &l{i} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"));
+            prev = format!("l{i}");
+        }
+        let err = parse_yaml(bomb.as_bytes()).unwrap_err();
+        assert!(
+            err.0.message.contains("repetition limit"),
+            "{}",
+            err.0.message
+        );
     }
 }

@@ -96,6 +96,33 @@ fn unknown_paths(original: &Value, typed: &Value, path: &str, out: &mut Vec<Stri
     }
 }
 
+/// `original` without the fields its typed form dropped (unknown ones), and without the
+/// fields the type added (required fields it defaulted): a partial object stays partial, as
+/// a server-side apply configuration must.
+pub fn prune_unknown(original: &Value, typed: &Value) -> Value {
+    match (original, typed) {
+        (Value::Object(orig), Value::Object(known)) => Value::Object(
+            orig.iter()
+                .filter_map(|(key, value)| {
+                    if value.is_null() {
+                        return Some((key.clone(), Value::Null));
+                    }
+                    known
+                        .get(key)
+                        .map(|k| (key.clone(), prune_unknown(value, k)))
+                })
+                .collect(),
+        ),
+        (Value::Array(orig), Value::Array(known)) => Value::Array(
+            orig.iter()
+                .zip(known)
+                .map(|(o, k)| prune_unknown(o, k))
+                .collect(),
+        ),
+        _ => original.clone(),
+    }
+}
+
 /// Decodes `value` as `def`'s upstream type.
 pub fn decode(def: &ResourceDef, value: &Value) -> Result<Decoded, ApiError> {
     let object = typed_roundtrip(def, value).map_err(|why| {
@@ -169,6 +196,22 @@ mod tests {
                 "{message}"
             );
         }
+    }
+
+    #[test]
+    fn pruning_keeps_a_partial_object_partial() {
+        let def = crate::registry::lookup("apps", "v1", "deployments").unwrap();
+        let partial = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web"}, "spec": {"replicas": 3, "replicass": 4}});
+        let decoded = decode(def, &partial).unwrap();
+        // The type fills in required fields (selector, template) ...
+        assert!(decoded.object["spec"].get("selector").is_some());
+        // ... which the pruned original does not get; the unknown field is gone.
+        assert_eq!(
+            prune_unknown(&partial, &decoded.object),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web"}, "spec": {"replicas": 3}})
+        );
     }
 
     proptest::proptest! {

@@ -406,7 +406,7 @@ pub fn prepare_update(
             None => meta.remove(immutable),
         };
     }
-    meta.remove("managedFields");
+    // managedFields stay: the field manager checks what the client sent and rewrites them.
     meta.remove("selfLink");
     // `generation` was just copied from the old object.
     if bump {

@@ -17,6 +17,7 @@ use crate::http::request_info::{ResourceRequest, Verb};
 use crate::http::respond;
 use crate::registry::typed;
 use crate::registry::{ResourceDef, Subresource};
+use crate::rest::fieldmanager::{self, FieldManager};
 use crate::rest::object::{self, UpdateKind, meta_str};
 use crate::rest::patch::{self, PatchType};
 use crate::state::ApiState;
@@ -59,6 +60,53 @@ impl<E: Engine> Ctx<'_, E> {
 
     fn name(&self) -> &str {
         self.req.name.as_deref().unwrap_or_default()
+    }
+
+    /// Who is writing, for `managedFields`: the `fieldManager` option, else the User-Agent's
+    /// product.
+    fn manager(&self) -> Result<String, ApiError> {
+        match self.query.get("fieldManager").filter(|m| !m.is_empty()) {
+            Some(name) => {
+                fieldmanager::check_manager(name)?;
+                Ok(name.to_owned())
+            }
+            None => Ok(fieldmanager::manager_from_user_agent(self.headers)),
+        }
+    }
+
+    fn field_manager(&self) -> Result<FieldManager, ApiError> {
+        FieldManager::new(self.def(), self.req.subresource)
+    }
+
+    /// Authorizes `verb` on the addressed object as well (403 otherwise): for requests that
+    /// do more than their own verb says, such as an apply that creates.
+    fn authorize_also(&self, verb: &str) -> Result<(), ApiError> {
+        let def = self.def();
+        let namespace = self.namespace();
+        let labels = namespace.map(|ns| self.state.namespace_labels.get(ns));
+        let attributes = crate::authz::RequestAttributes {
+            verb,
+            target: bulwark_policies::Target::Resource {
+                api_group: def.group,
+                resource: def.plural,
+                subresource: None,
+                namespace,
+                name: Some(self.name()),
+                namespace_labels: labels.as_deref().unwrap_or_default(),
+            },
+        };
+        let decision = self
+            .state
+            .authorizer
+            .authorize(self.user, &attributes, self.source);
+        if decision.allowed {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusReason::Forbidden,
+                crate::authz::forbidden_message(self.user, &attributes, &decision),
+            ))
+        }
     }
 
     fn key(&self) -> String {
@@ -245,6 +293,8 @@ pub async fn create<E: Engine>(ctx: &Ctx<'_, E>, mut obj: Value) -> Result<Respo
     object::check_kind(ctx.def(), &mut obj)?;
     let (mut obj, mut warnings) = validate_fields(ctx.def(), &obj, ctx.query.field_validation()?)?;
     object::prepare_create(ctx.def(), &mut obj, ctx.namespace())?;
+    ctx.field_manager()?
+        .update(None, &mut obj, &ctx.manager()?, None)?;
     let name = meta_str(&obj, "name").unwrap_or_default().to_owned();
     crate::audit::record::note_created_name(&name);
     warnings.extend(ctx.admit(Verb::Create, Some(&obj), None).await?);
@@ -273,9 +323,32 @@ pub struct Written {
 /// Reads the object, lets `mutate` produce the new version, runs admission and writes it with
 /// compare-and-swap. A race is retried unless the caller pinned a resourceVersion (409).
 /// Objects whose deletion is pending and whose last finalizer goes away are deleted.
+/// The writer gets the fields it changed in `managedFields`.
 pub async fn read_modify_write<E, F>(
     ctx: &Ctx<'_, E>,
     verb: Verb,
+    mutate: F,
+) -> Result<Written, ApiError>
+where
+    E: Engine,
+    F: FnMut(&Value) -> Result<(Value, Vec<String>), ApiError>,
+{
+    modify(ctx, verb, Ownership::Changed, mutate).await
+}
+
+/// How a write's `managedFields` come about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ownership {
+    /// The writer takes what it changed (create, update, patch, subresources).
+    Changed,
+    /// The mutation set them (server-side apply).
+    Set,
+}
+
+async fn modify<E, F>(
+    ctx: &Ctx<'_, E>,
+    verb: Verb,
+    ownership: Ownership,
     mut mutate: F,
 ) -> Result<Written, ApiError>
 where
@@ -283,9 +356,16 @@ where
     F: FnMut(&Value) -> Result<(Value, Vec<String>), ApiError>,
 {
     let dry_run = ctx.query.dry_run()?;
+    let field_manager = ctx.field_manager()?;
+    let manager = ctx.manager()?;
     for _ in 0..MAX_RETRIES {
         let (old_kv, old) = ctx.current().await?;
         let (mut new, mut warnings) = mutate(&old)?;
+        if ownership == Ownership::Changed {
+            let sent = new.pointer("/metadata/managedFields").cloned();
+            let sent = sent.filter(|s| Some(s) != old.pointer("/metadata/managedFields"));
+            field_manager.update(Some(&old), &mut new, &manager, sent.as_ref())?;
+        }
         let current_rv = old_kv.mod_revision.to_string();
         if let Some(rv) = meta_str(&new, "resourceVersion").filter(|rv| !rv.is_empty())
             && rv != current_rv
@@ -395,14 +475,26 @@ pub async fn update<E: Engine>(ctx: &Ctx<'_, E>, submitted: Value) -> Result<Res
     Ok(ctx.respond(StatusCode::OK, &written.object, &written.warnings))
 }
 
-/// PATCH: JSON, merge or strategic merge patch (main resource, status or scale).
+/// The media type of server-side apply patches.
+pub const APPLY_PATCH: &str = "application/apply-patch+yaml";
+
+/// PATCH: JSON, merge or strategic merge patch (main resource, status or scale), or
+/// server-side apply.
 pub async fn patch<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response, ApiError> {
     let content_type = negotiate::content_type(ctx.headers);
+    if content_type == APPLY_PATCH {
+        return apply(ctx, body).await;
+    }
+    if ctx.query.get("force").is_some() {
+        return Err(ApiError::bad_request(
+            "force: Forbidden: may not be specified for non-apply patch",
+        ));
+    }
     let Some(patch_type) = PatchType::from_content_type(&content_type) else {
         return Err(ApiError::new(
             StatusReason::UnsupportedMediaType,
             format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {content_type:?})"
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {content_type:?})"
             ),
         ));
     };
@@ -434,6 +526,133 @@ pub async fn patch<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response,
     })
     .await?;
     Ok(ctx.respond(StatusCode::OK, &written.object, &written.warnings))
+}
+
+/// PATCH with `application/apply-patch+yaml`: server-side apply of a (partial) configuration
+/// by `fieldManager`, creating the object if it does not exist (which needs `create`
+/// permission too: a grant to patch is not a grant to create).
+async fn apply<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response, ApiError> {
+    let def = ctx.def();
+    if matches!(
+        ctx.req.subresource,
+        Some(Subresource::Scale | Subresource::Approval)
+    ) {
+        return Err(ApiError::new(
+            StatusReason::UnsupportedMediaType,
+            "server-side apply is served for objects and their status only",
+        ));
+    }
+    let manager = ctx
+        .query
+        .get("fieldManager")
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| {
+            Status::invalid(
+                "meta.k8s.io",
+                "PatchOptions",
+                "",
+                vec![bulwark_api::StatusCause::required("fieldManager")],
+            )
+        })?
+        .to_owned();
+    fieldmanager::check_manager(&manager)?;
+    let force = match ctx.query.get("force") {
+        None | Some("" | "false" | "0") => false,
+        Some("true" | "1") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid value for force: {other:?}: must be true or false"
+            )));
+        }
+    };
+    let mode = ctx.query.field_validation()?;
+    let mut config = crate::codec::request::parse_yaml(body)?;
+    object::check_kind(def, &mut config)?;
+    match meta_str(&config, "name") {
+        Some(name) if name == ctx.name() => {}
+        Some(name) => {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({name}) does not match the name on the URL ({})",
+                ctx.name()
+            )));
+        }
+        None => {
+            return Err(ApiError::bad_request(
+                "the apply configuration needs metadata.name",
+            ));
+        }
+    }
+    // Typed once to refuse wrong types and find unknown fields; the configuration itself
+    // stays partial (the type would fill in required fields it does not set).
+    let decoded = typed::decode(def, &config)?;
+    let mut warnings = match mode {
+        FieldValidation::Strict if !decoded.unknown_fields.is_empty() => {
+            return Err(ApiError::bad_request(format!(
+                "strict decoding error: {}",
+                decoded
+                    .unknown_fields
+                    .iter()
+                    .map(|f| format!("unknown field \"{f}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        FieldValidation::Warn => decoded
+            .unknown_fields
+            .iter()
+            .map(|f| format!("unknown field \"{f}\""))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let config = typed::prune_unknown(&config, &decoded.object);
+    let field_manager = ctx.field_manager()?;
+    let kind = update_kind(ctx.req);
+    match ctx.current().await {
+        Ok(_) => {}
+        Err(e) if e.code() == 404 && ctx.req.subresource.is_none() => {
+            ctx.authorize_also("create")?;
+            let obj = field_manager.apply(None, &config, &manager, force)?;
+            let managed = obj.pointer("/metadata/managedFields").cloned();
+            let (mut obj, more) = validate_fields(def, &obj, mode)?;
+            warnings.extend(more);
+            object::prepare_create(def, &mut obj, ctx.namespace())?;
+            if let (Some(managed), Some(meta)) = (
+                managed,
+                obj.get_mut("metadata").and_then(Value::as_object_mut),
+            ) {
+                meta.insert("managedFields".into(), managed);
+            }
+            crate::audit::record::note_created_name(ctx.name());
+            warnings.extend(ctx.admit(Verb::Create, Some(&obj), None).await?);
+            if ctx.query.dry_run()? {
+                return Ok(ctx.respond(StatusCode::CREATED, &obj, &warnings));
+            }
+            let kv = ctx
+                .state
+                .store
+                .create(&ctx.key(), storage::encode(def, &obj)?)
+                .await
+                .map_err(|e| ctx.store_err(e))?;
+            let created = storage::decode(def, &kv)?;
+            return Ok(ctx.respond(StatusCode::CREATED, &created, &warnings));
+        }
+        Err(e) => return Err(e),
+    }
+    let written = modify(ctx, Verb::Patch, Ownership::Set, |old| {
+        let merged = field_manager.apply(Some(old), &config, &manager, force)?;
+        let managed = merged.pointer("/metadata/managedFields").cloned();
+        let (mut new, more) = prepared_update(def, merged, old, kind, mode)?;
+        if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+            match managed {
+                Some(managed) => meta.insert("managedFields".into(), managed),
+                None => meta.remove("managedFields"),
+            };
+        }
+        Ok((new, more))
+    })
+    .await?;
+    warnings.extend(written.warnings);
+    Ok(ctx.respond(StatusCode::OK, &written.object, &warnings))
 }
 
 /// `DeleteOptions`, from the body and the query.

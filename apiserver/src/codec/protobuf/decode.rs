@@ -5,9 +5,9 @@
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-use super::schema::{Field, Scalar, Schema, Special, Type};
 use super::wire::{self, Reader};
 use super::{CodecError, MAX_DEPTH, at};
+use crate::registry::schema::{Field, Scalar, Schema, Special, Type};
 
 /// Decodes the message at `index` from `bytes`.
 pub(super) fn message(

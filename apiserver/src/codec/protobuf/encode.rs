@@ -4,9 +4,9 @@
 use base64::Engine as _;
 use serde_json::Value;
 
-use super::schema::{Field, Scalar, Schema, Special, Type};
 use super::wire::{put_bytes, put_varint_field};
 use super::{CodecError, MAX_DEPTH, at};
+use crate::registry::schema::{Field, Scalar, Schema, Special, Type};
 
 /// Encodes `value` as the message at `index`, appending to `out`.
 pub(super) fn message(

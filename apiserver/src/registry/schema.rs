@@ -1,9 +1,10 @@
-//! What the codec knows of every upstream message: fields by number with their JSON side.
+//! The shape of every upstream type: fields by number with their JSON side, and how
+//! server-side apply merges them. The protobuf codec and the field manager read it.
 //!
 //! Parsed once from `schema.txt`, which `scripts/gen-protobuf-schema` derives from upstream's
 //! `generated.proto` files (numbers and types) and Go types (JSON names, `omitempty`,
-//! pointers, inline structs, named slices). Message references are resolved to indexes, so
-//! the transcoders never look a name up per field.
+//! pointers, inline structs, named slices, and the list/map/struct merge markers). Message
+//! references are resolved to indexes, so walkers never look a name up per field.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -12,12 +13,12 @@ use std::sync::LazyLock;
 const SCHEMA_TEXT: &str = include_str!("schema.txt");
 
 /// The parsed schema (`Err` only if `schema.txt` is malformed, which a unit test rules out).
-pub(super) static SCHEMA: LazyLock<Result<Schema, String>> =
+pub(crate) static SCHEMA: LazyLock<Result<Schema, String>> =
     LazyLock::new(|| Schema::parse(SCHEMA_TEXT));
 
 /// A scalar protobuf type (the only ones Kubernetes uses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Scalar {
+pub(crate) enum Scalar {
     String,
     Bytes,
     Int32,
@@ -27,7 +28,7 @@ pub(super) enum Scalar {
 
 /// The type of one field.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Type {
+pub(crate) enum Type {
     Scalar(Scalar),
     /// A message, by index into [`Schema::messages`].
     Message(usize),
@@ -38,7 +39,7 @@ pub(super) enum Type {
 
 /// A field of a message.
 #[derive(Debug, Clone)]
-pub(super) struct Field {
+pub(crate) struct Field {
     pub number: u32,
     /// The JSON name; empty for inline fields.
     pub json: String,
@@ -49,11 +50,28 @@ pub(super) struct Field {
     pub pointer: bool,
     /// Go `inline`: the sub-message's fields are the parent JSON object's own.
     pub inline: bool,
+    /// How server-side apply merges the field's value.
+    pub merge: Merge,
+}
+
+/// How server-side apply merges a list or map field (`x-kubernetes-list-type`,
+/// `x-kubernetes-list-map-keys`, `x-kubernetes-map-type`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) enum Merge {
+    /// Lists: replaced as a whole; maps and structs: merged key by key.
+    #[default]
+    Default,
+    /// A list of objects identified by these keys.
+    ListMap(Vec<String>),
+    /// A list of distinct scalars.
+    ListSet,
+    /// A map replaced as a whole.
+    MapAtomic,
 }
 
 /// Messages whose JSON form is not an object of their fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Special {
+pub(crate) enum Special {
     /// An ordinary message.
     None,
     /// `metav1.Time`: RFC 3339 seconds.
@@ -76,8 +94,10 @@ pub(super) enum Special {
 
 /// One message.
 #[derive(Debug, Clone)]
-pub(super) struct Message {
+pub(crate) struct Message {
     pub special: Special,
+    /// An atomic struct (`+structType=atomic`): applied as a whole.
+    pub atomic: bool,
     /// Sorted by number.
     pub fields: Vec<Field>,
 }
@@ -90,11 +110,25 @@ impl Message {
             .ok()
             .and_then(|i| self.fields.get(i))
     }
+
+    /// The field whose JSON name is `name`, looking into inline fields too.
+    pub fn json_field<'a>(&'a self, schema: &'a Schema, name: &str) -> Option<&'a Field> {
+        self.fields.iter().find_map(|f| {
+            if f.inline {
+                let Type::Message(inner) = f.ty else {
+                    return None;
+                };
+                schema.message(inner)?.json_field(schema, name)
+            } else {
+                (f.json == name).then_some(f)
+            }
+        })
+    }
 }
 
 /// Every message, and which package serves each API group/version.
 #[derive(Debug)]
-pub(super) struct Schema {
+pub(crate) struct Schema {
     pub messages: Vec<Message>,
     by_name: HashMap<String, usize>,
     packages: HashMap<(String, String), String>,
@@ -109,8 +143,9 @@ impl Schema {
             json: &'a str,
             ty: &'a str,
             flags: &'a str,
+            merge: &'a str,
         }
-        let mut raw: Vec<(&str, bool, Vec<RawField<'_>>)> = Vec::new();
+        let mut raw: Vec<(&str, bool, bool, Vec<RawField<'_>>)> = Vec::new();
         let mut packages = HashMap::new();
         for (line_no, line) in text.lines().enumerate() {
             let bad = || format!("schema.txt line {}: {line:?}", line_no + 1);
@@ -128,7 +163,8 @@ impl Schema {
                 }
                 Some("M") => {
                     let name = words.next().ok_or_else(bad)?;
-                    raw.push((name, words.next() == Some("L"), Vec::new()));
+                    let marks: Vec<&str> = words.collect();
+                    raw.push((name, marks.contains(&"L"), marks.contains(&"A"), Vec::new()));
                 }
                 Some("F") => {
                     let (Some(number), Some(json), Some(ty)) =
@@ -141,8 +177,9 @@ impl Schema {
                         json: if json == "-" { "" } else { json },
                         ty,
                         flags: words.next().unwrap_or_default(),
+                        merge: words.next().unwrap_or_default(),
                     };
-                    raw.last_mut().ok_or_else(bad)?.2.push(field);
+                    raw.last_mut().ok_or_else(bad)?.3.push(field);
                 }
                 Some(_) => return Err(bad()),
             }
@@ -151,11 +188,11 @@ impl Schema {
         let by_name: HashMap<String, usize> = raw
             .iter()
             .enumerate()
-            .map(|(i, (name, _, _))| ((*name).to_owned(), i))
+            .map(|(i, (name, _, _, _))| ((*name).to_owned(), i))
             .collect();
         let resolve = |ty: &str| -> Result<Type, String> { parse_type(ty, &by_name) };
         let mut messages = Vec::with_capacity(raw.len());
-        for (name, list, raw_fields) in &raw {
+        for (name, list, atomic, raw_fields) in &raw {
             let mut fields = raw_fields
                 .iter()
                 .map(|f| {
@@ -166,11 +203,13 @@ impl Schema {
                         omitempty: f.flags.contains('o'),
                         pointer: f.flags.contains('p'),
                         inline: f.flags.contains('i'),
+                        merge: parse_merge(f.merge)?,
                     })
                 })
                 .collect::<Result<Vec<_>, String>>()?;
             fields.sort_by_key(|f| f.number);
             messages.push(Message {
+                atomic: *atomic,
                 special: special_of(name, *list),
                 fields,
             });
@@ -201,6 +240,20 @@ impl Schema {
         self.by_name(&format!("{package}.{kind}"))
             .or_else(|| self.by_name(&format!("{META}.{kind}")))
     }
+}
+
+fn parse_merge(text: &str) -> Result<Merge, String> {
+    Ok(match text {
+        "" => Merge::Default,
+        "list=set" => Merge::ListSet,
+        "map=atomic" => Merge::MapAtomic,
+        other => match other.strip_prefix("list=map:") {
+            Some(keys) if !keys.is_empty() => {
+                Merge::ListMap(keys.split(',').map(str::to_owned).collect())
+            }
+            _ => return Err(format!("bad merge rule {other}")),
+        },
+    })
 }
 
 fn parse_type(ty: &str, by_name: &HashMap<String, usize>) -> Result<Type, String> {
@@ -280,7 +333,24 @@ mod tests {
             .unwrap();
         assert_eq!(schema.message(extra).unwrap().special, Special::List);
         let volume = schema.by_name("k8s.io.api.core.v1.Volume").unwrap();
-        assert!(schema.message(volume).unwrap().field(2).unwrap().inline);
+        let volume = schema.message(volume).unwrap();
+        assert!(volume.field(2).unwrap().inline);
+        // Inline fields are found by their JSON names.
+        assert!(volume.json_field(schema, "emptyDir").is_some());
+        let container = schema.by_name("k8s.io.api.core.v1.Container").unwrap();
+        let ports = schema
+            .message(container)
+            .unwrap()
+            .json_field(schema, "ports")
+            .unwrap();
+        assert_eq!(
+            ports.merge,
+            Merge::ListMap(vec!["containerPort".into(), "protocol".into()])
+        );
+        let selector = schema
+            .by_name("k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector")
+            .unwrap();
+        assert!(schema.message(selector).unwrap().atomic);
     }
 
     #[test]
@@ -289,5 +359,6 @@ mod tests {
         assert!(Schema::parse("M a\nF x name string").is_err());
         assert!(Schema::parse("M a\nF 1 name b.Unknown").is_err());
         assert!(Schema::parse("Q").is_err());
+        assert!(Schema::parse("M a\nF 1 x string - list=map:").is_err());
     }
 }
