@@ -62,7 +62,7 @@ pub fn default_state<E: Engine>(
         metrics.watches.clone(),
     );
     ApiState {
-        store,
+        objects: storage::ObjectStorage::new(store, Arc::new(storage::Identity)),
         tokens,
         authenticators,
         authorizer: Box::new(authz::BootstrapAuthorizer::new(admin_group)),
@@ -94,19 +94,19 @@ pub const BOOTSTRAP_KEY: &str = "/bulwark/bootstrap";
 /// existed: its installation ran, and what an operator deleted since stays deleted.
 async fn installation_pending<E: Engine>(state: &ApiState<E>) -> Result<bool, ApiError> {
     let internal = |e: StoreError| crate::http::error::from_store(e, "", "bootstrap", "");
-    if let Some(kv) = state.store.get(BOOTSTRAP_KEY).await.map_err(internal)? {
+    if let Some(kv) = state.objects.get(BOOTSTRAP_KEY).await.map_err(internal)? {
         return Ok(kv.value.as_ref() != b"done");
     }
     let def = registry::lookup("", "v1", "namespaces")
         .ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
     let legacy = state
-        .store
+        .objects
         .get(&storage::object_key(def, None, "default"))
         .await
         .map_err(internal)?
         .is_some();
     let marker: &[u8] = if legacy { b"done" } else { b"installing" };
-    match state.store.create(BOOTSTRAP_KEY, marker.to_vec()).await {
+    match state.objects.create(BOOTSTRAP_KEY, marker.to_vec()).await {
         Ok(_) => Ok(!legacy),
         // Another server claimed it first (a shared FoundationDB store): read its state.
         Err(StoreError::AlreadyExists { .. }) => Box::pin(installation_pending(state)).await,
@@ -126,7 +126,11 @@ pub async fn bootstrap<E: Engine>(state: &Arc<ApiState<E>>) -> Result<(), ApiErr
         let mut obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
         crate::rest::object::prepare_create(def, &mut obj, None)?;
         let key = storage::object_key(def, None, name);
-        match state.store.create(&key, storage::encode(def, &obj)?).await {
+        match state
+            .objects
+            .create(&key, storage::encode(def, &obj)?)
+            .await
+        {
             Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
             Err(e) => return Err(crate::http::error::from_store(e, "", "namespaces", name)),
         }
@@ -134,9 +138,9 @@ pub async fn bootstrap<E: Engine>(state: &Arc<ApiState<E>>) -> Result<(), ApiErr
     // Without Cedar policies (an embedder's bootstrap authorizer) the installation waits for
     // a start that has them.
     if installing && state.policies.is_some() {
-        crate::authz::policy_sync::install_defaults(&state.store).await?;
+        crate::authz::policy_sync::install_defaults(&state.objects).await?;
         state
-            .store
+            .objects
             .update(BOOTSTRAP_KEY, b"done".to_vec(), None)
             .await
             .map_err(|e| crate::http::error::from_store(e, "", "bootstrap", ""))?;
@@ -147,7 +151,7 @@ pub async fn bootstrap<E: Engine>(state: &Arc<ApiState<E>>) -> Result<(), ApiErr
     let (first_tx, first_rx) = tokio::sync::oneshot::channel();
     let mut first_tx = Some(first_tx);
     tokio::spawn(crate::storage::mirror::run(
-        state.store.clone(),
+        state.objects.clone(),
         def,
         move |objects| {
             labels.update(objects);
@@ -161,7 +165,7 @@ pub async fn bootstrap<E: Engine>(state: &Arc<ApiState<E>>) -> Result<(), ApiErr
         .map_err(|_| ApiError::internal("the namespace mirror stopped before its first list"))?;
     if let Some(engine) = &state.policies {
         crate::authz::policy_sync::start(
-            state.store.clone(),
+            state.objects.clone(),
             Arc::clone(engine),
             Arc::clone(&state.admission_policies),
             Arc::clone(&state.rbac_roles),
@@ -192,7 +196,7 @@ mod tests {
 
     async fn default_policies(state: &ApiState<EmbeddedEngine>) -> usize {
         let page = state
-            .store
+            .objects
             .list(
                 "/registry/policy.bulwark.dev/cedarpolicies/",
                 Default::default(),
@@ -209,7 +213,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = server(dir.path()).await;
         state
-            .store
+            .objects
             .create(BOOTSTRAP_KEY, b"installing".to_vec())
             .await
             .unwrap();
@@ -220,7 +224,7 @@ mod tests {
             crate::rest::object::prepare_create(def, &mut obj, None).unwrap();
             let key = storage::object_key(def, None, name);
             state
-                .store
+                .objects
                 .create(&key, storage::encode(def, &obj).unwrap())
                 .await
                 .unwrap();
@@ -229,14 +233,14 @@ mod tests {
         bootstrap(&state).await.unwrap();
         let installed = default_policies(&state).await;
         assert!(installed > 0);
-        let marker = state.store.get(BOOTSTRAP_KEY).await.unwrap().unwrap();
+        let marker = state.objects.get(BOOTSTRAP_KEY).await.unwrap().unwrap();
         assert_eq!(marker.value.as_ref(), b"done");
 
         // Once done, a deleted default stays deleted.
         let key = "/registry/policy.bulwark.dev/cedarpolicies/bulwark-pod-security";
-        let kv = state.store.get(key).await.unwrap().unwrap();
+        let kv = state.objects.get(key).await.unwrap().unwrap();
         state
-            .store
+            .objects
             .delete(key, Some(kv.mod_revision))
             .await
             .unwrap();
@@ -255,7 +259,7 @@ mod tests {
         crate::rest::object::prepare_create(def, &mut obj, None).unwrap();
         let key = storage::object_key(def, None, "default");
         state
-            .store
+            .objects
             .create(&key, storage::encode(def, &obj).unwrap())
             .await
             .unwrap();

@@ -327,7 +327,7 @@ async fn service_account_exists<E: Engine>(
     let def = crate::registry::lookup("", "v1", "serviceaccounts")
         .ok_or_else(|| ApiError::internal("serviceaccounts are not registered"))?;
     let key = crate::storage::object_key(def, Some(&bound.namespace), &bound.name);
-    let Some(kv) = state.store.get(&key).await.map_err(ApiError::internal)? else {
+    let Some(kv) = state.objects.get(&key).await.map_err(ApiError::internal)? else {
         return Ok(false);
     };
     let obj = crate::storage::decode(def, &kv)?;

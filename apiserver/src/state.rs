@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use bulwark_store::{Engine, Store};
+use bulwark_store::Engine;
 
 use crate::admission::AdmissionPlugin;
 use crate::authn::Authenticator;
@@ -27,8 +27,8 @@ impl<E: Engine> ApiState<E> {
 
 /// Everything a request handler needs.
 pub struct ApiState<E: Engine> {
-    /// Where objects live.
-    pub store: Store<E>,
+    /// Where objects live: the store behind the value transformer.
+    pub objects: crate::storage::ObjectStorage<E>,
     /// Authentication chain, tried in order.
     pub authenticators: Vec<Box<dyn Authenticator>>,
     /// The authorization stage.

@@ -1,4 +1,5 @@
-//! How objects map onto store keys and back:
+//! Object storage: the one way the server reads and writes objects ([`ObjectStorage`]: the
+//! store behind a [`ValueTransformer`]), and how objects map onto store keys and back:
 //! `/registry/<group|core>/<plural>/<namespace>/<name>` (namespaced) and
 //! `/registry/<group|core>/<plural>/<name>` (cluster-scoped), using the storage of the kind a
 //! resource shares it with (`registry::convert`). Values are the object's JSON in its stored
@@ -7,13 +8,183 @@
 
 pub(crate) mod event_cache;
 pub(crate) mod mirror;
+pub mod transformer;
 
-use bulwark_store::KeyValue;
+use std::sync::Arc;
+
+use bulwark_store::{
+    Engine, Event, KeyValue, ListOptions, ListPage, Revision, Store, StoreError, Watcher,
+};
 use serde_json::Value;
+
+pub use transformer::{Identity, TransformError, ValueTransformer};
 
 use crate::http::error::ApiError;
 use crate::registry::ResourceDef;
 use crate::registry::convert;
+
+/// The store behind the value transformer: every value written goes through
+/// [`ValueTransformer::stored_form`], every value read (get, list, watch) through
+/// [`ValueTransformer::plain_form`]. Cheap to clone.
+pub struct ObjectStorage<E: Engine> {
+    store: Store<E>,
+    transformer: Arc<dyn ValueTransformer>,
+}
+
+impl<E: Engine> std::fmt::Debug for ObjectStorage<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectStorage")
+            .field("transformer", &self.transformer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<E: Engine> Clone for ObjectStorage<E> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            transformer: Arc::clone(&self.transformer),
+        }
+    }
+}
+
+/// A transformer failure as the store's error (a 500 at the API edge, logged once there).
+fn transform_error(e: TransformError) -> StoreError {
+    StoreError::engine("transformer", e)
+}
+
+impl<E: Engine> ObjectStorage<E> {
+    /// `store` behind `transformer`.
+    pub fn new(store: Store<E>, transformer: Arc<dyn ValueTransformer>) -> Self {
+        Self { store, transformer }
+    }
+
+    /// The store itself, for its lifecycle (closing it on shutdown) and revisions; objects
+    /// are read and written through the methods here.
+    pub fn store(&self) -> &Store<E> {
+        &self.store
+    }
+
+    fn open(&self, mut kv: KeyValue) -> Result<KeyValue, StoreError> {
+        if !self.transformer.is_identity() && !kv.value.is_empty() {
+            kv.value = self
+                .transformer
+                .plain_form(&kv.key, kv.value)
+                .map_err(transform_error)?;
+        }
+        Ok(kv)
+    }
+
+    /// The current value at `key`.
+    pub async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
+        self.store
+            .get(key)
+            .await?
+            .map(|kv| self.open(kv))
+            .transpose()
+    }
+
+    /// Creates `key` (AlreadyExists if it exists).
+    pub async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue, StoreError> {
+        let stored = self
+            .transformer
+            .stored_form(key, &value)
+            .map_err(transform_error)?
+            .into_owned();
+        let mut kv = self.store.create(key, stored).await?;
+        kv.value = value.into();
+        Ok(kv)
+    }
+
+    /// Replaces `key`, if its revision is `expected` (when given).
+    pub async fn update(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        expected: Option<Revision>,
+    ) -> Result<KeyValue, StoreError> {
+        let stored = self
+            .transformer
+            .stored_form(key, &value)
+            .map_err(transform_error)?
+            .into_owned();
+        let mut kv = self.store.update(key, stored, expected).await?;
+        kv.value = value.into();
+        Ok(kv)
+    }
+
+    /// Deletes `key`, if its revision is `expected` (when given): the deletion revision and
+    /// the last value.
+    pub async fn delete(
+        &self,
+        key: &str,
+        expected: Option<Revision>,
+    ) -> Result<(Revision, KeyValue), StoreError> {
+        let (revision, kv) = self.store.delete(key, expected).await?;
+        Ok((revision, self.open(kv)?))
+    }
+
+    /// One page of the keys under `prefix`.
+    pub async fn list(&self, prefix: &str, options: ListOptions) -> Result<ListPage, StoreError> {
+        let mut page = self.store.list(prefix, options).await?;
+        if !self.transformer.is_identity() {
+            page.items = page
+                .items
+                .into_iter()
+                .map(|kv| self.open(kv))
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(page)
+    }
+
+    /// The changes under `prefix` after revision `after`.
+    pub async fn watch(
+        &self,
+        prefix: &str,
+        after: Revision,
+    ) -> Result<ObjectWatcher<E>, StoreError> {
+        Ok(ObjectWatcher {
+            watcher: self.store.watch(prefix, after).await?,
+            transformer: Arc::clone(&self.transformer),
+        })
+    }
+}
+
+/// A store watcher whose events carry plain values.
+pub struct ObjectWatcher<E: Engine> {
+    watcher: Watcher<E>,
+    transformer: Arc<dyn ValueTransformer>,
+}
+
+impl<E: Engine> ObjectWatcher<E> {
+    /// The revision the watcher has seen up to.
+    pub fn revision(&self) -> Revision {
+        self.watcher.revision()
+    }
+
+    /// The next change (shared as is when values are stored as they are).
+    pub async fn next(&mut self) -> Result<Arc<Event>, StoreError> {
+        let event = self.watcher.next().await?;
+        if self.transformer.is_identity() {
+            return Ok(event);
+        }
+        let open = |kv: &KeyValue| -> Result<KeyValue, StoreError> {
+            let mut kv = kv.clone();
+            if !kv.value.is_empty() {
+                kv.value = self
+                    .transformer
+                    .plain_form(&kv.key, kv.value)
+                    .map_err(transform_error)?;
+            }
+            Ok(kv)
+        };
+        Ok(Arc::new(Event {
+            kind: event.kind,
+            kv: open(&event.kv)?,
+            prev: event.prev.as_ref().map(open).transpose()?,
+        }))
+    }
+}
 
 fn group_segment(def: &ResourceDef) -> &str {
     if def.group.is_empty() {
@@ -159,6 +330,77 @@ mod tests {
         assert_eq!(reparsed, decode(cm, &kv).unwrap());
         assert_eq!(reparsed["metadata"]["resourceVersion"], "7");
         assert_eq!(raw.labels().unwrap()["a"], "b");
+    }
+
+    /// What goes through the transformer: every write, every read.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn values_pass_the_transformer_both_ways() {
+        use std::borrow::Cow;
+        /// Stores values reversed (and refuses to read what it did not write).
+        #[derive(Debug)]
+        struct Reversed;
+        impl ValueTransformer for Reversed {
+            fn stored_form<'a>(
+                &self,
+                key: &str,
+                plain: &'a [u8],
+            ) -> Result<Cow<'a, [u8]>, TransformError> {
+                let mut v = plain.to_vec();
+                v.reverse();
+                v.extend_from_slice(key.as_bytes());
+                Ok(Cow::Owned(v))
+            }
+            fn plain_form(
+                &self,
+                key: &str,
+                stored: bytes::Bytes,
+            ) -> Result<bytes::Bytes, TransformError> {
+                let body = stored.strip_suffix(key.as_bytes()).ok_or_else(|| {
+                    TransformError::Unreadable {
+                        key: key.into(),
+                        reason: "written under another key".into(),
+                    }
+                })?;
+                let mut v = body.to_vec();
+                v.reverse();
+                Ok(v.into())
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            bulwark_store::EmbeddedEngine::open(dir.path().join("db")).unwrap(),
+            bulwark_store::StoreOptions::default(),
+        )
+        .await
+        .unwrap();
+        let objects = ObjectStorage::new(store.clone(), Arc::new(Reversed));
+        let mut watcher = objects.watch("/a/", Revision(0)).await.unwrap();
+        let created = objects.create("/a/x", b"{\"v\":1}".to_vec()).await.unwrap();
+        assert_eq!(&created.value[..], b"{\"v\":1}");
+        // The store holds the transformed bytes ...
+        let raw = store.get("/a/x").await.unwrap().unwrap();
+        assert_eq!(&raw.value[..], b"}1:\"v\"{/a/x");
+        // ... and every read gives the plain ones back.
+        assert_eq!(
+            &objects.get("/a/x").await.unwrap().unwrap().value[..],
+            b"{\"v\":1}"
+        );
+        let page = objects.list("/a/", ListOptions::default()).await.unwrap();
+        assert_eq!(&page.items[0].value[..], b"{\"v\":1}");
+        objects
+            .update("/a/x", b"{\"v\":2}".to_vec(), Some(created.mod_revision))
+            .await
+            .unwrap();
+        let put = watcher.next().await.unwrap();
+        assert_eq!(&put.kv.value[..], b"{\"v\":1}");
+        let update = watcher.next().await.unwrap();
+        assert_eq!(&update.kv.value[..], b"{\"v\":2}");
+        assert_eq!(&update.prev.as_ref().unwrap().value[..], b"{\"v\":1}");
+        let (_, last) = objects.delete("/a/x", None).await.unwrap();
+        assert_eq!(&last.value[..], b"{\"v\":2}");
+        // A value copied under another key does not read back.
+        store.create("/a/y", raw.value.clone()).await.unwrap();
+        assert!(objects.get("/a/y").await.is_err());
     }
 
     #[test]

@@ -82,7 +82,7 @@ pub async fn check_get<E: bulwark_store::Engine>(
         return Ok(());
     };
     let key = crate::storage::object_key(req.def, Some(namespace), name);
-    let Some(kv) = state.store.get(&key).await.map_err(ApiError::internal)? else {
+    let Some(kv) = state.objects.get(&key).await.map_err(ApiError::internal)? else {
         // Not found is answered by the handler (a 404 tells a node nothing it may not know).
         return Ok(());
     };

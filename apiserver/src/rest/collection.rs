@@ -116,7 +116,7 @@ async fn read_page_with<E: Engine, T>(
         let want = if limit == 0 { 0 } else { limit - items.len() };
         let page = ctx
             .state
-            .store
+            .objects
             .list(
                 &prefix,
                 ListOptions {

@@ -130,7 +130,7 @@ impl<E: Engine> Ctx<'_, E> {
     async fn cas_update(&self, new: &Value, expected: Revision) -> Result<Option<Value>, ApiError> {
         match self
             .state
-            .store
+            .objects
             .update(
                 &self.key(),
                 storage::encode(self.def(), new)?,
@@ -147,7 +147,7 @@ impl<E: Engine> Ctx<'_, E> {
     /// Deletes the addressed object if it is still at `expected`; `false` when a concurrent
     /// write won the race.
     async fn cas_delete(&self, expected: Revision) -> Result<bool, ApiError> {
-        match self.state.store.delete(&self.key(), Some(expected)).await {
+        match self.state.objects.delete(&self.key(), Some(expected)).await {
             Ok(_) => Ok(true),
             Err(StoreError::Conflict { .. }) => Ok(false),
             Err(e) => Err(self.store_err(e)),
@@ -158,7 +158,7 @@ impl<E: Engine> Ctx<'_, E> {
     pub async fn current(&self) -> Result<(KeyValue, Value), ApiError> {
         let kv = self
             .state
-            .store
+            .objects
             .get(&self.key())
             .await
             .map_err(|e| self.store_err(e))?
@@ -198,7 +198,7 @@ impl<E: Engine> Ctx<'_, E> {
                     let key = storage::object_key(ns_def, None, ns);
                     match self
                         .state
-                        .store
+                        .objects
                         .get(&key)
                         .await
                         .map_err(|e| self.store_err(e))?
@@ -304,7 +304,7 @@ pub async fn create<E: Engine>(ctx: &Ctx<'_, E>, mut obj: Value) -> Result<Respo
     let key = storage::object_key(ctx.def(), ctx.namespace(), &name);
     let kv = ctx
         .state
-        .store
+        .objects
         .create(&key, storage::encode(ctx.def(), &obj)?)
         .await
         .map_err(|e| from_store(e, ctx.def().group, ctx.def().plural, &name))?;
@@ -629,7 +629,7 @@ async fn apply<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response, Api
             }
             let kv = ctx
                 .state
-                .store
+                .objects
                 .create(&ctx.key(), storage::encode(def, &obj)?)
                 .await
                 .map_err(|e| ctx.store_err(e))?;

@@ -104,7 +104,7 @@ fn translate<'a>(
 
 /// One byte-bounded page of the initial state (the first one at the latest revision).
 async fn initial_page<E: Engine>(
-    store: &bulwark_store::Store<E>,
+    store: &crate::storage::ObjectStorage<E>,
     prefix: &str,
     continue_token: Option<String>,
     max_bytes: usize,
@@ -163,7 +163,7 @@ pub async fn watch<E: Engine>(ctx: &Ctx<'_, E>) -> Result<Response, ApiError> {
     };
     let slot = ctx.state.watch_slots.acquire(&ctx.user.name)?;
     let prefix = storage::collection_prefix(def, ctx.namespace());
-    let store = ctx.state.store.clone();
+    let store = ctx.state.objects.clone();
     let page_bytes = ctx.state.limits.watches.initial_page_bytes;
     // The first page of the initial state is read before the response starts, so that a
     // failure is a plain error response and the watch starts at the page's revision.

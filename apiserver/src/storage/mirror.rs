@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bulwark_store::{Engine, EventKind, ListOptions, Revision, Store};
+use bulwark_store::{Engine, EventKind, ListOptions, Revision};
 use futures::FutureExt;
 use serde_json::Value;
 
@@ -41,7 +41,7 @@ fn insert(objects: &mut Objects, def: &'static ResourceDef, kv: &bulwark_store::
 
 /// Lists every object of `def` at one revision.
 async fn list_all<E: Engine>(
-    store: &Store<E>,
+    store: &crate::storage::ObjectStorage<E>,
     def: &'static ResourceDef,
 ) -> Result<(Objects, Revision), ApiError> {
     let prefix = storage::collection_prefix(def, None);
@@ -71,8 +71,11 @@ async fn list_all<E: Engine>(
 
 /// Mirrors `def` forever, calling `on_change` with the whole set after the initial list and
 /// after every batch of changes (changes that arrive together are applied together).
-pub async fn run<E, F>(store: Store<E>, def: &'static ResourceDef, mut on_change: F)
-where
+pub async fn run<E, F>(
+    store: crate::storage::ObjectStorage<E>,
+    def: &'static ResourceDef,
+    mut on_change: F,
+) where
     E: Engine,
     F: FnMut(&Objects) + Send,
 {
@@ -91,7 +94,7 @@ where
 
 /// One list and the watch after it; returns only on error (or when the store closes).
 async fn follow<E, F>(
-    store: &Store<E>,
+    store: &crate::storage::ObjectStorage<E>,
     def: &'static ResourceDef,
     on_change: &mut F,
 ) -> Result<(), ApiError>
@@ -142,7 +145,10 @@ mod tests {
     async fn follows_creates_updates_and_deletes() {
         let tmp = tempfile::tempdir().unwrap();
         let engine = EmbeddedEngine::open(tmp.path().join("db")).unwrap();
-        let store = Store::open(engine, StoreOptions::default()).await.unwrap();
+        let store = bulwark_store::Store::open(engine, StoreOptions::default())
+            .await
+            .unwrap();
+        let store = storage::ObjectStorage::new(store, std::sync::Arc::new(storage::Identity));
         let def = crate::registry::lookup("", "v1", "namespaces").unwrap();
         let put = |name: &str, label: &str| {
             let store = store.clone();
