@@ -565,6 +565,155 @@ async fn gets_per_second(clients: &[ApiClient], seconds: u64) -> f64 {
     .await
 }
 
+const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
+
+/// Creates of 1 KiB ConfigMaps per second with protobuf bodies and responses, as kubectl's
+/// typed commands and Go controllers send them.
+async fn protobuf_creates_per_second(clients: &[ApiClient], seconds: u64, tag: &str) -> f64 {
+    let tag = tag.to_owned();
+    throughput(clients, WRITERS, seconds, move |c, i| {
+        let body = bulwark_apiserver::codec::protobuf::encode(&json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": format!("pb-{tag}{i:x}")}, "data": {"k": "v".repeat(1024)}
+        }))
+        .unwrap();
+        async move {
+            let r = c
+                .send(
+                    Method::POST,
+                    "/api/v1/namespaces/bench-w/configmaps",
+                    &[("content-type", PROTOBUF), ("accept", PROTOBUF)],
+                    body,
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.status.as_u16(), 201);
+        }
+    })
+    .await
+}
+
+/// Gets per second of one ConfigMap, as protobuf.
+async fn protobuf_gets_per_second(clients: &[ApiClient], seconds: u64) -> f64 {
+    throughput(clients, READERS, seconds, |c, _| async move {
+        let r = c
+            .send(
+                Method::GET,
+                "/api/v1/namespaces/bench-w/configmaps/hot",
+                &[("accept", PROTOBUF)],
+                Vec::new(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 200);
+        assert!(r.body.starts_with(b"k8s\0"));
+    })
+    .await
+}
+
+/// JSON against protobuf on one server, in alternating rounds (the order flips each round),
+/// medians printed with every round.
+async fn wire_comparison(clients: &[ApiClient], seconds: u64) {
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (mut jc, mut pc, mut jg, mut pg) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 0..3 {
+        let tag = format!("r{round}-");
+        if round % 2 == 0 {
+            jc.push(creates_per_second(clients, seconds, &tag).await);
+            pc.push(protobuf_creates_per_second(clients, seconds, &tag).await);
+            jg.push(gets_per_second(clients, seconds).await);
+            pg.push(protobuf_gets_per_second(clients, seconds).await);
+        } else {
+            pc.push(protobuf_creates_per_second(clients, seconds, &tag).await);
+            jc.push(creates_per_second(clients, seconds, &tag).await);
+            pg.push(protobuf_gets_per_second(clients, seconds).await);
+            jg.push(gets_per_second(clients, seconds).await);
+        }
+    }
+    let rounds = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "  JSON vs protobuf, one server, 3 alternating rounds of {seconds} s (median; rounds):"
+    );
+    let (jcm, pcm, jgm, pgm) = (
+        median(jc.clone()),
+        median(pc.clone()),
+        median(jg.clone()),
+        median(pg.clone()),
+    );
+    println!(
+        "    creates/s  JSON {jcm:>7.0}  protobuf {pcm:>7.0}  ratio {:.2}  ({} | {})",
+        pcm / jcm,
+        rounds(&jc),
+        rounds(&pc)
+    );
+    println!(
+        "    gets/s     JSON {jgm:>7.0}  protobuf {pgm:>7.0}  ratio {:.2}  ({} | {})",
+        pgm / jgm,
+        rounds(&jg),
+        rounds(&pg)
+    );
+}
+
+/// Server-side apply of Deployments (a restricted-compliant template): latency of the apply
+/// that creates each one, and of re-applying it with a changed image.
+async fn apply_latencies(c: &ApiClient) {
+    const APPLIES: usize = 200;
+    let manifest = |name: &str, image: &str| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "labels": {"app": name}},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}},
+                "template": {"metadata": {"labels": {"app": name}}, "spec": {
+                    "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [{"name": "app", "image": image,
+                        "ports": [{"containerPort": 80}],
+                        "env": [{"name": "MODE", "value": "blue"}],
+                        "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}}]}}}})
+    };
+    let apply = |name: String, image: &'static str| {
+        let body = serde_json::to_vec(&manifest(&name, image)).unwrap();
+        async move {
+            let t = Instant::now();
+            let r = c
+                .send(
+                    Method::PATCH,
+                    &format!(
+                        "/apis/apps/v1/namespaces/bench-w/deployments/{name}?fieldManager=bench"
+                    ),
+                    &[("content-type", "application/apply-patch+yaml")],
+                    body,
+                )
+                .await
+                .unwrap();
+            assert!(r.status.is_success(), "{}", r.json());
+            t.elapsed().as_secs_f64() * 1000.0
+        }
+    };
+    let (mut create, mut update) = (Vec::new(), Vec::new());
+    for i in 0..APPLIES {
+        create.push(apply(format!("apply-{i}"), "registry.local/web:1").await);
+    }
+    for i in 0..APPLIES {
+        update.push(apply(format!("apply-{i}"), "registry.local/web:2").await);
+    }
+    create.sort_by(f64::total_cmp);
+    update.sort_by(f64::total_cmp);
+    println!(
+        "  server-side apply of a Deployment, p50 / p99: create {:.2} / {:.2} ms, change {:.2} / {:.2} ms ({APPLIES} each, one client)",
+        percentile(&create, 0.5),
+        percentile(&create, 0.99),
+        percentile(&update, 0.5),
+        percentile(&update, 0.99)
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let seconds: u64 = std::env::var("BULWARK_BENCH_SECONDS")
@@ -728,6 +877,8 @@ async fn main() {
         rss_load as f64 / 1024.0,
         rss_watch as f64 / 1024.0
     );
+    wire_comparison(&clients, seconds).await;
+    apply_latencies(&c0).await;
     drop(server);
 
     // Audit cost: two fresh servers, the hardened default and a policy recording nothing.

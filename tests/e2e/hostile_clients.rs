@@ -3,26 +3,16 @@
 //! the ones that already held: each gets its answer (a 4xx `Status`, or its connection
 //! closed), the server stays up and keeps serving everyone else, and its memory stays bounded
 //! (read from /proc; nothing here is timed).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test code"
-)]
-
-#[path = "support/server.rs"]
-mod server;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::server::{TestServer, admin, apply, eventually, policy_manifest, run, user};
 use base64::Engine as _;
 use bulwark_client::{ApiClient, ClientResponse, Credentials};
 use http::Method;
 use serde_json::{Value, json};
-use server::{TestServer, admin, apply, eventually, policy_manifest, run, user};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// More than this much growth of the server's memory during one attack is a failure. The

@@ -1,15 +1,5 @@
 //! The serving certificate is swapped in a running server: after new files and a SIGHUP, new
 //! connections get the new certificate while an open connection keeps working.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test code"
-)]
-
-#[path = "support/server.rs"]
-mod server;
 
 use std::time::{Duration, Instant};
 
@@ -17,7 +7,7 @@ use bulwark_client::ApiClient;
 
 #[tokio::test]
 async fn serving_certificate_rotates_without_restart() {
-    let s = server::TestServer::start();
+    let s = crate::server::TestServer::start();
     let creds = s.credentials();
     let before = ApiClient::builder(&creds).connect().await.unwrap();
     let old_leaf = before.server_certificate().unwrap().to_vec();

@@ -1,21 +1,11 @@
 //! Bad input against the real server: every case gets a clear `metav1.Status` with the
 //! upstream code and reason, and the server keeps serving.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test code"
-)]
 
-#[path = "support/server.rs"]
-mod server;
-
+use crate::server::TestServer;
 use bulwark_apiserver::codec::protobuf;
 use bulwark_client::{ApiClient, ClientResponse, Credentials};
 use http::Method;
 use serde_json::json;
-use server::TestServer;
 
 const CMS: &str = "/api/v1/namespaces/default/configmaps";
 

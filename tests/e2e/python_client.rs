@@ -1,22 +1,12 @@
 //! The official Kubernetes Python client (PyPI `kubernetes`) against the real server: CRUD,
 //! watch, pagination, selectors, conflicts, subresources and error codes
 //! (`tests/python/client_checks.py`).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test code"
-)]
-
-#[path = "support/server.rs"]
-mod server;
 
 use std::process::Command;
 
 #[test]
 fn official_python_client_checks() {
-    let s = server::TestServer::start();
+    let s = crate::server::TestServer::start();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/client_checks.py");
     let out = Command::new("python3")
         .arg(script)

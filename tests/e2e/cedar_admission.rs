@@ -3,18 +3,8 @@
 //! pod templates in workloads, the three modes (a warn-mode policy admits with a warning that
 //! kubectl prints), policies on other kinds that read the old object, and admission policies
 //! refused at acceptance (validator messages, permits, guardrail permission).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test code"
-)]
 
-#[path = "support/server.rs"]
-mod server;
-
-use server::{TestServer, admin, apply, eventually, policy_manifest, run, user};
+use crate::server::{TestServer, admin, apply, eventually, policy_manifest, run, user};
 
 const PRIVILEGED_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: root\n  namespace: NS\nspec:\n  containers:\n  - name: shell\n    image: registry.local/busybox:1\n    securityContext:\n      privileged: true\n";
 

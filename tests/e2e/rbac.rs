@@ -2,18 +2,8 @@
 //! translated into Cedar grants that take effect without a restart (can-i agrees), bindings
 //! to the built-in `cluster-admin` work, deleting a binding revokes it, and writing a role or
 //! binding that grants more than its author holds is refused (escalation prevention).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test code"
-)]
 
-#[path = "support/server.rs"]
-mod server;
-
-use server::{TestServer, admin, apply, can_i, eventually, policy_manifest, run, user};
+use crate::server::{TestServer, admin, apply, can_i, eventually, policy_manifest, run, user};
 
 const POD_READER: &str = r#"apiVersion: v1
 kind: Namespace

@@ -1,7 +1,3 @@
-#![allow(
-    dead_code,
-    reason = "each test crate uses a different part of the harness"
-)]
 //! Starts the real `bulwark server` binary on a free port with a fresh data directory, and
 //! runs real kubectl against it.
 
@@ -70,11 +66,6 @@ impl TestServer {
             url,
             kubeconfig,
         }
-    }
-
-    /// The server's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
     }
 
     /// The server's resident memory now, in KiB (from /proc).

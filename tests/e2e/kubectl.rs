@@ -1,20 +1,10 @@
 //! End-to-end: the real `bulwark server` binary driven by real kubectl, as a person would.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test code"
-)]
-
-#[path = "support/server.rs"]
-mod server;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use server::TestServer;
+use crate::server::TestServer;
 
 const DEPLOYMENT: &str = r#"apiVersion: apps/v1
 kind: Deployment

@@ -3,28 +3,15 @@
 //! the audit policy says; the log verifies with `bulwark audit verify`, also after the server
 //! is killed with SIGKILL under load; and a tampered copy does not. With a webhook, the same
 //! events reach a real HTTPS receiver.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test code"
-)]
-
-#[path = "support/server.rs"]
-mod server;
-
-#[path = "../audit/tests/support/receiver.rs"]
-mod receiver;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::server::{TestServer, admin, apply, run, user};
 use bulwark_client::ApiClient;
 use serde_json::{Value, json};
-use server::{TestServer, admin, apply, run, user};
 
 /// Every event in the log, by line.
 fn events(data: &Path) -> Vec<Value> {
@@ -77,7 +64,7 @@ fn verify(data: &Path, extra: &[&str]) -> (bool, String) {
 /// Waits until `check` holds over the events (the writer is asynchronous; fsync per batch).
 fn eventually(data: &Path, what: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let mut all = Vec::new();
-    server::eventually(what, || {
+    crate::server::eventually(what, || {
         all = events(data);
         (check(&all), format!("{} events", all.len()))
     });
@@ -446,7 +433,7 @@ fn auditors_query_the_log_through_the_api_and_the_cli() {
 
     // Alice's denial, with the policy that decided it (default deny names none).
     let mut denied = Vec::new();
-    server::eventually("alice's denial is searchable", || {
+    crate::server::eventually("alice's denial is searchable", || {
         denied = queried(&[
             "--kubeconfig",
             auditor_kc,
@@ -582,7 +569,7 @@ fn auditors_query_the_log_through_the_api_and_the_cli() {
         !ok && err.contains("forbidden") && err.contains("403"),
         "{err}"
     );
-    server::eventually("the refused query is on record", || {
+    crate::server::eventually("the refused query is on record", || {
         let mine = queried(&[
             "--kubeconfig",
             auditor_kc,
@@ -607,7 +594,7 @@ fn auditors_query_the_log_through_the_api_and_the_cli() {
     assert!(ok, "{text}");
     let lead = user(&s, "lead", &[]);
     let lead_kc = lead.to_str().unwrap();
-    server::eventually("the lead reads team-a's audit events", || {
+    crate::server::eventually("the lead reads team-a's audit events", || {
         let (ok, out, err) = audit_query(&["--kubeconfig", lead_kc, "-n", "team-a", "-o", "json"]);
         (ok && out.contains("settings"), err)
     });
@@ -662,7 +649,7 @@ fn auditors_query_the_log_through_the_api_and_the_cli() {
 #[test]
 fn the_webhook_receives_every_logged_event() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let receiver = runtime.block_on(receiver::Receiver::start());
+    let receiver = runtime.block_on(crate::receiver::Receiver::start());
     let config = tempfile::tempdir().unwrap();
     let kubeconfig = receiver.kubeconfig(config.path(), Some("siem-token"), true);
     let mut s = TestServer::start_with(&[

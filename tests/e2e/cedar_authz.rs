@@ -3,21 +3,11 @@
 //! without a restart, `kubectl auth can-i` agreeing with what happens, guardrails beating
 //! grants, namespace labels as tags, impersonation, and every way a policy change is refused
 //! (invalid text, escalation, guardrails without the permission, lock-out, oversize).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test code"
-)]
-
-#[path = "support/server.rs"]
-mod server;
 
 use std::path::Path;
 use std::process::Command;
 
-use server::{TestServer, admin, apply, can_i, eventually, policy_manifest, run, user};
+use crate::server::{TestServer, admin, apply, can_i, eventually, policy_manifest, run, user};
 
 /// An Authorization CedarPolicy manifest.
 fn policy(name: &str, namespace: Option<&str>, text: &str) -> String {
