@@ -422,7 +422,12 @@ fn non_resource<E: Engine>(
                 )
                     .into_response())
             } else {
-                ok(openapi::v2_json())
+                Ok((
+                    StatusCode::OK,
+                    [(http::header::CONTENT_TYPE, "application/json")],
+                    openapi::v2_json(),
+                )
+                    .into_response())
             }
         }
         "/openapi/v3" => ok(openapi::v3_root()),

@@ -4,11 +4,14 @@
 //!   served kind (generated from k8s-openapi's JSON schemas, descriptions included) and paths
 //!   whose PATCH operations declare `fieldValidation`, so `kubectl apply` validates on the
 //!   server and `kubectl explain` works.
-//! - `/openapi/v2`: a valid but empty Swagger 2.0 document (protobuf or JSON). kubectl falls
-//!   back to it only for client-side validation and patch computation; with no definitions
-//!   it uses its compiled-in knowledge of the built-in types (the same merge keys upstream
-//!   uses). PATCH operations in v3 deliberately do not advertise strategic merge patch, so
-//!   kubectl computes those patches from its compiled-in types too.
+//!   Schemas carry upstream's merge extensions (`x-kubernetes-list-type`,
+//!   `x-kubernetes-list-map-keys`, `x-kubernetes-map-type`) from the type schema that
+//!   server-side apply merges by, so client tools see the rules the server applies.
+//! - `/openapi/v2` as JSON: the same definitions as a Swagger 2.0 document (older kubectl,
+//!   `helm --validate`). As protobuf (gnostic's format, which kubectl asks for first) it is a
+//!   valid but empty document: kubectl then uses v3, or its compiled-in knowledge of the
+//!   built-in types. PATCH operations in v3 deliberately do not advertise strategic merge
+//!   patch, so kubectl computes those patches from its compiled-in types too.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -17,6 +20,7 @@ use k8s_openapi::schemars::generate::SchemaSettings;
 use k8s_openapi::schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
+use crate::registry::schema::Merge;
 use crate::registry::{self, ResourceDef};
 
 /// The URL path segment of a group/version (`api/v1`, `apis/apps/v1`).
@@ -138,6 +142,7 @@ fn build_gv(group: &str, version: &str) -> Value {
         kinds.push((name, gvk(def)));
     }
     let mut schemas = generator.take_definitions(true);
+    annotate_merge(&mut schemas);
     for (name, gvk) in kinds {
         if let Some(Value::Object(schema)) = schemas.get_mut(&name) {
             schema.insert("x-kubernetes-group-version-kind".into(), json!([gvk]));
@@ -149,6 +154,56 @@ fn build_gv(group: &str, version: &str) -> Value {
         "paths": paths,
         "components": {"schemas": schemas},
     })
+}
+
+/// Adds upstream's merge extensions to k8s-openapi's schemas, from the type schema:
+/// definition `io.k8s.api.core.v1.Container` is message `k8s.io.api.core.v1.Container`.
+fn annotate_merge(schemas: &mut Map<String, Value>) {
+    let Ok(schema) = crate::registry::schema::SCHEMA.as_ref() else {
+        return;
+    };
+    for (name, definition) in schemas.iter_mut() {
+        let Some(message) = name
+            .strip_prefix("io.k8s.")
+            .and_then(|rest| schema.by_name(&format!("k8s.io.{rest}")))
+            .and_then(|index| schema.message(index))
+        else {
+            continue;
+        };
+        let Some(definition) = definition.as_object_mut() else {
+            continue;
+        };
+        if message.atomic {
+            definition.insert("x-kubernetes-map-type".into(), json!("atomic"));
+        }
+        let Some(properties) = definition
+            .get_mut("properties")
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        for (property, property_schema) in properties.iter_mut() {
+            let (Some(field), Some(property_schema)) = (
+                message.json_field(schema, property),
+                property_schema.as_object_mut(),
+            ) else {
+                continue;
+            };
+            match &field.merge {
+                Merge::ListMap(keys) => {
+                    property_schema.insert("x-kubernetes-list-type".into(), json!("map"));
+                    property_schema.insert("x-kubernetes-list-map-keys".into(), json!(keys));
+                }
+                Merge::ListSet => {
+                    property_schema.insert("x-kubernetes-list-type".into(), json!("set"));
+                }
+                Merge::MapAtomic => {
+                    property_schema.insert("x-kubernetes-map-type".into(), json!("atomic"));
+                }
+                Merge::Default => {}
+            }
+        }
+    }
 }
 
 /// The v3 document of one group/version (`api/v1`, `apis/apps/v1`), built once.
@@ -169,9 +224,30 @@ pub fn v3_group_version(path: &str) -> Option<&'static [u8]> {
     .map(Vec::as_slice)
 }
 
-/// The empty Swagger 2.0 document as JSON.
-pub fn v2_json() -> Value {
-    json!({"swagger": "2.0", "info": {"title": "Bulwark", "version": env!("CARGO_PKG_VERSION")}, "paths": {}, "definitions": {}})
+/// The Swagger 2.0 document as JSON: every served kind's definitions, as in v3 (built once).
+pub fn v2_json() -> &'static [u8] {
+    static DOC: OnceLock<Vec<u8>> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let mut definitions = Map::new();
+        for (g, v) in registry::group_versions() {
+            if let Some(Value::Object(schemas)) = build_gv(g, v)
+                .pointer_mut("/components/schemas")
+                .map(Value::take)
+            {
+                definitions.extend(schemas);
+            }
+        }
+        let doc = json!({
+            "swagger": "2.0",
+            "info": {"title": "Bulwark", "version": env!("CARGO_PKG_VERSION")},
+            "paths": {},
+            "definitions": definitions,
+        });
+        // v2 names its definitions' place differently; the schemas are the same.
+        doc.to_string()
+            .replace("\"#/components/schemas/", "\"#/definitions/")
+            .into_bytes()
+    })
 }
 
 fn proto_string(field: u8, text: &str, out: &mut Vec<u8>) {
@@ -241,6 +317,38 @@ mod tests {
                 .any(|p| p["name"] == "fieldValidation")
         );
         assert!(v3_group_version("apis/nope/v1").is_none());
+    }
+
+    #[test]
+    fn merge_rules_are_published() {
+        let doc: Value = serde_json::from_slice(v3_group_version("apis/apps/v1").unwrap()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let containers = &schemas["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
+        assert_eq!(containers["x-kubernetes-list-type"], "map");
+        assert_eq!(containers["x-kubernetes-list-map-keys"], json!(["name"]));
+        let ports = &schemas["io.k8s.api.core.v1.Container"]["properties"]["ports"];
+        assert_eq!(
+            ports["x-kubernetes-list-map-keys"],
+            json!(["containerPort", "protocol"])
+        );
+        assert_eq!(
+            schemas["io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector"]["x-kubernetes-map-type"],
+            "atomic"
+        );
+    }
+
+    #[test]
+    fn v2_has_the_v3_definitions() {
+        let doc: Value = serde_json::from_slice(v2_json()).unwrap();
+        assert_eq!(doc["swagger"], "2.0");
+        let deployment = &doc["definitions"]["io.k8s.api.apps.v1.Deployment"];
+        assert_eq!(
+            deployment["x-kubernetes-group-version-kind"][0]["kind"],
+            "Deployment"
+        );
+        let text = String::from_utf8_lossy(v2_json());
+        assert!(!text.contains("#/components/"));
+        assert!(doc["definitions"]["io.k8s.api.core.v1.ConfigMap"].is_object());
     }
 
     #[test]
