@@ -66,7 +66,7 @@ fn create(i: usize, tag: &str) -> http::Request<Body> {
 
 /// Requests per second for `n` requests made by `make`, `CONCURRENCY` at a time.
 async fn throughput(
-    state: &Arc<ApiState<EmbeddedEngine>>,
+    state: &Arc<ApiState>,
     n: usize,
     make: impl Fn(usize) -> http::Request<Body> + Send + Sync + 'static,
     expect: u16,

@@ -56,11 +56,7 @@ fn request(user: &str, group: &str) -> http::Request<Body> {
     request
 }
 
-async fn measure(
-    state: &Arc<ApiState<EmbeddedEngine>>,
-    user: &str,
-    group: &str,
-) -> (f64, f64, f64) {
+async fn measure(state: &Arc<ApiState>, user: &str, group: &str) -> (f64, f64, f64) {
     for _ in 0..1_000 {
         let r = pipeline::handle(Arc::clone(state), request(user, group)).await;
         assert_eq!(r.status(), 200);

@@ -48,7 +48,7 @@ pub fn default_state<E: Engine>(
     store: Store<E>,
     admin_group: &str,
     tokens: Option<Arc<crate::authn::sa_token::TokenKeys>>,
-) -> ApiState<E> {
+) -> ApiState {
     let mut authenticators: Vec<Box<dyn crate::authn::Authenticator>> =
         vec![Box::new(crate::authn::X509Authenticator)];
     if let Some(keys) = &tokens {
@@ -92,7 +92,7 @@ pub const BOOTSTRAP_KEY: &str = "/bulwark/bootstrap";
 /// Whether the first-start installation still has to run, claiming a fresh store for it.
 /// A store with the `default` namespace but no marker is a cluster from before the marker
 /// existed: its installation ran, and what an operator deleted since stays deleted.
-async fn installation_pending<E: Engine>(state: &ApiState<E>) -> Result<bool, ApiError> {
+async fn installation_pending(state: &ApiState) -> Result<bool, ApiError> {
     let internal = |e: StoreError| crate::http::error::from_store(e, "", "bootstrap", "");
     if let Some(kv) = state.objects.get(BOOTSTRAP_KEY).await.map_err(internal)? {
         return Ok(kv.value.as_ref() != b"done");
@@ -118,7 +118,7 @@ async fn installation_pending<E: Engine>(state: &ApiState<E>) -> Result<bool, Ap
 /// resumes after a crash), the shipped default CedarPolicy objects; starts the
 /// namespace-label mirror and, with Cedar policies, the policy sync; marks the server ready
 /// once the policies are in force.
-pub async fn bootstrap<E: Engine>(state: &Arc<ApiState<E>>) -> Result<(), ApiError> {
+pub async fn bootstrap(state: &Arc<ApiState>) -> Result<(), ApiError> {
     let def = registry::lookup("", "v1", "namespaces")
         .ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
     let installing = installation_pending(state).await?;
@@ -181,7 +181,7 @@ mod tests {
     use super::*;
     use bulwark_store::{EmbeddedEngine, StoreOptions};
 
-    async fn server(dir: &std::path::Path) -> Arc<ApiState<EmbeddedEngine>> {
+    async fn server(dir: &std::path::Path) -> Arc<ApiState> {
         let store = Store::open(
             EmbeddedEngine::open(dir.join("db")).unwrap(),
             StoreOptions::default(),
@@ -194,7 +194,7 @@ mod tests {
         Arc::new(state)
     }
 
-    async fn default_policies(state: &ApiState<EmbeddedEngine>) -> usize {
+    async fn default_policies(state: &ApiState) -> usize {
         let page = state
             .objects
             .list(

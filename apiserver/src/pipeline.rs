@@ -5,11 +5,13 @@
 //!    impersonate,
 //! 2. work out what is asked (non-resource path, discovery, or a resource request),
 //! 3. authorize (403 with the reason),
-//! 4. negotiate the response encoding, decode the request body ([`crate::codec`]: JSON or
-//!    protobuf, so handlers see objects) and dispatch to the handler (validation and
-//!    admission happen there, per verb),
-//! 5. log one line, record metrics, and record the audit event (see [`crate::audit::record`]),
-//! 6. encode the response as negotiated (JSON or protobuf, watch streams included).
+//! 4. negotiate the response encoding, decode the request body ([`crate::codec`]: JSON, YAML
+//!    or protobuf, so handlers see objects) and dispatch to the handler (typed decoding, the
+//!    kind's strategy, admission, the field manager and the object storage happen there, per
+//!    verb: [`crate::rest`]),
+//! 5. record the audit event (see [`crate::audit::record`]),
+//! 6. encode the response as negotiated (JSON or protobuf, watch streams included),
+//! 7. log one line and record metrics.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -19,7 +21,6 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bulwark_api::StatusReason;
 use bulwark_policies::Target;
-use bulwark_store::Engine;
 use http::{Method, Request, StatusCode};
 use serde_json::json;
 
@@ -41,7 +42,7 @@ use crate::state::ApiState;
 pub const KUBE_MINOR: &str = "33";
 
 /// Handles one HTTP request end to end.
-pub async fn handle<E: Engine>(state: Arc<ApiState<E>>, request: Request<Body>) -> Response {
+pub async fn handle(state: Arc<ApiState>, request: Request<Body>) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let mut log = LogFields::default();
@@ -134,8 +135,8 @@ fn not_found() -> ApiError {
     )
 }
 
-async fn run<E: Engine>(
-    state: &ApiState<E>,
+async fn run(
+    state: &ApiState,
     parts: &http::request::Parts,
     body: Body,
     log: &mut LogFields,
@@ -320,8 +321,8 @@ async fn run<E: Engine>(
 }
 
 /// Whether the service account a token is bound to still exists with the same uid.
-async fn service_account_exists<E: Engine>(
-    state: &ApiState<E>,
+async fn service_account_exists(
+    state: &ApiState,
     bound: &crate::authn::sa_token::BoundAccount,
 ) -> Result<bool, ApiError> {
     let def = crate::registry::lookup("", "v1", "serviceaccounts")
@@ -334,8 +335,8 @@ async fn service_account_exists<E: Engine>(
     Ok(crate::rest::object::meta_str(&obj, "uid") == Some(bound.uid.as_str()))
 }
 
-async fn dispatch_resource<E: Engine>(
-    ctx: &Ctx<'_, E>,
+async fn dispatch_resource(
+    ctx: &Ctx<'_>,
     req: &ResourceRequest,
     body: &RequestBody,
 ) -> Result<Response, ApiError> {
@@ -372,8 +373,8 @@ fn text(code: StatusCode, body: &'static str) -> Response {
         .into_response()
 }
 
-fn non_resource<E: Engine>(
-    state: &ApiState<E>,
+fn non_resource(
+    state: &ApiState,
     method: &Method,
     path: &str,
     headers: &http::HeaderMap,

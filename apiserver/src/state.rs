@@ -3,15 +3,13 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use bulwark_store::Engine;
-
 use crate::admission::AdmissionPlugin;
 use crate::authn::Authenticator;
 use crate::authz::Authorizer;
 use crate::http::metrics::Metrics;
 use crate::storage::event_cache::EventCache;
 
-impl<E: Engine> ApiState<E> {
+impl ApiState {
     /// Puts `limits` in force (before serving): the limits themselves and the counters that
     /// enforce them.
     pub fn apply_limits(&mut self, limits: crate::http::limits::Limits) {
@@ -26,9 +24,9 @@ impl<E: Engine> ApiState<E> {
 }
 
 /// Everything a request handler needs.
-pub struct ApiState<E: Engine> {
+pub struct ApiState {
     /// Where objects live: the store behind the value transformer.
-    pub objects: crate::storage::ObjectStorage<E>,
+    pub objects: crate::storage::ObjectStorage,
     /// Authentication chain, tried in order.
     pub authenticators: Vec<Box<dyn Authenticator>>,
     /// The authorization stage.

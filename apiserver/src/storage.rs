@@ -15,6 +15,7 @@ use std::sync::Arc;
 use bulwark_store::{
     Engine, Event, KeyValue, ListOptions, ListPage, Revision, Store, StoreError, Watcher,
 };
+use futures::future::BoxFuture;
 use serde_json::Value;
 
 pub use transformer::{Identity, TransformError, ValueTransformer};
@@ -23,28 +24,118 @@ use crate::http::error::ApiError;
 use crate::registry::ResourceDef;
 use crate::registry::convert;
 
+/// What object storage needs of a store, object-safe: the engine type stays behind it, so
+/// nothing above storage is generic over engines.
+trait StoreHandle: Send + Sync {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<KeyValue>, StoreError>>;
+    fn create<'a>(
+        &'a self,
+        key: &'a str,
+        value: Vec<u8>,
+    ) -> BoxFuture<'a, Result<KeyValue, StoreError>>;
+    fn update<'a>(
+        &'a self,
+        key: &'a str,
+        value: Vec<u8>,
+        expected: Option<Revision>,
+    ) -> BoxFuture<'a, Result<KeyValue, StoreError>>;
+    fn delete<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<Revision>,
+    ) -> BoxFuture<'a, Result<(Revision, KeyValue), StoreError>>;
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+        options: ListOptions,
+    ) -> BoxFuture<'a, Result<ListPage, StoreError>>;
+    fn watch<'a>(
+        &'a self,
+        prefix: &'a str,
+        after: Revision,
+    ) -> BoxFuture<'a, Result<Box<dyn EventSource>, StoreError>>;
+}
+
+/// A store watcher, object-safe.
+trait EventSource: Send {
+    fn next(&mut self) -> BoxFuture<'_, Result<Arc<Event>, StoreError>>;
+    fn revision(&self) -> Revision;
+}
+
+impl<E: Engine> StoreHandle for Store<E> {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<KeyValue>, StoreError>> {
+        Box::pin(Store::get(self, key))
+    }
+
+    fn create<'a>(
+        &'a self,
+        key: &'a str,
+        value: Vec<u8>,
+    ) -> BoxFuture<'a, Result<KeyValue, StoreError>> {
+        Box::pin(Store::create(self, key, value))
+    }
+
+    fn update<'a>(
+        &'a self,
+        key: &'a str,
+        value: Vec<u8>,
+        expected: Option<Revision>,
+    ) -> BoxFuture<'a, Result<KeyValue, StoreError>> {
+        Box::pin(Store::update(self, key, value, expected))
+    }
+
+    fn delete<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<Revision>,
+    ) -> BoxFuture<'a, Result<(Revision, KeyValue), StoreError>> {
+        Box::pin(Store::delete(self, key, expected))
+    }
+
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+        options: ListOptions,
+    ) -> BoxFuture<'a, Result<ListPage, StoreError>> {
+        Box::pin(Store::list(self, prefix, options))
+    }
+
+    fn watch<'a>(
+        &'a self,
+        prefix: &'a str,
+        after: Revision,
+    ) -> BoxFuture<'a, Result<Box<dyn EventSource>, StoreError>> {
+        Box::pin(async move {
+            let watcher = Store::watch(self, prefix, after).await?;
+            Ok(Box::new(watcher) as Box<dyn EventSource>)
+        })
+    }
+}
+
+impl<E: Engine> EventSource for Watcher<E> {
+    fn next(&mut self) -> BoxFuture<'_, Result<Arc<Event>, StoreError>> {
+        Box::pin(Watcher::next(self))
+    }
+
+    fn revision(&self) -> Revision {
+        Watcher::revision(self)
+    }
+}
+
 /// The store behind the value transformer: every value written goes through
 /// [`ValueTransformer::stored_form`], every value read (get, list, watch) through
-/// [`ValueTransformer::plain_form`]. Cheap to clone.
-pub struct ObjectStorage<E: Engine> {
-    store: Store<E>,
+/// [`ValueTransformer::plain_form`]. Cheap to clone; not generic over the store's engine.
+#[derive(Clone)]
+pub struct ObjectStorage {
+    store: Arc<dyn StoreHandle>,
     transformer: Arc<dyn ValueTransformer>,
 }
 
-impl<E: Engine> std::fmt::Debug for ObjectStorage<E> {
+impl std::fmt::Debug for ObjectStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ObjectStorage")
             .field("transformer", &self.transformer)
             .finish_non_exhaustive()
-    }
-}
-
-impl<E: Engine> Clone for ObjectStorage<E> {
-    fn clone(&self) -> Self {
-        Self {
-            store: self.store.clone(),
-            transformer: Arc::clone(&self.transformer),
-        }
     }
 }
 
@@ -53,16 +144,13 @@ fn transform_error(e: TransformError) -> StoreError {
     StoreError::engine("transformer", e)
 }
 
-impl<E: Engine> ObjectStorage<E> {
+impl ObjectStorage {
     /// `store` behind `transformer`.
-    pub fn new(store: Store<E>, transformer: Arc<dyn ValueTransformer>) -> Self {
-        Self { store, transformer }
-    }
-
-    /// The store itself, for its lifecycle (closing it on shutdown) and revisions; objects
-    /// are read and written through the methods here.
-    pub fn store(&self) -> &Store<E> {
-        &self.store
+    pub fn new<E: Engine>(store: Store<E>, transformer: Arc<dyn ValueTransformer>) -> Self {
+        Self {
+            store: Arc::new(store),
+            transformer,
+        }
     }
 
     fn open(&self, mut kv: KeyValue) -> Result<KeyValue, StoreError> {
@@ -138,11 +226,7 @@ impl<E: Engine> ObjectStorage<E> {
     }
 
     /// The changes under `prefix` after revision `after`.
-    pub async fn watch(
-        &self,
-        prefix: &str,
-        after: Revision,
-    ) -> Result<ObjectWatcher<E>, StoreError> {
+    pub async fn watch(&self, prefix: &str, after: Revision) -> Result<ObjectWatcher, StoreError> {
         Ok(ObjectWatcher {
             watcher: self.store.watch(prefix, after).await?,
             transformer: Arc::clone(&self.transformer),
@@ -151,12 +235,12 @@ impl<E: Engine> ObjectStorage<E> {
 }
 
 /// A store watcher whose events carry plain values.
-pub struct ObjectWatcher<E: Engine> {
-    watcher: Watcher<E>,
+pub struct ObjectWatcher {
+    watcher: Box<dyn EventSource>,
     transformer: Arc<dyn ValueTransformer>,
 }
 
-impl<E: Engine> ObjectWatcher<E> {
+impl ObjectWatcher {
     /// The revision the watcher has seen up to.
     pub fn revision(&self) -> Revision {
         self.watcher.revision()

@@ -16,7 +16,6 @@ use bulwark_api::StatusReason;
 use bulwark_audit::index::{Decision, parse_time};
 use bulwark_audit::query::{MAX_LIMIT, Page, Query};
 use bulwark_audit::{AuditError, AuditReader};
-use bulwark_store::Engine;
 use http::StatusCode;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -48,7 +47,7 @@ struct EventList {
 }
 
 /// Reads the query from the request's parameters and path.
-fn parse_query<E: Engine>(ctx: &Ctx<'_, E>) -> Result<Query, ApiError> {
+fn parse_query(ctx: &Ctx<'_>) -> Result<Query, ApiError> {
     let text = |key: &str| {
         ctx.query
             .get(key)
@@ -94,7 +93,7 @@ fn parse_query<E: Engine>(ctx: &Ctx<'_, E>) -> Result<Query, ApiError> {
 }
 
 /// Lists audit events.
-pub async fn list<E: Engine>(ctx: &Ctx<'_, E>) -> Result<Response, ApiError> {
+pub async fn list(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let reader: Arc<AuditReader> = ctx
         .state
         .auditing

@@ -15,7 +15,6 @@ use axum::response::Response;
 use bulwark_api::StatusCause;
 use bulwark_api::status::Status;
 use bulwark_policies::Target;
-use bulwark_store::Engine;
 use http::StatusCode;
 use serde_json::{Value, json};
 
@@ -45,8 +44,8 @@ fn invalid(kind: &str, field: &str, message: &str) -> ApiError {
 }
 
 /// Decides `attributes` for `subject`, with the namespace's labels.
-fn decide<E: Engine>(
-    ctx: &Ctx<'_, E>,
+fn decide(
+    ctx: &Ctx<'_>,
     subject: &UserInfo,
     spec: &Value,
     namespace_override: Option<&str>,
@@ -130,7 +129,7 @@ fn subject_of(kind: &str, spec: &Value) -> Result<UserInfo, ApiError> {
     })
 }
 
-fn rules_review<E: Engine>(ctx: &Ctx<'_, E>, spec: &Value) -> Value {
+fn rules_review(ctx: &Ctx<'_>, spec: &Value) -> Value {
     let namespace = string(spec, "/namespace");
     // (group, verbs) → resources, so rules with the same verbs share a line.
     let mut rules: BTreeMap<(String, Vec<&str>), Vec<String>> = BTreeMap::new();
@@ -222,7 +221,7 @@ fn rules_review<E: Engine>(ctx: &Ctx<'_, E>, spec: &Value) -> Value {
 }
 
 /// POST of an access review: decide and answer, storing nothing.
-pub async fn create<E: Engine>(ctx: &Ctx<'_, E>, body: &Value) -> Result<Response, ApiError> {
+pub async fn create(ctx: &Ctx<'_>, body: &Value) -> Result<Response, ApiError> {
     let kind = ctx.def().kind;
     let mut review = body.clone();
     crate::rest::object::check_kind(ctx.def(), &mut review)?;

@@ -67,8 +67,8 @@ pub fn check_request(
 
 /// Before a node's GET of a pod: the stored pod must be bound to it (whatever format the
 /// response would be in).
-pub async fn check_get<E: bulwark_store::Engine>(
-    state: &crate::state::ApiState<E>,
+pub async fn check_get(
+    state: &crate::state::ApiState,
     user: &UserInfo,
     req: &ResourceRequest,
 ) -> Result<(), ApiError> {

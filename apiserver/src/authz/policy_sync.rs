@@ -19,7 +19,7 @@ use bulwark_api::cedar_policy::{CedarPolicy, CedarPolicyKind, CedarPolicyMode};
 use bulwark_policies::engine::{Skipped, Snapshot};
 use bulwark_policies::rbac::RbacSet;
 use bulwark_policies::{CompiledPolicies, PolicyEngine, PolicyKind};
-use bulwark_store::{Engine, StoreError};
+use bulwark_store::StoreError;
 use rayon::prelude::*;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
@@ -406,8 +406,8 @@ fn same_status(current: Option<&Value>, wanted: &Value) -> bool {
 }
 
 /// Writes wanted statuses (compare-and-swap; a lost race is retried with the fresh object).
-async fn write_statuses<E: Engine>(
-    store: crate::storage::ObjectStorage<E>,
+async fn write_statuses(
+    store: crate::storage::ObjectStorage,
     def: &'static ResourceDef,
     mut wanted: mpsc::UnboundedReceiver<Vec<WantedStatus>>,
 ) {
@@ -467,8 +467,8 @@ async fn write_statuses<E: Engine>(
 /// Starts mirroring CedarPolicy objects into `engine` (authorization) and `admission`, and
 /// RBAC roles and bindings (translated into Cedar grants) into `engine`; resolves once the
 /// first set of objects is in force (the server is not ready before that).
-pub async fn start<E: Engine>(
-    store: crate::storage::ObjectStorage<E>,
+pub async fn start(
+    store: crate::storage::ObjectStorage,
     engine: Arc<PolicyEngine>,
     admission: Arc<AdmissionEngine>,
     rbac_roles: Arc<arc_swap::ArcSwap<RbacSet>>,
@@ -538,9 +538,7 @@ pub async fn start<E: Engine>(
 
 /// Installs the shipped default policies as CedarPolicy objects (first start only: an
 /// operator who deletes or edits them later keeps that choice).
-pub async fn install_defaults<E: Engine>(
-    store: &crate::storage::ObjectStorage<E>,
-) -> Result<(), ApiError> {
+pub async fn install_defaults(store: &crate::storage::ObjectStorage) -> Result<(), ApiError> {
     let def = cedar_policy_def()?;
     let authorization = bulwark_policies::engine::DEFAULT_SOURCES
         .iter()

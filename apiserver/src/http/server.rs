@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bulwark_pki::CertIdentity;
-use bulwark_store::Engine;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -40,15 +39,15 @@ const HTTP2_MAX_HEADER_LIST: u32 = 256 * 1024;
 const REFUSAL_SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
 
 /// What every connection task shares.
-struct Listener<E: Engine> {
-    state: Arc<ApiState<E>>,
+struct Listener {
+    state: Arc<ApiState>,
     acceptor: TlsAcceptor,
     limits: ConnectionLimits,
     refusals: Arc<RefusalLog>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
-impl<E: Engine> Listener<E> {
+impl Listener {
     /// Counts a connection closed by `limit`; all but idle closes (routine hygiene for
     /// long-lived clients, not a refusal) also go into the next audit summary.
     fn refuse(&self, limit: Limit, peer: IpAddr) {
@@ -60,10 +59,10 @@ impl<E: Engine> Listener<E> {
 }
 
 /// Serves `state` on `listener` with `tls` until `shutdown` resolves.
-pub async fn serve<E: Engine>(
+pub async fn serve(
     listener: TcpListener,
     tls: rustls::ServerConfig,
-    state: Arc<ApiState<E>>,
+    state: Arc<ApiState>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) {
     let limits = state.limits.connections.clone();
@@ -129,9 +128,9 @@ pub async fn serve<E: Engine>(
 
 /// Writes a summary of connection refusals every interval until shutdown; returns what was
 /// refused since the last one.
-async fn summarise_refusals<E: Engine>(
+async fn summarise_refusals(
     refusals: Arc<RefusalLog>,
-    state: Arc<ApiState<E>>,
+    state: Arc<ApiState>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Option<crate::http::connections::RefusalSummary> {
     let mut tick = tokio::time::interval(REFUSAL_SUMMARY_INTERVAL);
@@ -148,10 +147,7 @@ async fn summarise_refusals<E: Engine>(
     }
 }
 
-async fn record_summary<E: Engine>(
-    state: &ApiState<E>,
-    summary: crate::http::connections::RefusalSummary,
-) {
+async fn record_summary(state: &ApiState, summary: crate::http::connections::RefusalSummary) {
     let event = summary.event(REFUSAL_SUMMARY_INTERVAL);
     tracing::warn!(
         refused = ?event.annotations.get("limits.bulwark.dev/refused"),
@@ -163,8 +159,8 @@ async fn record_summary<E: Engine>(
     }
 }
 
-async fn serve_connection<E: Engine>(
-    listener: Arc<Listener<E>>,
+async fn serve_connection(
+    listener: Arc<Listener>,
     tcp: TcpStream,
     peer: SocketAddr,
     slot: ConnectionSlot,

@@ -3,7 +3,7 @@
 
 use axum::response::{IntoResponse, Response};
 use bulwark_api::{FieldSelector, LabelSelector, Status};
-use bulwark_store::{Engine, ListOptions, Revision};
+use bulwark_store::{ListOptions, Revision};
 use http::StatusCode;
 use serde_json::{Value, json};
 
@@ -83,8 +83,8 @@ pub struct Page<T = Value> {
 }
 
 /// Reads up to `limit` matching objects (0 = all), continuing from `token`.
-pub async fn read_page<E: Engine>(
-    ctx: &Ctx<'_, E>,
+pub async fn read_page(
+    ctx: &Ctx<'_>,
     selectors: &Selectors,
     limit: usize,
     token: Option<String>,
@@ -101,8 +101,8 @@ pub async fn read_page<E: Engine>(
 /// Reads up to `limit` objects that `select` keeps (0 = all), continuing from `token`; pages
 /// through the store so that a selective filter still fills the page, and returns a token
 /// that resumes exactly after the last object read.
-async fn read_page_with<E: Engine, T>(
-    ctx: &Ctx<'_, E>,
+async fn read_page_with<T>(
+    ctx: &Ctx<'_>,
     limit: usize,
     mut token: Option<String>,
     revision: Option<Revision>,
@@ -152,7 +152,7 @@ fn list_kind(def: &ResourceDef) -> String {
 }
 
 /// GET a collection.
-pub async fn list<E: Engine>(ctx: &Ctx<'_, E>) -> Result<Response, ApiError> {
+pub async fn list(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let selectors = Selectors::parse(ctx.def(), ctx.query)?;
     let limit = usize::try_from(ctx.query.uint("limit")?.unwrap_or(0)).unwrap_or(usize::MAX);
     let token = ctx
@@ -228,10 +228,7 @@ fn raw_list(def: &ResourceDef, page: Page<Vec<u8>>) -> Response {
 }
 
 /// DELETE a collection: deletes every matching object (upstream's rules per object).
-pub async fn delete_collection<E: Engine>(
-    ctx: &Ctx<'_, E>,
-    body: Option<&Value>,
-) -> Result<Response, ApiError> {
+pub async fn delete_collection(ctx: &Ctx<'_>, body: Option<&Value>) -> Result<Response, ApiError> {
     let selectors = Selectors::parse(ctx.def(), ctx.query)?;
     let opts = DeleteOptions::parse(body, ctx.query)?;
     let page = read_page(ctx, &selectors, 0, None, None).await?;

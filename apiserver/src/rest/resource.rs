@@ -4,7 +4,7 @@
 
 use axum::response::Response;
 use bulwark_api::{Status, StatusReason};
-use bulwark_store::{Engine, KeyValue, Revision, StoreError};
+use bulwark_store::{KeyValue, Revision, StoreError};
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
@@ -27,9 +27,9 @@ use crate::storage;
 const MAX_RETRIES: usize = 16;
 
 /// One request's context.
-pub struct Ctx<'a, E: Engine> {
+pub struct Ctx<'a> {
     /// Shared state.
-    pub state: &'a ApiState<E>,
+    pub state: &'a ApiState,
     /// What is addressed.
     pub req: &'a ResourceRequest,
     /// Query parameters.
@@ -44,7 +44,7 @@ pub struct Ctx<'a, E: Engine> {
     pub format: Format,
 }
 
-impl<E: Engine> Ctx<'_, E> {
+impl Ctx<'_> {
     /// The resource definition.
     pub fn def(&self) -> &'static ResourceDef {
         self.req.def
@@ -276,7 +276,7 @@ pub fn validate_fields(
 }
 
 /// GET one object (or its status).
-pub async fn get<E: Engine>(ctx: &Ctx<'_, E>) -> Result<Response, ApiError> {
+pub async fn get(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let (_, obj) = ctx.current().await?;
     if ctx.req.subresource == Some(Subresource::Scale) {
         return Ok(respond::json(
@@ -289,7 +289,7 @@ pub async fn get<E: Engine>(ctx: &Ctx<'_, E>) -> Result<Response, ApiError> {
 }
 
 /// POST: create.
-pub async fn create<E: Engine>(ctx: &Ctx<'_, E>, mut obj: Value) -> Result<Response, ApiError> {
+pub async fn create(ctx: &Ctx<'_>, mut obj: Value) -> Result<Response, ApiError> {
     object::check_kind(ctx.def(), &mut obj)?;
     let (mut obj, mut warnings) = validate_fields(ctx.def(), &obj, ctx.query.field_validation()?)?;
     object::prepare_create(ctx.def(), &mut obj, ctx.namespace())?;
@@ -324,13 +324,8 @@ pub struct Written {
 /// compare-and-swap. A race is retried unless the caller pinned a resourceVersion (409).
 /// Objects whose deletion is pending and whose last finalizer goes away are deleted.
 /// The writer gets the fields it changed in `managedFields`.
-pub async fn read_modify_write<E, F>(
-    ctx: &Ctx<'_, E>,
-    verb: Verb,
-    mutate: F,
-) -> Result<Written, ApiError>
+pub async fn read_modify_write<F>(ctx: &Ctx<'_>, verb: Verb, mutate: F) -> Result<Written, ApiError>
 where
-    E: Engine,
     F: FnMut(&Value) -> Result<(Value, Vec<String>), ApiError>,
 {
     modify(ctx, verb, Ownership::Changed, mutate).await
@@ -345,14 +340,13 @@ enum Ownership {
     Set,
 }
 
-async fn modify<E, F>(
-    ctx: &Ctx<'_, E>,
+async fn modify<F>(
+    ctx: &Ctx<'_>,
     verb: Verb,
     ownership: Ownership,
     mut mutate: F,
 ) -> Result<Written, ApiError>
 where
-    E: Engine,
     F: FnMut(&Value) -> Result<(Value, Vec<String>), ApiError>,
 {
     let dry_run = ctx.query.dry_run()?;
@@ -456,7 +450,7 @@ fn prepared_update(
 }
 
 /// PUT: replace (main resource or status).
-pub async fn update<E: Engine>(ctx: &Ctx<'_, E>, submitted: Value) -> Result<Response, ApiError> {
+pub async fn update(ctx: &Ctx<'_>, submitted: Value) -> Result<Response, ApiError> {
     match ctx.req.subresource {
         Some(Subresource::Scale) => {
             return crate::rest::subresource::write_scale(ctx, |_| Ok(submitted.clone())).await;
@@ -480,7 +474,7 @@ pub const APPLY_PATCH: &str = "application/apply-patch+yaml";
 
 /// PATCH: JSON, merge or strategic merge patch (main resource, status or scale), or
 /// server-side apply.
-pub async fn patch<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response, ApiError> {
+pub async fn patch(ctx: &Ctx<'_>, body: &[u8]) -> Result<Response, ApiError> {
     let content_type = negotiate::content_type(ctx.headers);
     if content_type == APPLY_PATCH {
         return apply(ctx, body).await;
@@ -531,7 +525,7 @@ pub async fn patch<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response,
 /// PATCH with `application/apply-patch+yaml`: server-side apply of a (partial) configuration
 /// by `fieldManager`, creating the object if it does not exist (which needs `create`
 /// permission too: a grant to patch is not a grant to create).
-async fn apply<E: Engine>(ctx: &Ctx<'_, E>, body: &[u8]) -> Result<Response, ApiError> {
+async fn apply(ctx: &Ctx<'_>, body: &[u8]) -> Result<Response, ApiError> {
     let def = ctx.def();
     if matches!(
         ctx.req.subresource,
@@ -745,10 +739,7 @@ pub enum Deleted {
 }
 
 /// Deletes one object following upstream's rules.
-pub async fn delete_one<E: Engine>(
-    ctx: &Ctx<'_, E>,
-    opts: &DeleteOptions,
-) -> Result<Deleted, ApiError> {
+pub async fn delete_one(ctx: &Ctx<'_>, opts: &DeleteOptions) -> Result<Deleted, ApiError> {
     let dry_run = opts.dry_run;
     for _ in 0..MAX_RETRIES {
         let (kv, old) = ctx.current().await?;
@@ -833,10 +824,7 @@ pub async fn delete_one<E: Engine>(
 }
 
 /// DELETE one object.
-pub async fn delete<E: Engine>(
-    ctx: &Ctx<'_, E>,
-    body: Option<&Value>,
-) -> Result<Response, ApiError> {
+pub async fn delete(ctx: &Ctx<'_>, body: Option<&Value>) -> Result<Response, ApiError> {
     let opts = DeleteOptions::parse(body, ctx.query)?;
     match delete_one(ctx, &opts).await? {
         Deleted::Pending(obj) => Ok(ctx.respond(StatusCode::OK, &obj, &[])),

@@ -8,7 +8,6 @@
 
 use axum::response::Response;
 use bulwark_api::{Status, StatusCause};
-use bulwark_store::Engine;
 use http::StatusCode;
 use serde_json::{Value, json};
 
@@ -28,11 +27,7 @@ fn condition_types(conditions: &[Value]) -> Vec<&str> {
 /// Upstream's rules for changing a CSR's conditions: an `Approved` or `Denied` condition, once
 /// there, stays (a denied request can never become approved, nor an approved one denied), and
 /// no condition type appears twice.
-fn check_approval_transition<E: Engine>(
-    ctx: &Ctx<'_, E>,
-    old: &Value,
-    new: &[Value],
-) -> Result<(), ApiError> {
+fn check_approval_transition(ctx: &Ctx<'_>, old: &Value, new: &[Value]) -> Result<(), ApiError> {
     let old_conditions = old
         .pointer("/status/conditions")
         .and_then(Value::as_array)
@@ -73,7 +68,7 @@ fn check_approval_transition<E: Engine>(
 /// (`certificates.k8s.io/signers`, named by the signer or by `<domain>/*`), besides update on
 /// the approval subresource; otherwise anyone allowed to update approvals could approve a
 /// request for any signer, including the cluster's client signer.
-fn check_signer_approval<E: Engine>(ctx: &Ctx<'_, E>, csr: &Value) -> Result<(), ApiError> {
+fn check_signer_approval(ctx: &Ctx<'_>, csr: &Value) -> Result<(), ApiError> {
     let signer = csr
         .pointer("/spec/signerName")
         .and_then(Value::as_str)
@@ -128,7 +123,7 @@ pub fn scale_of(obj: &Value) -> Value {
 }
 
 /// Writes `spec.replicas` from a new Scale computed by `change` from the current one.
-pub async fn write_scale<E: Engine, F>(ctx: &Ctx<'_, E>, change: F) -> Result<Response, ApiError>
+pub async fn write_scale<F>(ctx: &Ctx<'_>, change: F) -> Result<Response, ApiError>
 where
     F: Fn(&Value) -> Result<Value, ApiError>,
 {
@@ -177,10 +172,7 @@ where
 }
 
 /// Writes a CSR's approval conditions from `submitted`, nothing else.
-pub async fn write_approval<E: Engine>(
-    ctx: &Ctx<'_, E>,
-    submitted: &Value,
-) -> Result<Response, ApiError> {
+pub async fn write_approval(ctx: &Ctx<'_>, submitted: &Value) -> Result<Response, ApiError> {
     let conditions = submitted
         .pointer("/status/conditions")
         .cloned()
@@ -246,7 +238,7 @@ pub async fn write_approval<E: Engine>(
 }
 
 /// POST `pods/<name>/binding`: sets `spec.nodeName` of an unbound pod.
-pub async fn bind<E: Engine>(ctx: &Ctx<'_, E>, binding: &Value) -> Result<Response, ApiError> {
+pub async fn bind(ctx: &Ctx<'_>, binding: &Value) -> Result<Response, ApiError> {
     let node = binding
         .pointer("/target/name")
         .and_then(Value::as_str)
@@ -305,10 +297,7 @@ pub async fn bind<E: Engine>(ctx: &Ctx<'_, E>, binding: &Value) -> Result<Respon
 }
 
 /// POST `serviceaccounts/<name>/token`: issues a bound token (TokenRequest).
-pub async fn token_request<E: Engine>(
-    ctx: &Ctx<'_, E>,
-    request: &Value,
-) -> Result<Response, ApiError> {
+pub async fn token_request(ctx: &Ctx<'_>, request: &Value) -> Result<Response, ApiError> {
     use crate::authn::sa_token::{DEFAULT_EXPIRATION, ISSUER, MAX_EXPIRATION, MIN_EXPIRATION};
     let name = ctx.req.name.clone().unwrap_or_default();
     let Some(keys) = &ctx.state.tokens else {

@@ -21,7 +21,7 @@ use std::time::Duration;
 use crate::storage::event_cache::encode_line;
 use axum::body::Body;
 use axum::response::Response;
-use bulwark_store::{Engine, Event, Revision, StoreError};
+use bulwark_store::{Event, Revision, StoreError};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
@@ -103,8 +103,8 @@ fn translate<'a>(
 }
 
 /// One byte-bounded page of the initial state (the first one at the latest revision).
-async fn initial_page<E: Engine>(
-    store: &crate::storage::ObjectStorage<E>,
+async fn initial_page(
+    store: &crate::storage::ObjectStorage,
     prefix: &str,
     continue_token: Option<String>,
     max_bytes: usize,
@@ -147,7 +147,7 @@ fn initial_line(
 }
 
 /// GET with `watch=true`.
-pub async fn watch<E: Engine>(ctx: &Ctx<'_, E>) -> Result<Response, ApiError> {
+pub async fn watch(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let def = ctx.def();
     let selectors = Selectors::parse(def, ctx.query)?;
     let name = ctx.req.name.clone();

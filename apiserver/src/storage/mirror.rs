@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bulwark_store::{Engine, EventKind, ListOptions, Revision};
+use bulwark_store::{EventKind, ListOptions, Revision};
 use futures::FutureExt;
 use serde_json::Value;
 
@@ -40,8 +40,8 @@ fn insert(objects: &mut Objects, def: &'static ResourceDef, kv: &bulwark_store::
 }
 
 /// Lists every object of `def` at one revision.
-async fn list_all<E: Engine>(
-    store: &crate::storage::ObjectStorage<E>,
+async fn list_all(
+    store: &crate::storage::ObjectStorage,
     def: &'static ResourceDef,
 ) -> Result<(Objects, Revision), ApiError> {
     let prefix = storage::collection_prefix(def, None);
@@ -71,12 +71,11 @@ async fn list_all<E: Engine>(
 
 /// Mirrors `def` forever, calling `on_change` with the whole set after the initial list and
 /// after every batch of changes (changes that arrive together are applied together).
-pub async fn run<E, F>(
-    store: crate::storage::ObjectStorage<E>,
+pub async fn run<F>(
+    store: crate::storage::ObjectStorage,
     def: &'static ResourceDef,
     mut on_change: F,
 ) where
-    E: Engine,
     F: FnMut(&Objects) + Send,
 {
     let mut backoff = Duration::from_millis(100);
@@ -93,13 +92,12 @@ pub async fn run<E, F>(
 }
 
 /// One list and the watch after it; returns only on error (or when the store closes).
-async fn follow<E, F>(
-    store: &crate::storage::ObjectStorage<E>,
+async fn follow<F>(
+    store: &crate::storage::ObjectStorage,
     def: &'static ResourceDef,
     on_change: &mut F,
 ) -> Result<(), ApiError>
 where
-    E: Engine,
     F: FnMut(&Objects) + Send,
 {
     let (mut objects, revision) = list_all(store, def).await?;
