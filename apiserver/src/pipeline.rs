@@ -343,8 +343,7 @@ async fn dispatch_resource(
     use crate::registry::{Serving, Subresource};
     match req.def.serving {
         Serving::Stored => {}
-        Serving::Review => return crate::authz::access_review::create(ctx, body.object()?).await,
-        Serving::AuditLog => return crate::audit::query::list(ctx).await,
+        Serving::Handler(handler) => return handler.handle(ctx, body).await,
     }
     match (req.verb, req.subresource) {
         (Verb::Get, _) => resource::get(ctx).await,

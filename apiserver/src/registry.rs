@@ -52,15 +52,12 @@ impl Subresource {
 }
 
 /// Where a resource's objects come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub enum Serving {
     /// Stored objects with the full set of verbs.
     Stored,
-    /// Create-only and unstored (the access reviews): the server answers in the response and
-    /// keeps nothing.
-    Review,
-    /// List-only, read from the audit log (`audit.bulwark.dev/v1` events).
-    AuditLog,
+    /// Served by a handler (the access reviews, the audit events API).
+    Handler(&'static dyn crate::rest::handler::RestHandler),
 }
 
 impl Serving {
@@ -68,8 +65,7 @@ impl Serving {
     pub fn verbs(self) -> &'static [&'static str] {
         match self {
             Self::Stored => crate::discovery::VERBS,
-            Self::Review => &["create"],
-            Self::AuditLog => &["list"],
+            Self::Handler(handler) => handler.verbs(),
         }
     }
 }
@@ -123,7 +119,7 @@ impl ResourceDef {
 
     /// Whether objects are stored (every verb served).
     pub fn stored(&self) -> bool {
-        self.serving == Serving::Stored
+        matches!(self.serving, Serving::Stored)
     }
 
     /// Whether the kind has `sub`.
@@ -182,7 +178,7 @@ macro_rules! review {
             subresources: &[],
             name_rule: NameRule::PathSegment,
             extra_fields: &[],
-            serving: Serving::Review,
+            serving: Serving::Handler(&crate::authz::access_review::Reviews),
             strategy: &$strategy,
         }
     };
@@ -299,7 +295,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         subresources: &[],
         name_rule: NameRule::PathSegment,
         extra_fields: &[],
-        serving: Serving::AuditLog,
+        serving: Serving::Handler(&crate::audit::query::AuditEvents),
         strategy: &kinds::bulwark::AuditEvents,
     },
 ];

@@ -3,6 +3,7 @@
 
 pub(crate) mod collection;
 pub(crate) mod fieldmanager;
+pub mod handler;
 pub(crate) mod object;
 pub mod patch;
 pub(crate) mod resource;

@@ -92,8 +92,26 @@ fn parse_query(ctx: &Ctx<'_>) -> Result<Query, ApiError> {
     })
 }
 
+/// The audit events API's handler: list only, read from the audit log.
+#[derive(Debug)]
+pub struct AuditEvents;
+
+impl crate::rest::handler::RestHandler for AuditEvents {
+    fn verbs(&self) -> &'static [&'static str] {
+        &["list"]
+    }
+
+    fn handle<'a>(
+        &'a self,
+        ctx: &'a Ctx<'a>,
+        _body: &'a crate::codec::request::RequestBody,
+    ) -> futures::future::BoxFuture<'a, Result<Response, ApiError>> {
+        Box::pin(list(ctx))
+    }
+}
+
 /// Lists audit events.
-pub async fn list(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
+async fn list(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let reader: Arc<AuditReader> = ctx
         .state
         .auditing

@@ -220,8 +220,26 @@ fn rules_review(ctx: &Ctx<'_>, spec: &Value) -> Value {
     status
 }
 
+/// The access review kinds' handler: create only, answered and never stored.
+#[derive(Debug)]
+pub struct Reviews;
+
+impl crate::rest::handler::RestHandler for Reviews {
+    fn verbs(&self) -> &'static [&'static str] {
+        &["create"]
+    }
+
+    fn handle<'a>(
+        &'a self,
+        ctx: &'a Ctx<'a>,
+        body: &'a crate::codec::request::RequestBody,
+    ) -> futures::future::BoxFuture<'a, Result<Response, ApiError>> {
+        Box::pin(async move { create(ctx, body.object()?).await })
+    }
+}
+
 /// POST of an access review: decide and answer, storing nothing.
-pub async fn create(ctx: &Ctx<'_>, body: &Value) -> Result<Response, ApiError> {
+async fn create(ctx: &Ctx<'_>, body: &Value) -> Result<Response, ApiError> {
     let kind = ctx.def().kind;
     let mut review = body.clone();
     crate::rest::object::check_kind(ctx.def(), &mut review)?;
