@@ -225,53 +225,32 @@ impl EngineJob for Server {
         // compiled-in bootstrap tier is in force.
         let (engine, _) = bulwark_policies::PolicyEngine::new(&[])?;
         let engine = Arc::new(engine);
-        let mut state =
-            bulwark_apiserver::default_state(store.clone(), ADMIN_GROUP, Some(Arc::new(tokens)));
         let limits = args.limits.limits();
         if limits == bulwark_apiserver::http::limits::Limits::dangerous_unlimited() {
             tracing::warn!("--dangerous-no-limits: every limit is raised out of the way");
         } else if limits != bulwark_apiserver::http::limits::Limits::default() {
             tracing::info!(?limits, "limits differ from the defaults");
         }
-        state.apply_limits(limits);
-        state.authorizer = Box::new(bulwark_apiserver::authz::CedarAuthorizer::new(Arc::clone(
-            &engine,
-        )));
-        state.admission.push(Box::new(
-            bulwark_apiserver::admission::policy::CedarPolicyAdmission::new(
-                Arc::clone(&engine),
-                Arc::clone(&state.admission_policies),
-            ),
-        ));
-        state.admission.push(Box::new(
-            bulwark_apiserver::admission::rbac::RbacAdmission::new(
-                Arc::clone(&engine),
-                Arc::clone(&state.rbac_roles),
-            ),
-        ));
-        state.admission.push(Box::new(
-            bulwark_apiserver::admission::cedar::CedarAdmission::new(
-                Arc::clone(&state.admission_policies),
-                Arc::clone(&state.namespace_labels),
-            ),
-        ));
-        state.policies = Some(engine);
         let audit = open_audit(
             &args.data_dir,
             args.audit_policy.as_deref(),
             webhook_options(&args)?,
         )?;
+        let mut builder = bulwark_apiserver::ApiState::builder(store.clone(), ADMIN_GROUP)
+            .tokens(Arc::new(tokens))
+            .limits(limits)
+            .cedar(engine)
+            .auditing(bulwark_apiserver::audit::record::Auditing {
+                sink: Arc::new(audit.0.clone()),
+                policy: audit.1,
+                reader: Some(Arc::new(audit.0.reader())),
+            });
         if let Some(stats) = audit.0.webhook_stats() {
-            state.metrics.register_audit_webhook(stats);
+            builder.metrics().register_audit_webhook(stats);
         }
-        state.auditing = Some(bulwark_apiserver::audit::record::Auditing {
-            sink: Arc::new(audit.0.clone()),
-            policy: audit.1,
-            reader: Some(Arc::new(audit.0.reader())),
-        });
         let audit_log = audit.0;
         audit_log.record(audit.2).await;
-        let state = Arc::new(state);
+        let state = builder.build();
         bulwark_apiserver::bootstrap(&state)
             .await
             .map_err(|e| anyhow::anyhow!("bootstrapping system namespaces: {e}"))?;

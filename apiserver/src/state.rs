@@ -10,6 +10,18 @@ use crate::http::metrics::Metrics;
 use crate::storage::event_cache::EventCache;
 
 impl ApiState {
+    /// A server over `store` whose bootstrap admins are `admin_group`: x509 authentication,
+    /// the bootstrap authorizer (everyone else denied), namespace lifecycle admission, the
+    /// default limits, no audit. The builder's methods add the rest.
+    pub fn builder<E: bulwark_store::Engine>(
+        store: bulwark_store::Store<E>,
+        admin_group: &str,
+    ) -> ApiStateBuilder {
+        ApiStateBuilder {
+            state: crate::default_state(store, admin_group, None),
+        }
+    }
+
     /// Puts `limits` in force (before serving): the limits themselves and the counters that
     /// enforce them.
     pub fn apply_limits(&mut self, limits: crate::http::limits::Limits) {
@@ -20,6 +32,78 @@ impl ApiState {
             self.metrics.watches.clone(),
         );
         self.limits = limits;
+    }
+}
+
+/// Builds an [`ApiState`]: `ApiState::builder(store, admins).tokens(keys).cedar(engine)
+/// .auditing(audit).build()`.
+pub struct ApiStateBuilder {
+    state: ApiState,
+}
+
+impl ApiStateBuilder {
+    /// Service-account tokens: TokenRequest and bearer-token authentication with `keys`.
+    pub fn tokens(mut self, keys: Arc<crate::authn::sa_token::TokenKeys>) -> Self {
+        self.state.authenticators.push(Box::new(
+            crate::authn::sa_token::ServiceAccountAuthenticator::new(Arc::clone(&keys)),
+        ));
+        self.state.tokens = Some(keys);
+        self
+    }
+
+    /// Every bound on a client's work.
+    pub fn limits(mut self, limits: crate::http::limits::Limits) -> Self {
+        self.state.apply_limits(limits);
+        self
+    }
+
+    /// Cedar: authorization by `engine`'s tiered policies, policy, RBAC-escalation and Cedar
+    /// admission, and CedarPolicy objects synced into the engine at bootstrap.
+    pub fn cedar(mut self, engine: Arc<bulwark_policies::PolicyEngine>) -> Self {
+        let state = &mut self.state;
+        state.authorizer = Box::new(crate::authz::CedarAuthorizer::new(Arc::clone(&engine)));
+        state.admission.push(Box::new(
+            crate::admission::policy::CedarPolicyAdmission::new(
+                Arc::clone(&engine),
+                Arc::clone(&state.admission_policies),
+            ),
+        ));
+        state
+            .admission
+            .push(Box::new(crate::admission::rbac::RbacAdmission::new(
+                Arc::clone(&engine),
+                Arc::clone(&state.rbac_roles),
+            )));
+        state
+            .admission
+            .push(Box::new(crate::admission::cedar::CedarAdmission::new(
+                Arc::clone(&state.admission_policies),
+                Arc::clone(&state.namespace_labels),
+            )));
+        state.policies = Some(engine);
+        self
+    }
+
+    /// Audit every request to `auditing`'s sink under its policy.
+    pub fn auditing(mut self, auditing: crate::audit::record::Auditing) -> Self {
+        self.state.auditing = Some(auditing);
+        self
+    }
+
+    /// The value transformer objects are stored through (identity by default).
+    pub fn transformer(mut self, transformer: Arc<dyn crate::storage::ValueTransformer>) -> Self {
+        self.state.objects = self.state.objects.with_transformer(transformer);
+        self
+    }
+
+    /// The metrics registry, to register more collectors before serving.
+    pub fn metrics(&mut self) -> &mut Metrics {
+        &mut self.state.metrics
+    }
+
+    /// The state, ready for [`crate::bootstrap`] and serving.
+    pub fn build(self) -> Arc<ApiState> {
+        Arc::new(self.state)
     }
 }
 

@@ -153,6 +153,14 @@ impl ObjectStorage {
         }
     }
 
+    /// The same store behind another transformer.
+    pub fn with_transformer(&self, transformer: Arc<dyn ValueTransformer>) -> Self {
+        Self {
+            store: Arc::clone(&self.store),
+            transformer,
+        }
+    }
+
     fn open(&self, mut kv: KeyValue) -> Result<KeyValue, StoreError> {
         if !self.transformer.is_identity() && !kv.value.is_empty() {
             kv.value = self
