@@ -2,7 +2,7 @@
 //! object, list and delete of collections, watch, patch, and the subresources.
 
 pub(crate) mod collection;
-pub(crate) mod fieldmanager;
+pub mod fieldmanager;
 pub mod handler;
 pub(crate) mod object;
 pub mod patch;

@@ -82,6 +82,20 @@ pub enum CodecError {
     },
 }
 
+/// The message at `index`, for a walk at `depth` (too deep is an error).
+fn message_at(
+    schema: &Schema,
+    index: usize,
+    depth: usize,
+) -> Result<&crate::registry::schema::Message, CodecError> {
+    if depth > MAX_DEPTH {
+        return Err(CodecError::TooDeep);
+    }
+    schema
+        .message(index)
+        .ok_or(CodecError::Malformed("message index"))
+}
+
 /// `err` as having happened inside `field` (paths join with dots).
 fn at(field: &str, err: CodecError) -> CodecError {
     match err {

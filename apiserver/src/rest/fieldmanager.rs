@@ -422,6 +422,29 @@ impl FieldManager {
     }
 }
 
+/// For the fuzz target: parses `body` as an apply configuration (YAML), its
+/// `managedFields` strictly, and applies it as a Deployment onto itself and onto nothing.
+/// Every input must end in a value or an error, never a panic or unbounded work.
+#[doc(hidden)]
+pub fn fuzz_apply(body: &[u8]) {
+    let Ok(config) = crate::codec::request::parse_yaml(body) else {
+        return;
+    };
+    if let Some(list) = managed_fields(&config) {
+        let _ = parse_entries(list);
+    }
+    let Some(def) = crate::registry::lookup("apps", "v1", "deployments") else {
+        return;
+    };
+    let Ok(manager) = FieldManager::new(def, None) else {
+        return;
+    };
+    let _ = manager.apply(None, &config, "fuzz", false);
+    let _ = manager.apply(Some(&config), &config, "fuzz", true);
+    let mut copy = config.clone();
+    let _ = manager.update(Some(&config), &mut copy, "fuzz", managed_fields(&config));
+}
+
 /// Upstream's 409 for apply conflicts: one cause per field, the message naming each
 /// manager and its fields.
 fn conflict_error(conflicts: &[(String, String)]) -> ApiError {

@@ -6,7 +6,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use super::wire::{self, Reader};
-use super::{CodecError, MAX_DEPTH, at};
+use super::{CodecError, at, message_at};
 use crate::registry::schema::{Field, Scalar, Schema, Special, Type};
 
 /// Decodes the message at `index` from `bytes`.
@@ -16,12 +16,7 @@ pub(super) fn message(
     bytes: &[u8],
     depth: usize,
 ) -> Result<Value, CodecError> {
-    if depth > MAX_DEPTH {
-        return Err(CodecError::TooDeep);
-    }
-    let msg = schema
-        .message(index)
-        .ok_or(CodecError::Malformed("message index"))?;
+    let msg = message_at(schema, index, depth)?;
     match msg.special {
         Special::None => {}
         Special::Time | Special::MicroTime => {

@@ -5,7 +5,7 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use super::wire::{put_bytes, put_varint_field};
-use super::{CodecError, MAX_DEPTH, at};
+use super::{CodecError, at, message_at};
 use crate::registry::schema::{Field, Scalar, Schema, Special, Type};
 
 /// Encodes `value` as the message at `index`, appending to `out`.
@@ -16,12 +16,7 @@ pub(super) fn message(
     out: &mut Vec<u8>,
     depth: usize,
 ) -> Result<(), CodecError> {
-    if depth > MAX_DEPTH {
-        return Err(CodecError::TooDeep);
-    }
-    let msg = schema
-        .message(index)
-        .ok_or(CodecError::Malformed("message index"))?;
+    let msg = message_at(schema, index, depth)?;
     match msg.special {
         Special::None => {}
         Special::Time | Special::MicroTime => {

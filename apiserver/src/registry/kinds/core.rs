@@ -497,6 +497,22 @@ pub(crate) const EVENT_COLUMNS: &[Column] = &[
     ("Age", "string", 0),
 ];
 
+/// The cells of an Event in either API: `object` holds the involved object, `message`
+/// the text.
+pub(crate) fn event_cells(o: &Value, object: &str, message: &str) -> Vec<Value> {
+    vec![
+        json!(text(o, "/type")),
+        json!(text(o, "/reason")),
+        json!(format!(
+            "{}/{}",
+            text(o, &format!("{object}/kind")).to_lowercase(),
+            text(o, &format!("{object}/name"))
+        )),
+        json!(text(o, message)),
+        age(o),
+    ]
+}
+
 /// `core/v1` Events (also the storage of `events.k8s.io/v1` Events).
 #[derive(Debug)]
 pub(crate) struct Events;
@@ -509,17 +525,7 @@ impl KindStrategy for Events {
     }
 
     fn cells(&self, o: &Value) -> Vec<Value> {
-        vec![
-            json!(text(o, "/type")),
-            json!(text(o, "/reason")),
-            json!(format!(
-                "{}/{}",
-                text(o, "/involvedObject/kind").to_lowercase(),
-                text(o, "/involvedObject/name")
-            )),
-            json!(text(o, "/message")),
-            age(o),
-        ]
+        event_cells(o, "/involvedObject", "/message")
     }
 }
 

@@ -1,9 +1,8 @@
 //! `events.k8s.io/v1` Events (stored as `core/v1` Events: `registry::convert`).
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::core::EVENT_COLUMNS;
-use crate::codec::table::{age, text};
+use super::core::{EVENT_COLUMNS, event_cells};
 use crate::registry::strategy::{Column, KindStrategy, typed};
 
 /// `events.k8s.io/v1` Events.
@@ -18,16 +17,6 @@ impl KindStrategy for Events {
     }
 
     fn cells(&self, o: &Value) -> Vec<Value> {
-        vec![
-            json!(text(o, "/type")),
-            json!(text(o, "/reason")),
-            json!(format!(
-                "{}/{}",
-                text(o, "/regarding/kind").to_lowercase(),
-                text(o, "/regarding/name")
-            )),
-            json!(text(o, "/note")),
-            age(o),
-        ]
+        event_cells(o, "/regarding", "/note")
     }
 }
