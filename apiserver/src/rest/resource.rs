@@ -608,7 +608,8 @@ async fn apply(ctx: &Ctx<'_>, body: &[u8]) -> Result<Response, ApiError> {
             let obj = field_manager.apply(None, &config, &manager, force)?;
             let managed = obj.pointer("/metadata/managedFields").cloned();
             let (mut obj, more) = validate_fields(def, &obj, mode)?;
-            warnings.extend(more);
+            let mut created_warnings = warnings.clone();
+            created_warnings.extend(more);
             object::prepare_create(def, &mut obj, ctx.namespace())?;
             if let (Some(managed), Some(meta)) = (
                 managed,
@@ -617,18 +618,24 @@ async fn apply(ctx: &Ctx<'_>, body: &[u8]) -> Result<Response, ApiError> {
                 meta.insert("managedFields".into(), managed);
             }
             crate::audit::record::note_created_name(ctx.name());
-            warnings.extend(ctx.admit(Verb::Create, Some(&obj), None).await?);
+            created_warnings.extend(ctx.admit(Verb::Create, Some(&obj), None).await?);
             if ctx.query.dry_run()? {
-                return Ok(ctx.respond(StatusCode::CREATED, &obj, &warnings));
+                return Ok(ctx.respond(StatusCode::CREATED, &obj, &created_warnings));
             }
-            let kv = ctx
+            match ctx
                 .state
                 .objects
                 .create(&ctx.key(), storage::encode(def, &obj)?)
                 .await
-                .map_err(|e| ctx.store_err(e))?;
-            let created = storage::decode(def, &kv)?;
-            return Ok(ctx.respond(StatusCode::CREATED, &created, &warnings));
+            {
+                Ok(kv) => {
+                    let created = storage::decode(def, &kv)?;
+                    return Ok(ctx.respond(StatusCode::CREATED, &created, &created_warnings));
+                }
+                // Another writer created it meanwhile: apply onto theirs, below.
+                Err(StoreError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(ctx.store_err(e)),
+            }
         }
         Err(e) => return Err(e),
     }
