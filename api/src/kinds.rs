@@ -1,8 +1,10 @@
 //! The served built-in kinds and their Rust types, as one macro every crate expands.
 
-/// Calls `$callback!` with `(args) { group kind => Type, ... }` for every served kind: the one
-/// list that ties the apiserver's registry rows to their k8s-openapi types (decoding, OpenAPI
-/// schemas) and that the admission crate generates its Cedar object schema from.
+/// Calls `$callback!` with `(args) { group kind => Type, ... }` for every admitted built-in
+/// kind: the list the admission crate generates its Cedar object schema from (the API server's
+/// own knowledge of a kind is its strategy in `apiserver/src/registry/kinds/`). A kind served
+/// but missing here is not admitted by Cedar policies, and policies naming it fail
+/// validation.
 #[macro_export]
 macro_rules! with_kinds {
     ($callback:ident ! ($($args:tt)*)) => {

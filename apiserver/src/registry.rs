@@ -322,6 +322,31 @@ pub fn group_versions() -> Vec<(&'static str, &'static str)> {
 mod tests {
     use super::*;
 
+    macro_rules! kind_list {
+        (() { $($group:literal $kind:literal => $ty:ty,)* }) => {
+            vec![$(($group, $kind)),*]
+        };
+    }
+
+    /// Every served upstream kind is admitted (in the list the Cedar object schema is built
+    /// from), so a kind added to the registry without it fails here, not silently in
+    /// admission.
+    #[test]
+    fn every_served_upstream_kind_is_admitted() {
+        let admitted: Vec<(&str, &str)> = bulwark_api::with_kinds!(kind_list!());
+        for def in RESOURCES
+            .iter()
+            .filter(|d| !d.group.ends_with("bulwark.dev"))
+        {
+            assert!(
+                admitted.contains(&(def.group, def.kind)),
+                "{}/{} is served but not in with_kinds! (api/src/kinds.rs)",
+                def.group,
+                def.kind
+            );
+        }
+    }
+
     #[test]
     fn lookups() {
         assert_eq!(
