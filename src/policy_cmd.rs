@@ -593,6 +593,8 @@ pub(crate) async fn run(command: &PolicyCommand) -> anyhow::Result<()> {
             Ok(())
         }
         PolicyCommand::Test { dirs } => {
+            let model = bulwark_apiserver::registry::admission_model()
+                .context("modelling the served kinds for admission")?;
             let (mut passed, mut failed) = (0, 0);
             for dir in dirs {
                 let files = bulwark_admission::policy_test::test_files(dir)
@@ -604,7 +606,7 @@ pub(crate) async fn run(command: &PolicyCommand) -> anyhow::Result<()> {
                     );
                 }
                 for file in files {
-                    let report = bulwark_admission::policy_test::run_file(&file)
+                    let report = bulwark_admission::policy_test::run_file(&file, &model)
                         .with_context(|| format!("running {}", file.display()))?;
                     println!("{}", file.display());
                     for outcome in &report.outcomes {

@@ -240,6 +240,7 @@ impl EngineJob for Server {
             .tokens(Arc::new(tokens))
             .limits(limits)
             .cedar(engine)
+            .context("modelling the served kinds for admission")?
             .auditing(bulwark_apiserver::audit::record::Auditing {
                 sink: Arc::new(audit.0.clone()),
                 policy: audit.1,

@@ -16,7 +16,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bulwark_admission::{AdmissionInput, AdmissionSnapshot, Mode, Operation};
+use bulwark_admission::object_model::{KindSource, schema_of};
+use bulwark_admission::{AdmissionInput, AdmissionModel, AdmissionSnapshot, Mode, Operation};
+use bulwark_api::k8s_openapi::api::{apps, core};
 use bulwark_policies::CompiledPolicies;
 use bulwark_policies::engine::POD_SECURITY;
 use serde_json::{Value, json};
@@ -66,10 +68,30 @@ fn input<'a>(group: &'a str, kind: &'a str, object: &'a Value) -> AdmissionInput
     }
 }
 
+/// The kinds this bench writes (the API server models its whole registry).
+const KINDS: &[KindSource] = &[
+    KindSource {
+        group: "",
+        kind: "Pod",
+        register: schema_of::<core::v1::Pod>,
+    },
+    KindSource {
+        group: "",
+        kind: "ConfigMap",
+        register: schema_of::<core::v1::ConfigMap>,
+    },
+    KindSource {
+        group: "apps",
+        kind: "Deployment",
+        register: schema_of::<apps::v1::Deployment>,
+    },
+];
+
 fn main() {
+    let model = AdmissionModel::build(&KINDS).unwrap();
     let compiled = Arc::new(CompiledPolicies::compile_admission("pss", POD_SECURITY).unwrap());
-    let (restricted, _) = AdmissionSnapshot::build(&[(compiled, Mode::Enforce)]).unwrap();
-    let empty = AdmissionSnapshot::empty();
+    let (restricted, _) = AdmissionSnapshot::build(&model, &[(compiled, Mode::Enforce)]).unwrap();
+    let empty = AdmissionSnapshot::empty(&model);
     // One trivial policy per entity type: every entity is built, almost nothing evaluated.
     let unrelated = Arc::new(
         CompiledPolicies::compile_admission(
@@ -82,7 +104,8 @@ fn main() {
         )
         .unwrap(),
     );
-    let (entities_only, _) = AdmissionSnapshot::build(&[(unrelated, Mode::Enforce)]).unwrap();
+    let (entities_only, _) =
+        AdmissionSnapshot::build(&model, &[(unrelated, Mode::Enforce)]).unwrap();
     let pod1 = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x", "labels": {"app": "x"}}, "spec": pod_spec(1)});
     let pod5 =
         json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}, "spec": pod_spec(5)});

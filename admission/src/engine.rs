@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::str::FromStr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use bulwark_policies::engine::Skipped;
@@ -26,7 +26,7 @@ use serde_json::Value;
 
 use crate::AdmissionError;
 use crate::object_entity::{attributes, value};
-use crate::object_model::{FieldType, ObjectModel};
+use crate::object_model::{FieldType, KindSchemas, ObjectModel};
 use crate::workload::{
     CONTAINER_LISTS, container_with_annotations, host_ports, pod_view, sysctl_names,
     template_pointer, volume_types,
@@ -180,27 +180,71 @@ fn parse_type(name: &str) -> Result<EntityTypeName, AdmissionError> {
     EntityTypeName::from_str(name).map_err(|e| AdmissionError::Model(format!("{name}: {e}")))
 }
 
-fn types() -> Result<&'static Types, AdmissionError> {
-    static TYPES: OnceLock<Result<Types, AdmissionError>> = OnceLock::new();
-    TYPES
-        .get_or_init(|| {
-            let model = ObjectModel::get()?;
-            let mut kinds = HashMap::new();
-            for kind in &model.kinds {
-                kinds.insert(
-                    (kind.group, kind.kind),
-                    parse_type(&kind.entity_type(model))?,
-                );
-            }
-            Ok(Types {
-                kinds,
-                workload: parse_type("k8s::admission::Workload")?,
-                container: parse_type("k8s::admission::Container")?,
-                action: parse_type("k8s::admission::Action")?,
-            })
-        })
-        .as_ref()
-        .map_err(Clone::clone)
+/// What writes are evaluated with: the object model of the admitted kinds (from the API
+/// server's registry) and their Cedar entity type names, parsed once and shared by every
+/// snapshot.
+pub struct AdmissionModel {
+    objects: ObjectModel,
+    types: Types,
+}
+
+impl std::fmt::Debug for AdmissionModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdmissionModel")
+            .field("kinds", &self.objects.kinds.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AdmissionModel {
+    /// Models the kinds `source` registers.
+    pub fn build(source: &dyn KindSchemas) -> Result<Arc<Self>, AdmissionError> {
+        let objects = ObjectModel::build(source)?;
+        let mut kinds = HashMap::new();
+        for kind in &objects.kinds {
+            kinds.insert(
+                (kind.group, kind.kind),
+                parse_type(&kind.entity_type(&objects))?,
+            );
+        }
+        let types = Types {
+            kinds,
+            workload: parse_type("k8s::admission::Workload")?,
+            container: parse_type("k8s::admission::Container")?,
+            action: parse_type("k8s::admission::Action")?,
+        };
+        Ok(Arc::new(Self { objects, types }))
+    }
+
+    /// The object model (what the Cedar object schema is rendered from).
+    pub fn objects(&self) -> &ObjectModel {
+        &self.objects
+    }
+
+    /// Builds every entity of `input` (the object, its old object, its pod views) as a review
+    /// would, checked by Cedar against `schema` when one is given; the number of resources a
+    /// policy would be evaluated on. Reviews skip the check (it costs more than evaluating);
+    /// this is how tests prove that what a policy is given matches the schema it was
+    /// validated against, for every kind of a registry.
+    pub fn conforming_entities(
+        &self,
+        input: &AdmissionInput<'_>,
+        schema: Option<&cedar_policy::Schema>,
+    ) -> Result<usize, AdmissionError> {
+        let kind_type = self
+            .types
+            .kinds
+            .get(&(input.group, input.kind))
+            .ok_or_else(|| AdmissionError::Model(format!("{} is not modelled", input.kind)))?;
+        let all = Wanted {
+            object: true,
+            workload: true,
+            containers: true,
+        };
+        Ok(build_entities(input, kind_type, self, all, schema)?
+            .resources
+            .len())
+    }
 }
 
 /// The admission policies in force: immutable, built whole, swapped atomically.
@@ -212,6 +256,7 @@ pub struct AdmissionSnapshot {
     info: HashMap<String, PolicyInfo>,
     sources: HashMap<String, (Arc<CompiledPolicies>, Mode)>,
     authorizer: Authorizer,
+    model: Arc<AdmissionModel>,
 }
 
 impl std::fmt::Debug for AdmissionSnapshot {
@@ -241,6 +286,7 @@ impl AdmissionSnapshot {
     /// Builds a snapshot from admission `sources`, in order. A source whose `@id`s collide
     /// with an earlier one's, or that is not an admission source, is skipped and reported.
     pub fn build(
+        model: &Arc<AdmissionModel>,
         sources: &[(Arc<CompiledPolicies>, Mode)],
     ) -> Result<(Self, Vec<Skipped>), AdmissionError> {
         let mut skipped = Vec::new();
@@ -304,19 +350,21 @@ impl AdmissionSnapshot {
                 info,
                 sources: in_force,
                 authorizer: Authorizer::new(),
+                model: Arc::clone(model),
             },
             skipped,
         ))
     }
 
     /// An empty snapshot: everything is admitted.
-    pub fn empty() -> Self {
+    pub fn empty(model: &Arc<AdmissionModel>) -> Self {
         Self {
             by_type: HashMap::new(),
             unscoped: PolicySet::new(),
             info: HashMap::new(),
             sources: HashMap::new(),
             authorizer: Authorizer::new(),
+            model: Arc::clone(model),
         }
     }
 
@@ -347,7 +395,7 @@ impl AdmissionSnapshot {
     }
 
     fn evaluate(&self, input: &AdmissionInput<'_>) -> Result<Verdict, AdmissionError> {
-        let types = types()?;
+        let types = &self.model.types;
         let Some(kind_type) = types.kinds.get(&(input.group, input.kind)) else {
             // Not an admitted kind (policy objects, custom resources): nothing to evaluate.
             return Ok(Verdict::default());
@@ -364,7 +412,7 @@ impl AdmissionSnapshot {
             // No policy in force can apply to this write: skip building anything.
             return Ok(Verdict::default());
         }
-        let built = build_entities(input, kind_type, types, wanted, None)?;
+        let built = build_entities(input, kind_type, &self.model, wanted, None)?;
         let action = EntityUid::from_type_name_and_id(
             types.action.clone(),
             EntityId::new(input.operation.action()),
@@ -523,11 +571,12 @@ struct Wanted {
 fn build_entities(
     input: &AdmissionInput<'_>,
     kind_type: &EntityTypeName,
-    types: &Types,
+    model: &AdmissionModel,
     wanted: Wanted,
     schema: Option<&cedar_policy::Schema>,
 ) -> Result<Built, AdmissionError> {
-    let model = ObjectModel::get()?;
+    let types = &model.types;
+    let model = &model.objects;
     let kind = model
         .kind(input.group, input.kind)
         .and_then(|k| model.records.get(k.record))
@@ -682,6 +731,7 @@ fn build_entities(
 /// Reviews writes with the admission snapshot in force, replaced atomically on reload.
 pub struct AdmissionEngine {
     snapshot: ArcSwap<AdmissionSnapshot>,
+    model: Arc<AdmissionModel>,
 }
 
 impl std::fmt::Debug for AdmissionEngine {
@@ -690,15 +740,20 @@ impl std::fmt::Debug for AdmissionEngine {
     }
 }
 
-impl Default for AdmissionEngine {
-    fn default() -> Self {
+impl AdmissionEngine {
+    /// An engine over `model` with no policies in force yet (everything is admitted).
+    pub fn new(model: Arc<AdmissionModel>) -> Self {
         Self {
-            snapshot: ArcSwap::from_pointee(AdmissionSnapshot::empty()),
+            snapshot: ArcSwap::from_pointee(AdmissionSnapshot::empty(&model)),
+            model,
         }
     }
-}
 
-impl AdmissionEngine {
+    /// The model snapshots for this engine are built with.
+    pub fn model(&self) -> &Arc<AdmissionModel> {
+        &self.model
+    }
+
     /// Puts `snapshot` in force.
     pub fn install(&self, snapshot: AdmissionSnapshot) {
         self.snapshot.store(Arc::new(snapshot));
@@ -725,12 +780,6 @@ mod tests {
     )]
     use super::*;
     use serde_json::json;
-
-    const ALL: Wanted = Wanted {
-        object: true,
-        workload: true,
-        containers: true,
-    };
 
     fn input<'a>(
         group: &'a str,
@@ -767,7 +816,7 @@ mod tests {
     #[test]
     fn entities_conform_to_the_schema() {
         let schema = bulwark_policies::schema::schema_for(PolicyKind::Admission).unwrap();
-        let types = types().unwrap();
+        let model = crate::test_kinds::model();
         let pod = json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "x", "namespace": "team-a", "labels": {"app": "web"}, "annotations": {"a": "b"},
@@ -790,15 +839,12 @@ mod tests {
         let mut old = pod.clone();
         old["spec"]["containers"][0]["image"] = json!("busybox:old");
         let i = input("", "Pod", &pod, Some(&old), &labels);
-        let built = build_entities(
-            &i,
-            types.kinds.get(&("", "Pod")).unwrap(),
-            types,
-            ALL,
-            Some(schema),
+        let built = model.conforming_entities(&i, Some(schema));
+        assert_eq!(
+            built.unwrap_or_else(|e| panic!("{e}")),
+            4,
+            "object, pod view, two containers"
         );
-        let built = built.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(built.resources.len(), 4, "object, pod view, two containers");
         let deployment = json!({
             "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
             "spec": {"replicas": 2, "selector": {"matchLabels": {"a": "b"}},
@@ -806,32 +852,16 @@ mod tests {
                      "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}
         });
         let i = input("apps", "Deployment", &deployment, None, &[]);
-        let built = build_entities(
-            &i,
-            types.kinds.get(&("apps", "Deployment")).unwrap(),
-            types,
-            ALL,
-            Some(schema),
-        );
-        assert_eq!(built.unwrap_or_else(|e| panic!("{e}")).resources.len(), 3);
-        for kind in &ObjectModel::get().unwrap().kinds {
-            let minimal = json!({"metadata": {"name": "x"}});
-            let i = input(kind.group, kind.kind, &minimal, None, &[]);
-            // Required fields are missing here, so only the shape of what is present is checked.
-            let _ = build_entities(
-                &i,
-                types.kinds.get(&(kind.group, kind.kind)).unwrap(),
-                types,
-                ALL,
-                None,
-            )
-            .unwrap();
-        }
+        let built = model.conforming_entities(&i, Some(schema));
+        assert_eq!(built.unwrap_or_else(|e| panic!("{e}")), 3);
+        let unmodelled = input("example.com", "Widget", &deployment, None, &[]);
+        assert!(model.conforming_entities(&unmodelled, None).is_err());
     }
 
     fn snapshot(text: &str, mode: Mode) -> AdmissionSnapshot {
         let compiled = Arc::new(CompiledPolicies::compile_admission("test", text).unwrap());
-        let (snapshot, skipped) = AdmissionSnapshot::build(&[(compiled, mode)]).unwrap();
+        let (snapshot, skipped) =
+            AdmissionSnapshot::build(&crate::test_kinds::model(), &[(compiled, mode)]).unwrap();
         assert!(skipped.is_empty());
         snapshot
     }
@@ -948,8 +978,11 @@ mod tests {
             )
             .unwrap(),
         );
-        let (s, skipped) =
-            AdmissionSnapshot::build(&[(a, Mode::Enforce), (b, Mode::Warn)]).unwrap();
+        let (s, skipped) = AdmissionSnapshot::build(
+            &crate::test_kinds::model(),
+            &[(a, Mode::Enforce), (b, Mode::Warn)],
+        )
+        .unwrap();
         assert_eq!(skipped.len(), 1);
         assert_eq!(skipped.first().unwrap().name, "b");
         assert_eq!(s.policy_ids(), ["x"]);

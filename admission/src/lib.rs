@@ -1,7 +1,8 @@
 //! Bulwark admission: whether a write is admitted, decided by Cedar admission policies.
 //!
-//! - [`object_model`]: every served built-in kind as a typed Cedar entity, derived from the
-//!   upstream types; it renders the checked-in object schema and drives conversion.
+//! - [`object_model`]: every kind the API server's registry admits as a typed Cedar entity,
+//!   derived from the kinds' types ([`object_model::KindSchemas`]); it renders the checked-in
+//!   object schema and drives conversion.
 //! - [`object_entity`]: objects (and old objects) as entity attributes.
 //! - [`workload`]: pod security views: the pod of a Pod or of a workload's template, and each
 //!   of its containers, as entities a policy can quantify over.
@@ -16,10 +17,14 @@ pub mod engine;
 pub mod object_entity;
 pub mod object_model;
 pub mod policy_test;
+#[cfg(test)]
+#[allow(clippy::panic, reason = "test code")]
+mod test_kinds;
 pub mod workload;
 
 pub use engine::{
-    AdmissionEngine, AdmissionInput, AdmissionSnapshot, Finding, Mode, Operation, Verdict,
+    AdmissionEngine, AdmissionInput, AdmissionModel, AdmissionSnapshot, Finding, Mode, Operation,
+    Verdict,
 };
 
 /// Why admission could not be set up or a write could not be evaluated.

@@ -1,5 +1,5 @@
-//! The typed shape of every served built-in kind as Cedar sees it, derived once from
-//! k8s-openapi's JSON schemas. The same model renders the Cedar schema that admission policies
+//! The typed shape of every served built-in kind as Cedar sees it, derived from the JSON
+//! schemas of the types the API server's registry names ([`KindSchemas`]). The same model renders the Cedar schema that admission policies
 //! are validated against ([`render_schema`], checked in as
 //! `policies/cedar/k8s-objects.cedarschema`) and converts objects into entity attributes
 //! ([`crate::object_entity`]), so a policy that validates reads exactly what it is given.
@@ -12,7 +12,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::sync::OnceLock;
 
 use bulwark_api::k8s_openapi::schemars::generate::SchemaSettings;
 use bulwark_api::k8s_openapi::schemars::{JsonSchema, SchemaGenerator};
@@ -125,15 +124,53 @@ pub struct ObjectModel {
     by_definition: HashMap<String, usize>,
 }
 
-fn register<T: JsonSchema>(generator: &mut SchemaGenerator) -> String {
-    generator.subschema_for::<T>();
-    T::schema_name().into_owned()
+/// One kind to model, as its source registered it with a [`SchemaGenerator`].
+#[derive(Debug, Clone)]
+pub struct KindSchema {
+    /// API group ("" for core).
+    pub group: &'static str,
+    /// Kind.
+    pub kind: &'static str,
+    /// The name of the definition its JSON schema was registered under.
+    pub definition: String,
 }
 
-macro_rules! kind_definitions {
-    (($generator:expr) { $($group:literal $kind:literal => $ty:ty,)* }) => {
-        vec![$(($group, $kind, register::<$ty>($generator)),)*]
-    };
+/// Where the kinds admission models come from: the API server's resource registry (each
+/// kind's strategy knows its type), so a kind is declared once, where it is served. Test code
+/// uses a [`KindSource`] list.
+pub trait KindSchemas {
+    /// Registers the schema of every kind to model with `generator` (OpenAPI 3 settings).
+    fn register(&self, generator: &mut SchemaGenerator) -> Vec<KindSchema>;
+}
+
+/// A kind and the function that registers its type's schema: a fixed list of these is a
+/// [`KindSchemas`] (for tests, benches and tools without a registry).
+#[derive(Debug, Clone, Copy)]
+pub struct KindSource {
+    /// API group ("" for core).
+    pub group: &'static str,
+    /// Kind.
+    pub kind: &'static str,
+    /// Registers the type's schema; its definition name.
+    pub register: fn(&mut SchemaGenerator) -> String,
+}
+
+impl KindSchemas for &[KindSource] {
+    fn register(&self, generator: &mut SchemaGenerator) -> Vec<KindSchema> {
+        self.iter()
+            .map(|source| KindSchema {
+                group: source.group,
+                kind: source.kind,
+                definition: (source.register)(generator),
+            })
+            .collect()
+    }
+}
+
+/// Registers `T`'s schema with `generator`; its definition name (a [`KindSource::register`]).
+pub fn schema_of<T: JsonSchema>(generator: &mut SchemaGenerator) -> String {
+    generator.subschema_for::<T>();
+    T::schema_name().into_owned()
 }
 
 /// The Cedar namespace and name of an upstream definition, if it is a record type.
@@ -263,10 +300,11 @@ impl Builder<'_> {
 }
 
 impl ObjectModel {
-    /// Builds the model of every admitted built-in kind.
-    pub fn build() -> Result<Self, AdmissionError> {
+    /// Builds the model of the kinds `source` registers (the policy objects and the access
+    /// reviews are left out: they are never admitted through Cedar).
+    pub fn build(source: &dyn KindSchemas) -> Result<Self, AdmissionError> {
         let mut generator = SchemaSettings::openapi3().into_generator();
-        let kinds = bulwark_api::with_kinds!(kind_definitions!(&mut generator));
+        let kinds = source.register(&mut generator);
         let definitions: Map<String, Value> = generator.take_definitions(true);
         let mut builder = Builder {
             definitions: &definitions,
@@ -275,7 +313,12 @@ impl ObjectModel {
             in_progress: Vec::new(),
         };
         let mut kind_models = Vec::new();
-        for (group, kind, definition) in kinds {
+        for KindSchema {
+            group,
+            kind,
+            definition,
+        } in kinds
+        {
             if NOT_ADMITTED.contains(&group) {
                 continue;
             }
@@ -320,15 +363,6 @@ impl ObjectModel {
             kinds: kind_models,
             by_definition,
         })
-    }
-
-    /// The model, built once.
-    pub fn get() -> Result<&'static Self, AdmissionError> {
-        static MODEL: OnceLock<Result<ObjectModel, AdmissionError>> = OnceLock::new();
-        MODEL
-            .get_or_init(Self::build)
-            .as_ref()
-            .map_err(Clone::clone)
     }
 
     /// The record of an upstream definition.
@@ -446,7 +480,7 @@ pub fn render_schema(model: &ObjectModel) -> Result<String, AdmissionError> {
     }
     let mut out = String::from(
         "// GENERATED from the built-in Kubernetes types (k8s-openapi) by the admission crate's\n\
-         // object model; do not edit. Regenerate: BULWARK_WRITE_SCHEMA=1 cargo test -p bulwark-admission\n\
+         // object model; do not edit. Regenerate: BULWARK_WRITE_SCHEMA=1 cargo test -p bulwark-apiserver\n\
          // Each admitted kind is an entity type whose attributes are the object's fields, plus\n\
          // `oldObject` (on update and delete, the stored object). Tags: the namespace's labels.\n",
     );
@@ -485,28 +519,9 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::panic, reason = "test code")]
     use super::*;
 
-    const CHECKED_IN: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../policies/cedar/k8s-objects.cedarschema"
-    );
-
-    /// The checked-in schema (what policies are validated against) is what the model renders.
-    #[test]
-    fn checked_in_schema_is_current() {
-        let rendered = render_schema(ObjectModel::get().unwrap()).unwrap();
-        if std::env::var_os("BULWARK_WRITE_SCHEMA").is_some() {
-            std::fs::write(CHECKED_IN, &rendered).unwrap();
-        }
-        let checked_in = std::fs::read_to_string(CHECKED_IN).unwrap();
-        assert!(
-            checked_in == rendered,
-            "policies/cedar/k8s-objects.cedarschema is stale: run BULWARK_WRITE_SCHEMA=1 cargo test -p bulwark-admission"
-        );
-    }
-
     #[test]
     fn kinds_and_fields_are_modelled() {
-        let model = ObjectModel::get().unwrap();
+        let model = crate::test_kinds::objects();
         assert!(model.kind("", "Pod").is_some());
         assert!(model.kind("apps", "Deployment").is_some());
         assert!(model.kind("policy.bulwark.dev", "CedarPolicy").is_none());

@@ -41,7 +41,7 @@ use bulwark_policies::engine::{PolicyEngine, Skipped};
 use bulwark_policies::{AccessRequest, CompiledPolicies, PolicyError, PolicyKind, Target};
 use serde_json::Value;
 
-use crate::engine::{AdmissionInput, AdmissionSnapshot, Mode, Operation};
+use crate::engine::{AdmissionInput, AdmissionModel, AdmissionSnapshot, Mode, Operation};
 
 /// One test file.
 #[derive(Debug, Deserialize)]
@@ -413,8 +413,8 @@ fn admit(
     })
 }
 
-/// Runs one test file.
-pub fn run_file(path: &Path) -> Result<FileReport, PolicyError> {
+/// Runs one test file, with admission cases evaluated over `model` (the API server's).
+pub fn run_file(path: &Path, model: &Arc<AdmissionModel>) -> Result<FileReport, PolicyError> {
     let text = std::fs::read_to_string(path).map_err(|e| io_error(path, e))?;
     let file: TestFile = serde_yaml_ng::from_str(&text).map_err(|e| io_error(path, e))?;
     let base = path.parent().unwrap_or(Path::new("."));
@@ -429,8 +429,8 @@ pub fn run_file(path: &Path) -> Result<FileReport, PolicyError> {
         }
     }
     let (engine, skipped) = PolicyEngine::new(&authorization)?;
-    let (snapshot, admission_skipped) =
-        AdmissionSnapshot::build(&admission).map_err(|e| PolicyError::Request(e.to_string()))?;
+    let (snapshot, admission_skipped) = AdmissionSnapshot::build(model, &admission)
+        .map_err(|e| PolicyError::Request(e.to_string()))?;
     if let Some(Skipped { name, reason }) = skipped.into_iter().chain(admission_skipped).next() {
         return Err(PolicyError::Ids {
             source_name: name,

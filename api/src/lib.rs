@@ -5,7 +5,6 @@
 //! - [`selector`]: label selectors (equality- and set-based) and field selectors, parsed with
 //!   upstream's grammar and matched against JSON objects.
 //! - [`names`]: the DNS-1123 name rules upstream applies to object names, namespaces and labels.
-//! - [`kinds`]: [`with_kinds!`], the served built-in kinds and their k8s-openapi types.
 //! - [`cedar_policy`]: `policy.bulwark.dev/v1 CedarPolicy`, the API object security teams
 //!   write Cedar policies in.
 //!
@@ -13,12 +12,11 @@
 //! apiserver stores and serves upstream shapes without a typed round trip.
 
 pub mod cedar_policy;
-pub mod kinds;
 pub mod names;
 pub mod selector;
 pub mod status;
 
-/// Re-exported so [`with_kinds!`] expands in crates that do not name k8s-openapi.
+/// Re-exported so the crates that model upstream types (admission) use the same version.
 pub use k8s_openapi;
 pub use selector::{FieldSelector, LabelSelector, SelectorError};
 pub use status::{Status, StatusCause, StatusReason};

@@ -68,7 +68,6 @@ pub fn default_state<E: Engine>(
         authorizer: Box::new(authz::BootstrapAuthorizer::new(admin_group)),
         admission: vec![Box::new(admission::NamespaceLifecycle)],
         policies: None,
-        admission_policies: Arc::default(),
         auditing: None,
         rbac_roles: Arc::new(arc_swap::ArcSwap::from_pointee(
             bulwark_policies::rbac::RbacSet::with_builtin_roles(),
@@ -163,11 +162,11 @@ pub async fn bootstrap(state: &Arc<ApiState>) -> Result<(), ApiError> {
     first_rx
         .await
         .map_err(|_| ApiError::internal("the namespace mirror stopped before its first list"))?;
-    if let Some(engine) = &state.policies {
+    if let Some(engines) = &state.policies {
         crate::authz::policy_sync::start(
             state.objects.clone(),
-            Arc::clone(engine),
-            Arc::clone(&state.admission_policies),
+            Arc::clone(&engines.authorization),
+            Arc::clone(&engines.admission),
             Arc::clone(&state.rbac_roles),
         )
         .await?;
@@ -190,7 +189,12 @@ mod tests {
         .unwrap();
         let mut state = default_state(store, "system:masters", None);
         let (engine, _) = bulwark_policies::PolicyEngine::new(&[]).unwrap();
-        state.policies = Some(Arc::new(engine));
+        state.policies = Some(crate::state::CedarEngines {
+            authorization: Arc::new(engine),
+            admission: Arc::new(bulwark_admission::AdmissionEngine::new(
+                registry::admission_model().unwrap(),
+            )),
+        });
         Arc::new(state)
     }
 

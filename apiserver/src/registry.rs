@@ -135,7 +135,12 @@ impl ResourceDef {
     }
 }
 
+use std::sync::{Arc, OnceLock};
+
 use Subresource::{Approval, Binding, Scale, Status, Token};
+use bulwark_admission::object_model::{KindSchema, KindSchemas};
+use bulwark_admission::{AdmissionError, AdmissionModel};
+use k8s_openapi::schemars::SchemaGenerator;
 use strategy::KindStrategy;
 
 const ALL: &[&str] = &["all"];
@@ -300,6 +305,34 @@ pub static RESOURCES: &[ResourceDef] = &[
     },
 ];
 
+/// The stored kinds as admission models them: each kind's strategy registers its type, so a
+/// kind is declared once, in its registry row and its strategy.
+struct AdmittedKinds;
+
+impl KindSchemas for AdmittedKinds {
+    fn register(&self, generator: &mut SchemaGenerator) -> Vec<KindSchema> {
+        RESOURCES
+            .iter()
+            .filter(|def| def.stored())
+            .filter_map(|def| {
+                def.strategy.schema(generator).map(|definition| KindSchema {
+                    group: def.group,
+                    kind: def.kind,
+                    definition,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The admission model of the served kinds (what Cedar admission policies see), built once.
+pub fn admission_model() -> Result<Arc<AdmissionModel>, AdmissionError> {
+    static MODEL: OnceLock<Result<Arc<AdmissionModel>, AdmissionError>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| AdmissionModel::build(&AdmittedKinds))
+        .clone()
+}
+
 /// Finds the resource served at `group/version/plural`.
 pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static ResourceDef> {
     RESOURCES
@@ -322,27 +355,108 @@ pub fn group_versions() -> Vec<(&'static str, &'static str)> {
 mod tests {
     use super::*;
 
-    macro_rules! kind_list {
-        (() { $($group:literal $kind:literal => $ty:ty,)* }) => {
-            vec![$(($group, $kind)),*]
-        };
-    }
+    const CHECKED_IN: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../policies/cedar/k8s-objects.cedarschema"
+    );
 
-    /// Every served upstream kind is admitted (in the list the Cedar object schema is built
-    /// from), so a kind added to the registry without it fails here, not silently in
-    /// admission.
+    /// The checked-in Cedar object schema (what admission policies are validated against,
+    /// offline too) is what the registry's kinds render, so a kind added to the registry
+    /// fails here until the schema is regenerated.
     #[test]
-    fn every_served_upstream_kind_is_admitted() {
-        let admitted: Vec<(&str, &str)> = bulwark_api::with_kinds!(kind_list!());
+    fn checked_in_object_schema_is_the_registrys() {
+        let model = admission_model().unwrap();
+        let rendered = bulwark_admission::object_model::render_schema(model.objects()).unwrap();
+        if std::env::var_os("BULWARK_WRITE_SCHEMA").is_some() {
+            std::fs::write(CHECKED_IN, &rendered).unwrap();
+        }
+        let checked_in = std::fs::read_to_string(CHECKED_IN).unwrap();
+        assert!(
+            checked_in == rendered,
+            "policies/cedar/k8s-objects.cedarschema is stale: run BULWARK_WRITE_SCHEMA=1 cargo test -p bulwark-apiserver"
+        );
         for def in RESOURCES
             .iter()
-            .filter(|d| !d.group.ends_with("bulwark.dev"))
+            .filter(|d| d.stored() && d.group != bulwark_api::cedar_policy::GROUP)
         {
             assert!(
-                admitted.contains(&(def.group, def.kind)),
-                "{}/{} is served but not in with_kinds! (api/src/kinds.rs)",
+                model.objects().kind(def.group, def.kind).is_some(),
+                "{}/{} is stored but not admitted",
                 def.group,
                 def.kind
+            );
+        }
+    }
+
+    fn admission_input<'a>(
+        group: &'a str,
+        kind: &'a str,
+        object: &'a serde_json::Value,
+    ) -> bulwark_admission::AdmissionInput<'a> {
+        bulwark_admission::AdmissionInput {
+            user: "system:serviceaccount:team-a:deployer",
+            groups: &[],
+            auth_method: "serviceaccount-token",
+            cert_fingerprint: None,
+            source_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            operation: bulwark_admission::Operation::Create,
+            group,
+            kind,
+            subresource: None,
+            namespace: Some("team-a"),
+            name: "x",
+            object: Some(object),
+            old_object: None,
+            namespace_labels: &[],
+            dry_run: false,
+        }
+    }
+
+    /// What a policy is given for each stored kind (a minimal object; a pod and every
+    /// workload kind with its pod views) passes Cedar's own check against the checked-in
+    /// schema.
+    #[test]
+    fn every_kinds_entities_conform_to_the_schema() {
+        use serde_json::json;
+        let model = admission_model().unwrap();
+        let schema =
+            bulwark_policies::schema::schema_for(bulwark_policies::PolicyKind::Admission).unwrap();
+        let minimal = json!({"metadata": {"name": "x"}});
+        for kind in &model.objects().kinds {
+            // Required fields are missing here, so only the shape of what is present is
+            // checked (no schema).
+            model
+                .conforming_entities(&admission_input(kind.group, kind.kind, &minimal), None)
+                .unwrap_or_else(|e| panic!("{}/{}: {e}", kind.group, kind.kind));
+        }
+        let template = json!({"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [
+            {"name": "c", "image": "i", "ports": [{"containerPort": 80, "hostPort": 8080}],
+             "resources": {"limits": {"cpu": "500m"}, "requests": {"cpu": 1}},
+             "securityContext": {"capabilities": {"drop": ["ALL"]}}}],
+            "volumes": [{"name": "v", "hostPath": {"path": "/"}}]}});
+        let selected = json!({"selector": {"matchLabels": {"a": "b"}}, "template": template});
+        let workloads = [
+            ("apps", "Deployment", json!({"spec": selected})),
+            ("apps", "DaemonSet", json!({"spec": selected})),
+            ("apps", "StatefulSet", json!({"spec": selected})),
+            ("apps", "ReplicaSet", json!({"spec": selected})),
+            ("batch", "Job", json!({"spec": {"template": template}})),
+            (
+                "batch",
+                "CronJob",
+                json!({"spec": {"schedule": "* * * * *",
+                "jobTemplate": {"spec": {"template": template}}}}),
+            ),
+            ("", "Pod", json!({"spec": template["spec"]})),
+        ];
+        for (group, kind, mut object) in workloads {
+            object["metadata"] = json!({"name": "x"});
+            let resources = model
+                .conforming_entities(&admission_input(group, kind, &object), Some(schema))
+                .unwrap_or_else(|e| panic!("{group}/{kind}: {e}"));
+            assert_eq!(
+                resources, 3,
+                "{group}/{kind}: object, pod view, one container"
             );
         }
     }

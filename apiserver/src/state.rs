@@ -58,14 +58,21 @@ impl ApiStateBuilder {
     }
 
     /// Cedar: authorization by `engine`'s tiered policies, policy, RBAC-escalation and Cedar
-    /// admission, and CedarPolicy objects synced into the engine at bootstrap.
-    pub fn cedar(mut self, engine: Arc<bulwark_policies::PolicyEngine>) -> Self {
+    /// admission (over the registry's kinds), and CedarPolicy objects synced into the engines
+    /// at bootstrap. Fails when the registry's kinds cannot be modelled for admission.
+    pub fn cedar(
+        mut self,
+        engine: Arc<bulwark_policies::PolicyEngine>,
+    ) -> Result<Self, bulwark_admission::AdmissionError> {
+        let admission = Arc::new(bulwark_admission::AdmissionEngine::new(
+            crate::registry::admission_model()?,
+        ));
         let state = &mut self.state;
         state.authorizer = Box::new(crate::authz::CedarAuthorizer::new(Arc::clone(&engine)));
         state.admission.push(Box::new(
             crate::admission::policy::CedarPolicyAdmission::new(
                 Arc::clone(&engine),
-                Arc::clone(&state.admission_policies),
+                Arc::clone(&admission),
             ),
         ));
         state
@@ -77,11 +84,14 @@ impl ApiStateBuilder {
         state
             .admission
             .push(Box::new(crate::admission::cedar::CedarAdmission::new(
-                Arc::clone(&state.admission_policies),
+                Arc::clone(&admission),
                 Arc::clone(&state.namespace_labels),
             )));
-        state.policies = Some(engine);
-        self
+        state.policies = Some(CedarEngines {
+            authorization: engine,
+            admission,
+        });
+        Ok(self)
     }
 
     /// Audit every request to `auditing`'s sink under its policy.
@@ -107,6 +117,14 @@ impl ApiStateBuilder {
     }
 }
 
+/// The two Cedar engines CedarPolicy objects are synced into.
+pub struct CedarEngines {
+    /// Authorization (tiered policies); the access review APIs and policy admission use it.
+    pub authorization: Arc<bulwark_policies::PolicyEngine>,
+    /// Admission policies over the registry's kinds.
+    pub admission: Arc<bulwark_admission::AdmissionEngine>,
+}
+
 /// Everything a request handler needs.
 pub struct ApiState {
     /// Where objects live: the store behind the value transformer.
@@ -115,12 +133,9 @@ pub struct ApiState {
     pub authenticators: Vec<Box<dyn Authenticator>>,
     /// The authorization stage.
     pub authorizer: Box<dyn Authorizer>,
-    /// The Cedar engine, when policies are served as CedarPolicy objects (the access review
-    /// APIs and policy admission use it; None with the bootstrap authorizer).
-    pub policies: Option<Arc<bulwark_policies::PolicyEngine>>,
-    /// The admission policies in force (kept in sync with CedarPolicy objects of kind
-    /// Admission whenever `policies` is set).
-    pub admission_policies: Arc<bulwark_admission::AdmissionEngine>,
+    /// The Cedar engines, when policies are served as CedarPolicy objects (kept in sync with
+    /// them; None with the bootstrap authorizer).
+    pub policies: Option<CedarEngines>,
     /// The audit log and policy (None: requests are not audited).
     pub auditing: Option<crate::audit::record::Auditing>,
     /// The mirrored RBAC roles and bindings (RBAC escalation checks read roles here).

@@ -356,7 +356,7 @@ impl CedarPolicyAdmission {
                 Arc::clone(compiled),
                 crate::authz::policy_sync::mode_of(policy),
             ));
-            let (_, skipped) = AdmissionSnapshot::build(&admission_sources)
+            let (_, skipped) = AdmissionSnapshot::build(self.admission.model(), &admission_sources)
                 .map_err(|e| invalid(name, vec![cause("spec.policies", e.to_string())]))?;
             if let Some(s) = skipped.iter().find(|s| s.name == name) {
                 return Err(invalid(

@@ -296,7 +296,7 @@ impl Sync {
             let built = Snapshot::build(&authorization)
                 .map_err(|e| e.to_string())
                 .and_then(|authz| {
-                    AdmissionSnapshot::build(&admission)
+                    AdmissionSnapshot::build(self.admission.model(), &admission)
                         .map(|adm| (authz, adm))
                         .map_err(|e| e.to_string())
                 });
