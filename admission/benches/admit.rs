@@ -74,16 +74,19 @@ const KINDS: &[KindSource] = &[
         group: "",
         kind: "Pod",
         register: schema_of::<core::v1::Pod>,
+        pod_template: Some(""),
     },
     KindSource {
         group: "",
         kind: "ConfigMap",
         register: schema_of::<core::v1::ConfigMap>,
+        pod_template: None,
     },
     KindSource {
         group: "apps",
         kind: "Deployment",
         register: schema_of::<apps::v1::Deployment>,
+        pod_template: Some("/spec/template"),
     },
 ];
 

@@ -28,8 +28,7 @@ use crate::AdmissionError;
 use crate::object_entity::{attributes, value};
 use crate::object_model::{FieldType, KindSchemas, ObjectModel};
 use crate::workload::{
-    CONTAINER_LISTS, container_with_annotations, host_ports, pod_view, sysctl_names,
-    template_pointer, volume_types,
+    CONTAINER_LISTS, container_with_annotations, host_ports, pod_view, sysctl_names, volume_types,
 };
 
 /// What a policy's hit does to the write.
@@ -168,9 +167,15 @@ struct PolicyInfo {
     source: String,
 }
 
+/// An admitted kind's entity type and where its pod template is.
+struct KindType {
+    entity: EntityTypeName,
+    pod_template: Option<&'static str>,
+}
+
 /// Entity type names used per write, parsed once.
 struct Types {
-    kinds: HashMap<(&'static str, &'static str), EntityTypeName>,
+    kinds: HashMap<(&'static str, &'static str), KindType>,
     workload: EntityTypeName,
     container: EntityTypeName,
     action: EntityTypeName,
@@ -204,7 +209,10 @@ impl AdmissionModel {
         for kind in &objects.kinds {
             kinds.insert(
                 (kind.group, kind.kind),
-                parse_type(&kind.entity_type(&objects))?,
+                KindType {
+                    entity: parse_type(&kind.entity_type(&objects))?,
+                    pod_template: kind.pod_template,
+                },
             );
         }
         let types = Types {
@@ -403,11 +411,11 @@ impl AdmissionSnapshot {
         // Unchecked: the model renders the schema, and `entities_conform_to_the_schema` checks
         // the conversion against it (the check costs more than the evaluation).
         let wanted = Wanted {
-            object: self.applies_to(kind_type),
+            object: self.applies_to(&kind_type.entity),
             containers: self.applies_to(&types.container),
             workload: self.applies_to(&types.workload),
         };
-        let runs_pods = template_pointer(input.group, input.kind).is_some();
+        let runs_pods = kind_type.pod_template.is_some();
         if !wanted.object && !(runs_pods && (wanted.workload || wanted.containers)) {
             // No policy in force can apply to this write: skip building anything.
             return Ok(Verdict::default());
@@ -542,13 +550,9 @@ fn uid(t: &EntityTypeName, id: &str) -> EntityUid {
     EntityUid::from_type_name_and_id(t.clone(), EntityId::new(id))
 }
 
-fn pod_spec_changed(input: &AdmissionInput<'_>) -> bool {
-    let new = input
-        .object
-        .and_then(|o| pod_view(input.group, input.kind, o));
-    let old = input
-        .old_object
-        .and_then(|o| pod_view(input.group, input.kind, o));
+fn pod_spec_changed(input: &AdmissionInput<'_>, template: &str) -> bool {
+    let new = input.object.and_then(|o| pod_view(template, o));
+    let old = input.old_object.and_then(|o| pod_view(template, o));
     match (input.operation, new, old) {
         (Operation::Create, Some(_), _) => true,
         (Operation::Update, Some(new), Some(old)) => new != old,
@@ -570,7 +574,7 @@ struct Wanted {
 
 fn build_entities(
     input: &AdmissionInput<'_>,
-    kind_type: &EntityTypeName,
+    kind_type: &KindType,
     model: &AdmissionModel,
     wanted: Wanted,
     schema: Option<&cedar_policy::Schema>,
@@ -593,7 +597,7 @@ fn build_entities(
         .and_then(Value::as_object)
     {
         Some(old) => {
-            let old_uid = uid(kind_type, &format!("{id}#old"));
+            let old_uid = uid(&kind_type.entity, &format!("{id}#old"));
             entities.push(entity(
                 old_uid.clone(),
                 attributes(model, &kind.fields, old),
@@ -612,7 +616,7 @@ fn build_entities(
         .filter(|_| wanted.object)
         .and_then(Value::as_object)
     {
-        let object_uid = uid(kind_type, &id);
+        let object_uid = uid(&kind_type.entity, &id);
         let mut attrs = attributes(model, &kind.fields, object);
         if let Some(old) = &old_uid {
             attrs.push((
@@ -624,10 +628,12 @@ fn build_entities(
         resources.push((object_uid, "the object".to_owned()));
     }
 
-    let view = input
-        .object
-        .filter(|_| (wanted.workload || wanted.containers) && pod_spec_changed(input))
-        .and_then(|o| pod_view(input.group, input.kind, o));
+    let view = kind_type.pod_template.and_then(|template| {
+        input
+            .object
+            .filter(|_| (wanted.workload || wanted.containers) && pod_spec_changed(input, template))
+            .and_then(|o| pod_view(template, o))
+    });
     if let Some(view) = view {
         let spec_type = model
             .record_index(crate::object_model::WORKLOAD_SPEC)

@@ -101,6 +101,8 @@ pub struct KindModel {
     pub kind: &'static str,
     /// The kind's record (its entity attributes).
     pub record: usize,
+    /// Where its pod template is ([`KindSchema::pod_template`]).
+    pub pod_template: Option<&'static str>,
 }
 
 impl KindModel {
@@ -133,6 +135,9 @@ pub struct KindSchema {
     pub kind: &'static str,
     /// The name of the definition its JSON schema was registered under.
     pub definition: String,
+    /// The JSON pointer of the pod template its objects stamp out ("" for a Pod; None: it
+    /// runs no pods), where the pod security views are taken from.
+    pub pod_template: Option<&'static str>,
 }
 
 /// Where the kinds admission models come from: the API server's resource registry (each
@@ -153,6 +158,8 @@ pub struct KindSource {
     pub kind: &'static str,
     /// Registers the type's schema; its definition name.
     pub register: fn(&mut SchemaGenerator) -> String,
+    /// Where its pod template is ([`KindSchema::pod_template`]).
+    pub pod_template: Option<&'static str>,
 }
 
 impl KindSchemas for &[KindSource] {
@@ -162,6 +169,7 @@ impl KindSchemas for &[KindSource] {
                 group: source.group,
                 kind: source.kind,
                 definition: (source.register)(generator),
+                pod_template: source.pod_template,
             })
             .collect()
     }
@@ -317,6 +325,7 @@ impl ObjectModel {
             group,
             kind,
             definition,
+            pod_template,
         } in kinds
         {
             if NOT_ADMITTED.contains(&group) {
@@ -329,6 +338,7 @@ impl ObjectModel {
                 group,
                 kind,
                 record,
+                pod_template,
             });
         }
         let mut records = builder.records;

@@ -13,36 +13,43 @@ const KINDS: &[KindSource] = &[
         group: "",
         kind: "Namespace",
         register: schema_of::<core::v1::Namespace>,
+        pod_template: None,
     },
     KindSource {
         group: "",
         kind: "ConfigMap",
         register: schema_of::<core::v1::ConfigMap>,
+        pod_template: None,
     },
     KindSource {
         group: "",
         kind: "Secret",
         register: schema_of::<core::v1::Secret>,
+        pod_template: None,
     },
     KindSource {
         group: "",
         kind: "Pod",
         register: schema_of::<core::v1::Pod>,
+        pod_template: Some(""),
     },
     KindSource {
         group: "apps",
         kind: "Deployment",
         register: schema_of::<apps::v1::Deployment>,
+        pod_template: Some("/spec/template"),
     },
     KindSource {
         group: "batch",
         kind: "CronJob",
         register: schema_of::<batch::v1::CronJob>,
+        pod_template: Some("/spec/jobTemplate/spec/template"),
     },
     KindSource {
         group: "policy.bulwark.dev",
         kind: "CedarPolicy",
         register: schema_of::<bulwark_api::cedar_policy::CedarPolicy>,
+        pod_template: None,
     },
 ];
 

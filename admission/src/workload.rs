@@ -31,21 +31,10 @@ pub struct PodView<'a> {
     pub spec: &'a Value,
 }
 
-/// The JSON pointer of the pod template in objects of `group`/`kind` ("" for a Pod).
-pub fn template_pointer(group: &str, kind: &str) -> Option<&'static str> {
-    match (group, kind) {
-        ("", "Pod") => Some(""),
-        ("apps", "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet") | ("batch", "Job") => {
-            Some("/spec/template")
-        }
-        ("batch", "CronJob") => Some("/spec/jobTemplate/spec/template"),
-        _ => None,
-    }
-}
-
-/// The pod an object of `group`/`kind` runs, if it runs one.
-pub fn pod_view<'a>(group: &str, kind: &str, object: &'a Value) -> Option<PodView<'a>> {
-    let holder = object.pointer(template_pointer(group, kind)?)?;
+/// The pod `object` runs, found at `template` (the JSON pointer of its kind's pod template,
+/// "" for a Pod; the kind's registry strategy says where).
+pub fn pod_view<'a>(template: &str, object: &'a Value) -> Option<PodView<'a>> {
+    let holder = object.pointer(template)?;
     Some(PodView {
         metadata: holder.get("metadata"),
         spec: holder.get("spec")?,
@@ -140,25 +129,19 @@ mod tests {
     #[test]
     fn templates_are_found_in_every_workload_kind() {
         let pod = json!({"spec": {"containers": []}});
-        assert!(pod_view("", "Pod", &pod).is_some());
+        assert!(pod_view("", &pod).is_some());
         let template = json!({"spec": {"template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": []}}}});
-        for (g, k) in [
-            ("apps", "Deployment"),
-            ("apps", "ReplicaSet"),
-            ("apps", "DaemonSet"),
-            ("apps", "StatefulSet"),
-            ("batch", "Job"),
-        ] {
-            let view = pod_view(g, k, &template).unwrap();
-            assert_eq!(view.metadata.unwrap()["labels"]["a"], "b");
-        }
+        let view = pod_view("/spec/template", &template).unwrap();
+        assert_eq!(view.metadata.unwrap()["labels"]["a"], "b");
         let cron =
             json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {"hostPID": true}}}}}});
         assert_eq!(
-            pod_view("batch", "CronJob", &cron).unwrap().spec["hostPID"],
+            pod_view("/spec/jobTemplate/spec/template", &cron)
+                .unwrap()
+                .spec["hostPID"],
             true
         );
-        assert!(pod_view("", "ConfigMap", &pod).is_none());
+        assert!(pod_view("/spec/template", &pod).is_none());
     }
 
     #[test]

@@ -319,6 +319,7 @@ impl KindSchemas for AdmittedKinds {
                     group: def.group,
                     kind: def.kind,
                     definition,
+                    pod_template: def.strategy.pod_template(),
                 })
             })
             .collect()

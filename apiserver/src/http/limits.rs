@@ -327,16 +327,19 @@ pub fn check_container_count(
     object: &serde_json::Value,
     limits: &RequestLimits,
 ) -> Result<(), crate::http::error::ApiError> {
-    let Some(view) = bulwark_admission::workload::pod_view(def.group, def.kind, object) else {
+    let Some(template) = def.strategy.pod_template() else {
+        return Ok(());
+    };
+    let Some(view) = bulwark_admission::workload::pod_view(template, object) else {
         return Ok(());
     };
     let count = bulwark_admission::workload::container_count(view.spec);
     if count <= limits.max_containers_per_pod {
         return Ok(());
     }
-    let field = match bulwark_admission::workload::template_pointer(def.group, def.kind) {
-        Some("") | None => "spec".to_owned(),
-        Some(pointer) => format!("{}.spec", pointer.trim_start_matches('/').replace('/', ".")),
+    let field = match template {
+        "" => "spec".to_owned(),
+        pointer => format!("{}.spec", pointer.trim_start_matches('/').replace('/', ".")),
     };
     crate::audit::record::note_limit(Limit::ContainersPerPod);
     Err(bulwark_api::Status::invalid(

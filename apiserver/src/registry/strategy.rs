@@ -27,6 +27,13 @@ pub trait KindStrategy: std::fmt::Debug + Send + Sync {
     /// (`None`: no schema is published).
     fn schema(&self, generator: &mut SchemaGenerator) -> Option<String>;
 
+    /// The JSON pointer of the pod template objects of this kind stamp out ("" for a Pod;
+    /// None: it runs no pods). Pod Security admission and the container-count limit read the
+    /// pod there.
+    fn pod_template(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Upstream's defaulting: fills absent fields, never overwrites.
     fn default(&self, _obj: &mut Map<String, Value>) {}
 

@@ -70,6 +70,10 @@ pub(crate) struct Deployments;
 impl KindStrategy for Deployments {
     typed!(k8s_openapi::api::apps::v1::Deployment);
 
+    fn pod_template(&self) -> Option<&'static str> {
+        Some("/spec/template")
+    }
+
     fn default(&self, root: &mut Map<String, Value>) {
         let Some(spec) = map(root, "spec") else {
             return;
@@ -131,6 +135,10 @@ impl KindStrategy for ReplicaSets {
 
     typed!(k8s_openapi::api::apps::v1::ReplicaSet);
 
+    fn pod_template(&self) -> Option<&'static str> {
+        Some("/spec/template")
+    }
+
     fn default(&self, root: &mut Map<String, Value>) {
         let Some(spec) = map(root, "spec") else {
             return;
@@ -179,6 +187,10 @@ impl KindStrategy for StatefulSets {
 
     typed!(k8s_openapi::api::apps::v1::StatefulSet);
 
+    fn pod_template(&self) -> Option<&'static str> {
+        Some("/spec/template")
+    }
+
     fn default(&self, root: &mut Map<String, Value>) {
         let Some(spec) = map(root, "spec") else {
             return;
@@ -224,6 +236,10 @@ impl KindStrategy for DaemonSets {
     }
 
     typed!(k8s_openapi::api::apps::v1::DaemonSet);
+
+    fn pod_template(&self) -> Option<&'static str> {
+        Some("/spec/template")
+    }
 
     fn default(&self, root: &mut Map<String, Value>) {
         let Some(spec) = map(root, "spec") else {

@@ -54,6 +54,10 @@ pub(crate) struct Jobs;
 impl KindStrategy for Jobs {
     typed!(k8s_openapi::api::batch::v1::Job);
 
+    fn pod_template(&self) -> Option<&'static str> {
+        Some("/spec/template")
+    }
+
     fn default(&self, root: &mut Map<String, Value>) {
         if let Some(spec) = map(root, "spec") {
             job_defaults(spec);
@@ -90,6 +94,10 @@ pub(crate) struct CronJobs;
 
 impl KindStrategy for CronJobs {
     typed!(k8s_openapi::api::batch::v1::CronJob);
+
+    fn pod_template(&self) -> Option<&'static str> {
+        Some("/spec/jobTemplate/spec/template")
+    }
 
     fn default(&self, root: &mut Map<String, Value>) {
         let Some(spec) = map(root, "spec") else {

@@ -185,6 +185,10 @@ pub(crate) struct Pods;
 impl KindStrategy for Pods {
     typed!(api::Pod);
 
+    fn pod_template(&self) -> Option<&'static str> {
+        Some("")
+    }
+
     fn default(&self, root: &mut Map<String, Value>) {
         if let Some(spec) = map(root, "spec") {
             pod_spec(spec);
