@@ -111,12 +111,12 @@ fn resolve(resource: &str) -> anyhow::Result<(String, String, Option<String>)> {
         Some((n, g)) => (n, Some(g)),
         None => (resource, None),
     };
-    let def = bulwark_apiserver::registry::RESOURCES.iter().find(|d| {
-        (d.plural == name || d.singular == name || d.short_names.contains(&name))
-            && group.is_none_or(|g| g == d.group)
+    let def = bulwark_apiserver::registry::builtin().iter().find(|d| {
+        (d.plural() == name || d.singular() == name || d.short_names().any(|s| s == name))
+            && group.is_none_or(|g| g == d.group())
     });
     match def {
-        Some(def) => Ok((def.group.to_owned(), def.plural.to_owned(), subresource)),
+        Some(def) => Ok((def.group().to_owned(), def.plural().to_owned(), subresource)),
         None => bail!(
             "unknown resource {resource:?}: give plural.group (e.g. widgets.example.com) for kinds this binary does not serve"
         ),

@@ -175,10 +175,17 @@ struct KindType {
 
 /// Entity type names used per write, parsed once.
 struct Types {
-    kinds: HashMap<(&'static str, &'static str), KindType>,
+    /// By group, then kind.
+    kinds: HashMap<String, HashMap<String, KindType>>,
     workload: EntityTypeName,
     container: EntityTypeName,
     action: EntityTypeName,
+}
+
+impl Types {
+    fn kind(&self, group: &str, kind: &str) -> Option<&KindType> {
+        self.kinds.get(group).and_then(|kinds| kinds.get(kind))
+    }
 }
 
 fn parse_type(name: &str) -> Result<EntityTypeName, AdmissionError> {
@@ -205,10 +212,10 @@ impl AdmissionModel {
     /// Models the kinds `source` registers.
     pub fn build(source: &dyn KindSchemas) -> Result<Arc<Self>, AdmissionError> {
         let objects = ObjectModel::build(source)?;
-        let mut kinds = HashMap::new();
+        let mut kinds: HashMap<String, HashMap<String, KindType>> = HashMap::new();
         for kind in &objects.kinds {
-            kinds.insert(
-                (kind.group, kind.kind),
+            kinds.entry(kind.group.clone()).or_default().insert(
+                kind.kind.clone(),
                 KindType {
                     entity: parse_type(&kind.entity_type(&objects))?,
                     pod_template: kind.pod_template,
@@ -241,8 +248,7 @@ impl AdmissionModel {
     ) -> Result<usize, AdmissionError> {
         let kind_type = self
             .types
-            .kinds
-            .get(&(input.group, input.kind))
+            .kind(input.group, input.kind)
             .ok_or_else(|| AdmissionError::Model(format!("{} is not modelled", input.kind)))?;
         let all = Wanted {
             object: true,
@@ -404,7 +410,7 @@ impl AdmissionSnapshot {
 
     fn evaluate(&self, input: &AdmissionInput<'_>) -> Result<Verdict, AdmissionError> {
         let types = &self.model.types;
-        let Some(kind_type) = types.kinds.get(&(input.group, input.kind)) else {
+        let Some(kind_type) = types.kind(input.group, input.kind) else {
             // Not an admitted kind (policy objects, custom resources): nothing to evaluate.
             return Ok(Verdict::default());
         };

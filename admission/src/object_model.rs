@@ -96,9 +96,9 @@ impl RecordType {
 #[derive(Debug, Clone)]
 pub struct KindModel {
     /// API group ("" for core).
-    pub group: &'static str,
+    pub group: String,
     /// Kind.
-    pub kind: &'static str,
+    pub kind: String,
     /// The kind's record (its entity attributes).
     pub record: usize,
     /// Where its pod template is ([`KindSchema::pod_template`]).
@@ -130,9 +130,9 @@ pub struct ObjectModel {
 #[derive(Debug, Clone)]
 pub struct KindSchema {
     /// API group ("" for core).
-    pub group: &'static str,
+    pub group: String,
     /// Kind.
-    pub kind: &'static str,
+    pub kind: String,
     /// The name of the definition its JSON schema was registered under.
     pub definition: String,
     /// The JSON pointer of the pod template its objects stamp out ("" for a Pod; None: it
@@ -166,8 +166,8 @@ impl KindSchemas for &[KindSource] {
     fn register(&self, generator: &mut SchemaGenerator) -> Vec<KindSchema> {
         self.iter()
             .map(|source| KindSchema {
-                group: source.group,
-                kind: source.kind,
+                group: source.group.to_owned(),
+                kind: source.kind.to_owned(),
                 definition: (source.register)(generator),
                 pod_template: source.pod_template,
             })
@@ -328,7 +328,7 @@ impl ObjectModel {
             pod_template,
         } in kinds
         {
-            if NOT_ADMITTED.contains(&group) {
+            if NOT_ADMITTED.contains(&group.as_str()) {
                 continue;
             }
             let record = builder.record(&definition)?.ok_or_else(|| {

@@ -5,6 +5,7 @@
 //! - [`selector`]: label selectors (equality- and set-based) and field selectors, parsed with
 //!   upstream's grammar and matched against JSON objects.
 //! - [`names`]: the DNS-1123 name rules upstream applies to object names, namespaces and labels.
+//! - [`gvk`]: [`GroupVersionKind`] and [`GroupVersionResource`], how types and URLs are named.
 //! - [`cedar_policy`]: `policy.bulwark.dev/v1 CedarPolicy`, the API object security teams
 //!   write Cedar policies in.
 //!
@@ -12,10 +13,12 @@
 //! apiserver stores and serves upstream shapes without a typed round trip.
 
 pub mod cedar_policy;
+pub mod gvk;
 pub mod names;
 pub mod selector;
 pub mod status;
 
+pub use gvk::{GroupVersionKind, GroupVersionResource};
 /// Re-exported so the crates that model upstream types (admission) use the same version.
 pub use k8s_openapi;
 pub use selector::{FieldSelector, LabelSelector, SelectorError};

@@ -23,8 +23,10 @@ pub const PROTECTED_NAMESPACES: &[&str] =
 /// What an admission plugin sees.
 #[derive(Debug)]
 pub struct AdmissionRequest<'a> {
+    /// The resources served (what a policy grant can reach).
+    pub resources: &'a crate::registry::ResourceTable,
     /// The resource written.
-    pub def: &'static ResourceDef,
+    pub def: &'a ResourceDef,
     /// create, update, patch or delete.
     pub verb: Verb,
     /// The user writing.
@@ -77,7 +79,7 @@ impl AdmissionPlugin for NamespaceLifecycle {
             }
             return Ok(Vec::new());
         }
-        if !request.def.namespaced || request.verb != Verb::Create {
+        if !request.def.namespaced() || request.verb != Verb::Create {
             return Ok(Vec::new());
         }
         let ns = request.namespace.unwrap_or_default();
@@ -92,7 +94,8 @@ impl AdmissionPlugin for NamespaceLifecycle {
                 StatusReason::Forbidden,
                 format!(
                     "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-                    request.def.plural, request.name
+                    request.def.plural(),
+                    request.name
                 ),
             ));
         }

@@ -62,6 +62,7 @@ pub fn default_state<E: Engine>(
         metrics.watches.clone(),
     );
     ApiState {
+        registry: Arc::new(registry::ServedResources::builtin()),
         objects: storage::ObjectStorage::new(store, Arc::new(storage::Identity)),
         tokens,
         authenticators,
@@ -96,11 +97,15 @@ async fn installation_pending(state: &ApiState) -> Result<bool, ApiError> {
     if let Some(kv) = state.objects.get(BOOTSTRAP_KEY).await.map_err(internal)? {
         return Ok(kv.value.as_ref() != b"done");
     }
-    let def = registry::lookup("", "v1", "namespaces")
-        .ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
+    let def = registry::lookup(&bulwark_api::GroupVersionResource::new(
+        "",
+        "v1",
+        "namespaces",
+    ))
+    .ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
     let legacy = state
         .objects
-        .get(&storage::object_key(def, None, "default"))
+        .get(&storage::object_key(&def, None, "default"))
         .await
         .map_err(internal)?
         .is_some();
@@ -118,16 +123,20 @@ async fn installation_pending(state: &ApiState) -> Result<bool, ApiError> {
 /// namespace-label mirror and, with Cedar policies, the policy sync; marks the server ready
 /// once the policies are in force.
 pub async fn bootstrap(state: &Arc<ApiState>) -> Result<(), ApiError> {
-    let def = registry::lookup("", "v1", "namespaces")
-        .ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
+    let def = registry::lookup(&bulwark_api::GroupVersionResource::new(
+        "",
+        "v1",
+        "namespaces",
+    ))
+    .ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
     let installing = installation_pending(state).await?;
     for name in SYSTEM_NAMESPACES {
         let mut obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-        crate::rest::object::prepare_create(def, &mut obj, None)?;
-        let key = storage::object_key(def, None, name);
+        crate::rest::object::prepare_create(&def, &mut obj, None)?;
+        let key = storage::object_key(&def, None, name);
         match state
             .objects
-            .create(&key, storage::encode(def, &obj)?)
+            .create(&key, storage::encode(&def, &obj)?)
             .await
         {
             Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
@@ -221,15 +230,20 @@ mod tests {
             .create(BOOTSTRAP_KEY, b"installing".to_vec())
             .await
             .unwrap();
-        let def = registry::lookup("", "v1", "namespaces").unwrap();
+        let def = registry::lookup(&bulwark_api::GroupVersionResource::new(
+            "",
+            "v1",
+            "namespaces",
+        ))
+        .unwrap();
         for name in SYSTEM_NAMESPACES {
             let mut obj =
                 json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-            crate::rest::object::prepare_create(def, &mut obj, None).unwrap();
-            let key = storage::object_key(def, None, name);
+            crate::rest::object::prepare_create(&def, &mut obj, None).unwrap();
+            let key = storage::object_key(&def, None, name);
             state
                 .objects
-                .create(&key, storage::encode(def, &obj).unwrap())
+                .create(&key, storage::encode(&def, &obj).unwrap())
                 .await
                 .unwrap();
         }
@@ -257,14 +271,19 @@ mod tests {
     async fn a_cluster_without_the_marker_keeps_its_choices() {
         let dir = tempfile::tempdir().unwrap();
         let state = server(dir.path()).await;
-        let def = registry::lookup("", "v1", "namespaces").unwrap();
+        let def = registry::lookup(&bulwark_api::GroupVersionResource::new(
+            "",
+            "v1",
+            "namespaces",
+        ))
+        .unwrap();
         let mut obj =
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}});
-        crate::rest::object::prepare_create(def, &mut obj, None).unwrap();
-        let key = storage::object_key(def, None, "default");
+        crate::rest::object::prepare_create(&def, &mut obj, None).unwrap();
+        let key = storage::object_key(&def, None, "default");
         state
             .objects
-            .create(&key, storage::encode(def, &obj).unwrap())
+            .create(&key, storage::encode(&def, &obj).unwrap())
             .await
             .unwrap();
         bootstrap(&state).await.unwrap();

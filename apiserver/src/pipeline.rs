@@ -34,6 +34,7 @@ use crate::http::error::ApiError;
 use crate::http::negotiate::{self, Query};
 use crate::http::request_info::{self, PathError, ResourceRequest, Verb};
 use crate::http::respond;
+use crate::registry::ResourceTable;
 use crate::rest::resource::Ctx;
 use crate::rest::{collection, resource, subresource, watch};
 use crate::state::ApiState;
@@ -112,9 +113,9 @@ struct LogFields {
 }
 
 /// The verb of a request that failed authentication, for its audit event.
-fn unauthenticated_verb(parts: &http::request::Parts) -> String {
+fn unauthenticated_verb(resources: &ResourceTable, parts: &http::request::Parts) -> String {
     let query = Query::parse(parts.uri.query());
-    match request_info::parse(&parts.method, parts.uri.path(), &query.0) {
+    match request_info::parse(resources, &parts.method, parts.uri.path(), &query.0) {
         Ok(Some(r)) => r.verb.as_str().to_owned(),
         _ if parts.method == Method::GET || parts.method == Method::HEAD => "get".to_owned(),
         _ => "post".to_owned(),
@@ -141,6 +142,8 @@ async fn run(
     body: Body,
     log: &mut LogFields,
 ) -> Result<Response, ApiError> {
+    // The resources served, as of now: one snapshot for the whole request.
+    let resources = state.registry.snapshot();
     // 1. Authenticate.
     let conn = parts
         .extensions
@@ -152,13 +155,13 @@ async fn run(
         Err(why) => {
             tracing::debug!(peer = %conn.peer, %why, "authentication failed");
             log.audit.auth_failure = Some(why.to_string());
-            log.audit.verb = unauthenticated_verb(parts);
+            log.audit.verb = unauthenticated_verb(&resources, parts);
             return Err(ApiError::new(StatusReason::Unauthorized, "Unauthorized"));
         }
     };
     log.audit.user = Some(audit_user(&user));
     if let Err(refused) = crate::http::limits::check_head(&state.limits.request, parts) {
-        log.audit.verb = unauthenticated_verb(parts);
+        log.audit.verb = unauthenticated_verb(&resources, parts);
         return Err(refused);
     }
     if let Some(bound) = &user.bound_account
@@ -188,7 +191,7 @@ async fn run(
         || path == "/apis"
         || path.starts_with("/apis/");
     let resource_request = if is_api_path {
-        match request_info::parse(&parts.method, path, &query.0) {
+        match request_info::parse(&resources, &parts.method, path, &query.0) {
             Ok(r) => r,
             Err(PathError::NotFound) => return Err(not_found()),
             Err(PathError::MethodNotAllowed) => {
@@ -213,8 +216,8 @@ async fn run(
     };
     let namespace = resource_request.as_ref().and_then(|r| {
         authz::request_namespace(
-            r.def.group,
-            r.def.plural,
+            r.def.group(),
+            r.def.plural(),
             r.namespace.as_deref(),
             r.name.as_deref(),
         )
@@ -224,8 +227,8 @@ async fn run(
         Some(r) => RequestAttributes {
             verb: r.verb.as_str(),
             target: Target::Resource {
-                api_group: r.def.group,
-                resource: r.def.plural,
+                api_group: r.def.group(),
+                resource: r.def.plural(),
                 subresource: r.subresource.map(|s| s.name()),
                 namespace,
                 name: r.name.as_deref(),
@@ -240,11 +243,11 @@ async fn run(
         .as_ref()
         .is_some_and(|r| r.verb == Verb::Watch);
     log.audit.object_ref = resource_request.as_ref().map(|r| bulwark_audit::ObjectRef {
-        resource: r.def.plural.to_owned(),
+        resource: r.def.plural().to_owned(),
         namespace: r.namespace.clone(),
         name: r.name.clone(),
-        api_group: r.def.group.to_owned(),
-        api_version: r.def.version.to_owned(),
+        api_group: r.def.group().to_owned(),
+        api_version: r.def.version().to_owned(),
         subresource: r.subresource.map(|s| s.name().to_owned()),
     });
     if let Some(auditing) = &state.auditing {
@@ -253,8 +256,8 @@ async fn run(
     }
     log.resource = match &resource_request {
         Some(r) => match r.subresource {
-            Some(s) => format!("{}/{}", r.def.plural, s.name()),
-            None => r.def.plural.to_owned(),
+            Some(s) => format!("{}/{}", r.def.plural(), s.name()),
+            None => r.def.plural().to_owned(),
         },
         None => String::new(),
     };
@@ -286,7 +289,7 @@ async fn run(
     match resource_request {
         Some(req) => {
             let protobuf_ok =
-                crate::codec::protobuf::supports(&req.def.api_version(), req.def.kind);
+                crate::codec::protobuf::supports(&req.def.api_version(), req.def.kind());
             let negotiated = negotiate::negotiate(&parts.headers, protobuf_ok)?;
             log.wire = negotiated.wire;
             let raw = if request::has_body(req.verb) {
@@ -305,6 +308,7 @@ async fn run(
             }
             let ctx = Ctx {
                 state,
+                resources: &resources,
                 req: &req,
                 query: &query,
                 headers: &parts.headers,
@@ -316,7 +320,7 @@ async fn run(
             crate::authz::node_reads::check_get(state, &user, &req).await?;
             dispatch_resource(&ctx, &req, &body).await
         }
-        None => non_resource(state, &parts.method, path, &parts.headers),
+        None => non_resource(state, &resources, &parts.method, path, &parts.headers),
     }
 }
 
@@ -325,13 +329,17 @@ async fn service_account_exists(
     state: &ApiState,
     bound: &crate::authn::sa_token::BoundAccount,
 ) -> Result<bool, ApiError> {
-    let def = crate::registry::lookup("", "v1", "serviceaccounts")
-        .ok_or_else(|| ApiError::internal("serviceaccounts are not registered"))?;
-    let key = crate::storage::object_key(def, Some(&bound.namespace), &bound.name);
+    let def = crate::registry::lookup(&bulwark_api::GroupVersionResource::new(
+        "",
+        "v1",
+        "serviceaccounts",
+    ))
+    .ok_or_else(|| ApiError::internal("serviceaccounts are not registered"))?;
+    let key = crate::storage::object_key(&def, Some(&bound.namespace), &bound.name);
     let Some(kv) = state.objects.get(&key).await.map_err(ApiError::internal)? else {
         return Ok(false);
     };
-    let obj = crate::storage::decode(def, &kv)?;
+    let obj = crate::storage::decode(&def, &kv)?;
     Ok(crate::rest::object::meta_str(&obj, "uid") == Some(bound.uid.as_str()))
 }
 
@@ -341,7 +349,7 @@ async fn dispatch_resource(
     body: &RequestBody,
 ) -> Result<Response, ApiError> {
     use crate::registry::{Serving, Subresource};
-    match req.def.serving {
+    match req.def.serving() {
         Serving::Stored => {}
         Serving::Handler(handler) => return handler.handle(ctx, body).await,
     }
@@ -374,6 +382,7 @@ fn text(code: StatusCode, body: &'static str) -> Response {
 
 fn non_resource(
     state: &ApiState,
+    resources: &ResourceTable,
     method: &Method,
     path: &str,
     headers: &http::HeaderMap,
@@ -405,7 +414,7 @@ fn non_resource(
         )
             .into_response()),
         "/api" => ok(discovery::core_versions()),
-        "/apis" => ok(discovery::groups()),
+        "/apis" => ok(discovery::groups(resources)),
         "/openapi/v2" => {
             let accept = headers
                 .get(http::header::ACCEPT)
@@ -425,15 +434,15 @@ fn non_resource(
                 Ok((
                     StatusCode::OK,
                     [(http::header::CONTENT_TYPE, "application/json")],
-                    openapi::v2_json(),
+                    openapi::v2_json(resources),
                 )
                     .into_response())
             }
         }
-        "/openapi/v3" => ok(openapi::v3_root()),
+        "/openapi/v3" => ok(openapi::v3_root(resources)),
         _ => {
             if let Some(gv) = path.strip_prefix("/openapi/v3/") {
-                let doc = openapi::v3_group_version(gv).ok_or_else(not_found)?;
+                let doc = openapi::v3_group_version(resources, gv).ok_or_else(not_found)?;
                 return Ok((
                     StatusCode::OK,
                     [(http::header::CONTENT_TYPE, "application/json")],
@@ -443,12 +452,93 @@ fn non_resource(
             }
             let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
             let doc = match parts.as_slice() {
-                ["api", version] => discovery::resources("", version),
-                ["apis", group] => discovery::group(group),
-                ["apis", group, version] => discovery::resources(group, version),
+                ["api", version] => discovery::resources(resources, "", version),
+                ["apis", group] => discovery::group(resources, group),
+                ["apis", group, version] => discovery::resources(resources, group, version),
                 _ => None,
             };
             doc.map_or_else(|| Err(not_found()), ok)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "test code")]
+    use super::*;
+    use crate::registry::{ResourceDef, ResourceTable, ServedResources, builtin};
+    use bulwark_api::GroupVersionKind;
+    use bulwark_store::{EmbeddedEngine, Store, StoreOptions};
+    use serde_json::Value;
+
+    async fn send(state: &Arc<ApiState>, method: Method, path: &str, body: &str) -> (u16, Value) {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        request.extensions_mut().insert(ConnInfo {
+            peer: "127.0.0.1:1".parse().unwrap(),
+            client_cert: Some(bulwark_pki::identity::CertIdentity {
+                user: "admin".into(),
+                groups: vec!["system:masters".into()],
+                fingerprint: "00".into(),
+            }),
+        });
+        let response = handle(Arc::clone(state), request).await;
+        let code = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// The request path reaches resources only through the state's registry: a kind this
+    /// binary was not built with, served by an installed table, is discovered, created,
+    /// read and listed like a built-in one, and disappears when the table is replaced.
+    #[tokio::test]
+    async fn handlers_serve_whatever_the_registry_serves() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            EmbeddedEngine::open(dir.path().join("db")).unwrap(),
+            StoreOptions::default(),
+        )
+        .await
+        .unwrap();
+        let served = Arc::new(ServedResources::builtin());
+        let mut defs: Vec<_> = builtin().iter().cloned().collect();
+        defs.push(Arc::new(ResourceDef::new_stored(
+            GroupVersionKind::new("example.com", "v1", "Widget"),
+            "widgets",
+            true,
+            Arc::new(crate::registry::strategy::Untyped),
+        )));
+        served.install(ResourceTable::new(defs).unwrap());
+        let state = ApiState::builder(store, "system:masters")
+            .registry(Arc::clone(&served) as Arc<dyn crate::registry::ResourceRegistry>)
+            .build();
+        crate::bootstrap(&state).await.unwrap();
+
+        let (code, group) = send(&state, Method::GET, "/apis/example.com/v1", "").await;
+        assert_eq!(code, 200);
+        assert_eq!(group["resources"][0]["kind"], "Widget");
+        let widget = r#"{"apiVersion": "example.com/v1", "kind": "Widget",
+                         "metadata": {"name": "w"}, "spec": {"size": 3}}"#;
+        let path = "/apis/example.com/v1/namespaces/default/widgets";
+        let (code, created) = send(&state, Method::POST, path, widget).await;
+        assert_eq!(code, 201, "{created}");
+        assert_eq!(created["spec"]["size"], 3);
+        let (code, got) = send(&state, Method::GET, &format!("{path}/w"), "").await;
+        assert_eq!((code, &got["metadata"]["name"]), (200, &json!("w")));
+        let (code, list) = send(&state, Method::GET, path, "").await;
+        assert_eq!(
+            (code, list["items"].as_array().map(Vec::len)),
+            (200, Some(1))
+        );
+
+        served.install(ResourceTable::new(builtin().iter().cloned().collect()).unwrap());
+        let (code, _) = send(&state, Method::GET, &format!("{path}/w"), "").await;
+        assert_eq!(code, 404);
     }
 }

@@ -6,6 +6,7 @@ pub(crate) mod convert;
 pub(crate) mod defaults;
 pub(crate) mod kinds;
 pub(crate) mod schema;
+pub mod served;
 pub mod strategy;
 pub mod typed;
 pub(crate) mod validation;
@@ -70,51 +71,128 @@ impl Serving {
     }
 }
 
-/// One served resource.
+/// One served resource: what discovery, routing, storage and the handlers need to know about
+/// it. Shared (`Arc`) and immutable; its names are owned or static, so a custom resource's
+/// definition is built the same way as a built-in's.
 #[derive(Debug)]
 pub struct ResourceDef {
-    /// API group ("" for core).
-    pub group: &'static str,
-    /// Version served.
-    pub version: &'static str,
-    /// Kind.
-    pub kind: &'static str,
-    /// Plural resource name (the URL segment).
-    pub plural: &'static str,
-    /// Singular name (discovery).
-    pub singular: &'static str,
-    /// Short names (`kubectl get deploy`).
-    pub short_names: &'static [&'static str],
-    /// Categories (`kubectl get all`).
-    pub categories: &'static [&'static str],
-    /// Namespaced or cluster-scoped.
-    pub namespaced: bool,
-    /// Subresources.
-    pub subresources: &'static [Subresource],
-    /// Name rule.
-    pub name_rule: NameRule,
-    /// Field selectors beyond `metadata.name` and `metadata.namespace`.
-    pub extra_fields: &'static [&'static str],
-    /// Where objects come from (and so which verbs are served).
-    pub serving: Serving,
-    /// Everything else the server knows about the kind.
-    pub strategy: &'static dyn KindStrategy,
+    gvk: GroupVersionKind<'static>,
+    plural: Cow<'static, str>,
+    singular: Cow<'static, str>,
+    short_names: Vec<Cow<'static, str>>,
+    categories: Vec<Cow<'static, str>>,
+    namespaced: bool,
+    subresources: Vec<Subresource>,
+    name_rule: NameRule,
+    extra_fields: Vec<Cow<'static, str>>,
+    serving: Serving,
+    strategy: Arc<dyn KindStrategy>,
 }
 
 impl ResourceDef {
+    /// A stored resource with every verb, no subresources, short names or categories, and
+    /// subdomain names (what a custom resource starts from).
+    pub fn new_stored(
+        gvk: GroupVersionKind<'static>,
+        plural: impl Into<Cow<'static, str>>,
+        namespaced: bool,
+        strategy: Arc<dyn KindStrategy>,
+    ) -> Self {
+        let singular = Cow::Owned(gvk.kind.to_lowercase());
+        Self {
+            gvk,
+            plural: plural.into(),
+            singular,
+            short_names: Vec::new(),
+            categories: Vec::new(),
+            namespaced,
+            subresources: Vec::new(),
+            name_rule: NameRule::Subdomain,
+            extra_fields: Vec::new(),
+            serving: Serving::Stored,
+            strategy,
+        }
+    }
+
+    /// The kind's full name.
+    pub fn gvk(&self) -> &GroupVersionKind<'static> {
+        &self.gvk
+    }
+
+    /// The resource's full name (borrowed from the definition).
+    pub fn gvr(&self) -> GroupVersionResource<'_> {
+        GroupVersionResource::new(&self.gvk.group, &self.gvk.version, &self.plural)
+    }
+
+    /// API group ("" for core).
+    pub fn group(&self) -> &str {
+        &self.gvk.group
+    }
+
+    /// Version served.
+    pub fn version(&self) -> &str {
+        &self.gvk.version
+    }
+
+    /// Kind.
+    pub fn kind(&self) -> &str {
+        &self.gvk.kind
+    }
+
+    /// Plural resource name (the URL segment).
+    pub fn plural(&self) -> &str {
+        &self.plural
+    }
+
+    /// Singular name (discovery, `kubectl get deployment`).
+    pub fn singular(&self) -> &str {
+        &self.singular
+    }
+
+    /// Short names (`kubectl get deploy`).
+    pub fn short_names(&self) -> impl Iterator<Item = &str> {
+        self.short_names.iter().map(|n| &**n)
+    }
+
+    /// Categories (`kubectl get all`).
+    pub fn categories(&self) -> impl Iterator<Item = &str> {
+        self.categories.iter().map(|n| &**n)
+    }
+
+    /// Namespaced or cluster-scoped.
+    pub fn namespaced(&self) -> bool {
+        self.namespaced
+    }
+
+    /// Subresources.
+    pub fn subresources(&self) -> &[Subresource] {
+        &self.subresources
+    }
+
+    /// The rule `metadata.name` follows.
+    pub fn name_rule(&self) -> NameRule {
+        self.name_rule
+    }
+
+    /// Where objects come from (and so which verbs are served).
+    pub fn serving(&self) -> Serving {
+        self.serving
+    }
+
+    /// Everything else the server knows about the kind.
+    pub fn strategy(&self) -> &dyn KindStrategy {
+        &*self.strategy
+    }
+
     /// Whether this is `kind` of `group`: a kind check always names the group, so a custom
     /// kind that happens to be called `Pod` never inherits what the core Pod gets.
     pub fn is(&self, group: &str, kind: &str) -> bool {
-        self.group == group && self.kind == kind
+        self.gvk.is(group, kind)
     }
 
     /// `group/version`, or `version` for core.
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.to_owned()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
+        self.gvk.api_version()
     }
 
     /// Whether objects are stored (every verb served).
@@ -131,39 +209,44 @@ impl ResourceDef {
     pub fn supports_field(&self, field: &str) -> bool {
         field == "metadata.name"
             || (self.namespaced && field == "metadata.namespace")
-            || self.extra_fields.contains(&field)
+            || self.extra_fields.iter().any(|f| f == field)
     }
 }
 
-use std::sync::{Arc, OnceLock};
+use std::borrow::Cow;
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use Subresource::{Approval, Binding, Scale, Status, Token};
 use bulwark_admission::object_model::{KindSchema, KindSchemas};
 use bulwark_admission::{AdmissionError, AdmissionModel};
+use bulwark_api::{GroupVersionKind, GroupVersionResource};
 use k8s_openapi::schemars::SchemaGenerator;
+pub use served::{ResourceRegistry, ResourceTable, ServedResources};
 use strategy::KindStrategy;
 
 const ALL: &[&str] = &["all"];
 const NONE: &[&str] = &[];
+
+fn names(names: &[&'static str]) -> Vec<Cow<'static, str>> {
+    names.iter().map(|n| Cow::Borrowed(*n)).collect()
+}
 
 macro_rules! res {
     ($group:expr, $version:expr, $kind:expr, $plural:expr, $singular:expr, short: $short:expr,
      cat: $cat:expr, ns: $ns:expr, sub: $sub:expr, name: $rule:expr, fields: $fields:expr,
      strategy: $strategy:expr) => {
         ResourceDef {
-            group: $group,
-            version: $version,
-            kind: $kind,
-            plural: $plural,
-            singular: $singular,
-            short_names: $short,
-            categories: $cat,
+            gvk: GroupVersionKind::new($group, $version, $kind),
+            plural: Cow::Borrowed($plural),
+            singular: Cow::Borrowed($singular),
+            short_names: names($short),
+            categories: names($cat),
             namespaced: $ns,
-            subresources: $sub,
+            subresources: $sub.to_vec(),
             name_rule: $rule,
-            extra_fields: $fields,
+            extra_fields: names($fields),
             serving: Serving::Stored,
-            strategy: &$strategy,
+            strategy: Arc::new($strategy),
         }
     };
 }
@@ -172,138 +255,136 @@ macro_rules! res {
 macro_rules! review {
     ($kind:expr, $plural:expr, $singular:expr, ns: $ns:expr, strategy: $strategy:expr) => {
         ResourceDef {
-            group: "authorization.k8s.io",
-            version: "v1",
-            kind: $kind,
-            plural: $plural,
-            singular: $singular,
-            short_names: &[],
-            categories: &[],
+            gvk: GroupVersionKind::new("authorization.k8s.io", "v1", $kind),
+            plural: Cow::Borrowed($plural),
+            singular: Cow::Borrowed($singular),
+            short_names: Vec::new(),
+            categories: Vec::new(),
             namespaced: $ns,
-            subresources: &[],
+            subresources: Vec::new(),
             name_rule: NameRule::PathSegment,
-            extra_fields: &[],
+            extra_fields: Vec::new(),
             serving: Serving::Handler(&crate::authz::access_review::Reviews),
-            strategy: &$strategy,
+            strategy: Arc::new($strategy),
         }
     };
 }
 
-/// Every served resource.
-pub static RESOURCES: &[ResourceDef] = &[
-    res!("", "v1", "Namespace", "namespaces", "namespace", short: &["ns"], cat: NONE, ns: false,
+/// Every built-in resource, in discovery order.
+fn builtin_table() -> Vec<ResourceDef> {
+    vec![
+        res!("", "v1", "Namespace", "namespaces", "namespace", short: &["ns"], cat: NONE, ns: false,
          sub: &[Status], name: NameRule::Label, fields: &["status.phase"],
          strategy: kinds::core::Namespaces),
-    res!("", "v1", "ConfigMap", "configmaps", "configmap", short: &["cm"], cat: NONE, ns: true,
+        res!("", "v1", "ConfigMap", "configmaps", "configmap", short: &["cm"], cat: NONE, ns: true,
          sub: &[], name: NameRule::Subdomain, fields: &[],
          strategy: kinds::core::ConfigMaps),
-    res!("", "v1", "Secret", "secrets", "secret", short: &[], cat: NONE, ns: true,
+        res!("", "v1", "Secret", "secrets", "secret", short: &[], cat: NONE, ns: true,
          sub: &[], name: NameRule::Subdomain, fields: &["type"],
          strategy: kinds::core::Secrets),
-    res!("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", short: &["sa"],
+        res!("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", short: &["sa"],
          cat: NONE, ns: true, sub: &[Token], name: NameRule::Subdomain, fields: &[],
          strategy: kinds::core::ServiceAccounts),
-    res!("", "v1", "Pod", "pods", "pod", short: &["po"], cat: ALL, ns: true,
+        res!("", "v1", "Pod", "pods", "pod", short: &["po"], cat: ALL, ns: true,
          sub: &[Status, Binding], name: NameRule::Subdomain,
          fields: &["spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
                    "spec.serviceAccountName", "spec.hostNetwork", "status.phase",
                    "status.podIP", "status.nominatedNodeName"],
          strategy: kinds::core::Pods),
-    res!("", "v1", "Node", "nodes", "node", short: &["no"], cat: NONE, ns: false,
+        res!("", "v1", "Node", "nodes", "node", short: &["no"], cat: NONE, ns: false,
          sub: &[Status], name: NameRule::Subdomain, fields: &["spec.unschedulable"],
          strategy: kinds::core::Nodes),
-    res!("", "v1", "Service", "services", "service", short: &["svc"], cat: ALL, ns: true,
+        res!("", "v1", "Service", "services", "service", short: &["svc"], cat: ALL, ns: true,
          sub: &[Status], name: NameRule::Dns1035, fields: &["spec.clusterIP", "spec.type"],
          strategy: kinds::core::Services),
-    res!("", "v1", "Endpoints", "endpoints", "endpoints", short: &["ep"], cat: NONE, ns: true,
+        res!("", "v1", "Endpoints", "endpoints", "endpoints", short: &["ep"], cat: NONE, ns: true,
          sub: &[], name: NameRule::Subdomain, fields: &[],
          strategy: kinds::core::EndpointsKind),
-    res!("", "v1", "Event", "events", "event", short: &["ev"], cat: NONE, ns: true,
+        res!("", "v1", "Event", "events", "event", short: &["ev"], cat: NONE, ns: true,
          sub: &[], name: NameRule::PathSegment,
          fields: &["involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
                    "involvedObject.uid", "involvedObject.apiVersion",
                    "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason",
                    "reportingComponent", "source", "type"],
          strategy: kinds::core::Events),
-    res!("", "v1", "ResourceQuota", "resourcequotas", "resourcequota", short: &["quota"],
+        res!("", "v1", "ResourceQuota", "resourcequotas", "resourcequota", short: &["quota"],
          cat: NONE, ns: true, sub: &[Status], name: NameRule::Subdomain, fields: &[],
          strategy: kinds::core::ResourceQuotas),
-    res!("apps", "v1", "Deployment", "deployments", "deployment", short: &["deploy"], cat: ALL,
+        res!("apps", "v1", "Deployment", "deployments", "deployment", short: &["deploy"], cat: ALL,
          ns: true, sub: &[Status, Scale], name: NameRule::Subdomain, fields: &[],
          strategy: kinds::apps::Deployments),
-    res!("apps", "v1", "ReplicaSet", "replicasets", "replicaset", short: &["rs"], cat: ALL,
+        res!("apps", "v1", "ReplicaSet", "replicasets", "replicaset", short: &["rs"], cat: ALL,
          ns: true, sub: &[Status, Scale], name: NameRule::Subdomain, fields: &["status.replicas"],
          strategy: kinds::apps::ReplicaSets),
-    res!("apps", "v1", "DaemonSet", "daemonsets", "daemonset", short: &["ds"], cat: ALL,
+        res!("apps", "v1", "DaemonSet", "daemonsets", "daemonset", short: &["ds"], cat: ALL,
          ns: true, sub: &[Status], name: NameRule::Subdomain, fields: &[],
          strategy: kinds::apps::DaemonSets),
-    res!("apps", "v1", "StatefulSet", "statefulsets", "statefulset", short: &["sts"], cat: ALL,
+        res!("apps", "v1", "StatefulSet", "statefulsets", "statefulset", short: &["sts"], cat: ALL,
          ns: true, sub: &[Status, Scale], name: NameRule::Subdomain, fields: &[],
          strategy: kinds::apps::StatefulSets),
-    res!("batch", "v1", "Job", "jobs", "job", short: &[], cat: ALL, ns: true,
+        res!("batch", "v1", "Job", "jobs", "job", short: &[], cat: ALL, ns: true,
          sub: &[Status], name: NameRule::Subdomain, fields: &["status.successful"],
          strategy: kinds::batch::Jobs),
-    res!("batch", "v1", "CronJob", "cronjobs", "cronjob", short: &["cj"], cat: ALL, ns: true,
+        res!("batch", "v1", "CronJob", "cronjobs", "cronjob", short: &["cj"], cat: ALL, ns: true,
          sub: &[Status], name: NameRule::Subdomain, fields: &[],
          strategy: kinds::batch::CronJobs),
-    res!("coordination.k8s.io", "v1", "Lease", "leases", "lease", short: &[], cat: NONE,
+        res!("coordination.k8s.io", "v1", "Lease", "leases", "lease", short: &[], cat: NONE,
          ns: true, sub: &[], name: NameRule::Subdomain, fields: &[],
          strategy: kinds::coordination::Leases),
-    res!("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests",
+        res!("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests",
          "certificatesigningrequest", short: &["csr"], cat: NONE, ns: false,
          sub: &[Status, Approval], name: NameRule::Subdomain, fields: &["spec.signerName"],
          strategy: kinds::certificates::CertificateSigningRequests),
-    res!("events.k8s.io", "v1", "Event", "events", "event", short: &["ev"], cat: NONE, ns: true,
+        res!("events.k8s.io", "v1", "Event", "events", "event", short: &["ev"], cat: NONE, ns: true,
          sub: &[], name: NameRule::PathSegment,
          fields: &["regarding.kind", "regarding.namespace", "regarding.name", "regarding.uid",
                    "reason", "reportingController", "type"],
          strategy: kinds::events::Events),
-    res!("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", short: &[], cat: NONE,
+        res!("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", short: &[], cat: NONE,
          ns: true, sub: &[], name: NameRule::PathSegment, fields: &[],
          strategy: kinds::rbac::Roles),
-    res!("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole",
+        res!("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole",
          short: &[], cat: NONE, ns: false, sub: &[], name: NameRule::PathSegment, fields: &[],
          strategy: kinds::rbac::ClusterRoles),
-    res!("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding",
+        res!("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding",
          short: &[], cat: NONE, ns: true, sub: &[], name: NameRule::PathSegment, fields: &[],
          strategy: kinds::rbac::RoleBindings),
-    res!("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings",
+        res!("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings",
          "clusterrolebinding", short: &[], cat: NONE, ns: false, sub: &[],
          name: NameRule::PathSegment, fields: &[],
          strategy: kinds::rbac::ClusterRoleBindings),
-    res!("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass",
+        res!("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass",
          short: &["pc"], cat: NONE, ns: false, sub: &[], name: NameRule::Subdomain, fields: &[],
          strategy: kinds::scheduling::PriorityClasses),
-    res!("policy.bulwark.dev", "v1", "CedarPolicy", "cedarpolicies", "cedarpolicy",
+        res!("policy.bulwark.dev", "v1", "CedarPolicy", "cedarpolicies", "cedarpolicy",
          short: &["cedar"], cat: NONE, ns: false, sub: &[Status], name: NameRule::Subdomain,
          fields: &[],
          strategy: kinds::bulwark::CedarPolicies),
-    review!("SelfSubjectAccessReview", "selfsubjectaccessreviews", "selfsubjectaccessreview", ns: false,
+        review!("SelfSubjectAccessReview", "selfsubjectaccessreviews", "selfsubjectaccessreview", ns: false,
             strategy: kinds::authorization::SelfSubjectAccessReviews),
-    review!("SelfSubjectRulesReview", "selfsubjectrulesreviews", "selfsubjectrulesreview", ns: false,
+        review!("SelfSubjectRulesReview", "selfsubjectrulesreviews", "selfsubjectrulesreview", ns: false,
             strategy: kinds::authorization::SelfSubjectRulesReviews),
-    review!("SubjectAccessReview", "subjectaccessreviews", "subjectaccessreview", ns: false,
+        review!("SubjectAccessReview", "subjectaccessreviews", "subjectaccessreview", ns: false,
             strategy: kinds::authorization::SubjectAccessReviews),
-    review!("LocalSubjectAccessReview", "localsubjectaccessreviews",
+        review!("LocalSubjectAccessReview", "localsubjectaccessreviews",
             "localsubjectaccessreview", ns: true,
             strategy: kinds::authorization::LocalSubjectAccessReviews),
-    // Audit events: list only, cluster-wide or for one namespace.
-    ResourceDef {
-        group: "audit.bulwark.dev",
-        version: "v1",
-        kind: "Event",
-        plural: "events",
-        singular: "event",
-        short_names: &[],
-        categories: &[],
-        namespaced: true,
-        subresources: &[],
-        name_rule: NameRule::PathSegment,
-        extra_fields: &[],
-        serving: Serving::Handler(&crate::audit::query::AuditEvents),
-        strategy: &kinds::bulwark::AuditEvents,
-    },
-];
+        // Audit events: list only, cluster-wide or for one namespace.
+        ResourceDef {
+            gvk: GroupVersionKind::new("audit.bulwark.dev", "v1", "Event"),
+            plural: Cow::Borrowed("events"),
+            singular: Cow::Borrowed("event"),
+            short_names: Vec::new(),
+            categories: Vec::new(),
+            namespaced: true,
+            subresources: Vec::new(),
+            name_rule: NameRule::PathSegment,
+            extra_fields: Vec::new(),
+            serving: Serving::Handler(&crate::audit::query::AuditEvents),
+            strategy: Arc::new(kinds::bulwark::AuditEvents),
+        },
+    ]
+}
 
 /// The stored kinds as admission models them: each kind's strategy registers its type, so a
 /// kind is declared once, in its registry row and its strategy.
@@ -311,16 +392,18 @@ struct AdmittedKinds;
 
 impl KindSchemas for AdmittedKinds {
     fn register(&self, generator: &mut SchemaGenerator) -> Vec<KindSchema> {
-        RESOURCES
+        builtin()
             .iter()
             .filter(|def| def.stored())
             .filter_map(|def| {
-                def.strategy.schema(generator).map(|definition| KindSchema {
-                    group: def.group,
-                    kind: def.kind,
-                    definition,
-                    pod_template: def.strategy.pod_template(),
-                })
+                def.strategy()
+                    .schema(generator)
+                    .map(|definition| KindSchema {
+                        group: def.group().to_owned(),
+                        kind: def.kind().to_owned(),
+                        definition,
+                        pod_template: def.strategy().pod_template(),
+                    })
             })
             .collect()
     }
@@ -334,22 +417,25 @@ pub fn admission_model() -> Result<Arc<AdmissionModel>, AdmissionError> {
         .clone()
 }
 
-/// Finds the resource served at `group/version/plural`.
-pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static ResourceDef> {
-    RESOURCES
-        .iter()
-        .find(|r| r.group == group && r.version == version && r.plural == plural)
+fn builtin_shared() -> &'static Arc<ResourceTable> {
+    static BUILTIN: LazyLock<Arc<ResourceTable>> = LazyLock::new(|| {
+        let defs = builtin_table().into_iter().map(Arc::new).collect();
+        // The built-in table is fixed; `builtin_resources_are_unique` proves it builds.
+        Arc::new(ResourceTable::new(defs).unwrap_or_default())
+    });
+    &BUILTIN
 }
 
-/// The group/versions served, in discovery order (core first, then groups by first mention).
-pub fn group_versions() -> Vec<(&'static str, &'static str)> {
-    let mut out: Vec<(&str, &str)> = Vec::new();
-    for r in RESOURCES {
-        if !out.contains(&(r.group, r.version)) {
-            out.push((r.group, r.version));
-        }
-    }
-    out
+/// The built-in resources: what code that works with one specific built-in kind (the
+/// namespace and policy mirrors, bootstrap) and tests look up. Requests go through the
+/// server's [`ResourceRegistry`].
+pub fn builtin() -> &'static ResourceTable {
+    builtin_shared()
+}
+
+/// The built-in resource at `gvr`.
+pub fn lookup(gvr: &GroupVersionResource<'_>) -> Option<Arc<ResourceDef>> {
+    builtin().get(gvr).cloned()
 }
 
 #[cfg(test)]
@@ -376,15 +462,15 @@ mod tests {
             checked_in == rendered,
             "policies/cedar/k8s-objects.cedarschema is stale: run BULWARK_WRITE_SCHEMA=1 cargo test -p bulwark-apiserver"
         );
-        for def in RESOURCES
+        for def in builtin()
             .iter()
-            .filter(|d| d.stored() && d.group != bulwark_api::cedar_policy::GROUP)
+            .filter(|d| d.stored() && d.group() != bulwark_api::cedar_policy::GROUP)
         {
             assert!(
-                model.objects().kind(def.group, def.kind).is_some(),
+                model.objects().kind(def.group(), def.kind()).is_some(),
                 "{}/{} is stored but not admitted",
-                def.group,
-                def.kind
+                def.group(),
+                def.kind()
             );
         }
     }
@@ -427,7 +513,7 @@ mod tests {
             // Required fields are missing here, so only the shape of what is present is
             // checked (no schema).
             model
-                .conforming_entities(&admission_input(kind.group, kind.kind, &minimal), None)
+                .conforming_entities(&admission_input(&kind.group, &kind.kind, &minimal), None)
                 .unwrap_or_else(|e| panic!("{}/{}: {e}", kind.group, kind.kind));
         }
         let template = json!({"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [
@@ -465,20 +551,22 @@ mod tests {
     #[test]
     fn lookups() {
         assert_eq!(
-            lookup("apps", "v1", "deployments").unwrap().kind,
+            lookup(&GroupVersionResource::new("apps", "v1", "deployments"))
+                .unwrap()
+                .kind(),
             "Deployment"
         );
-        assert!(lookup("", "v1", "deployments").is_none());
+        assert!(lookup(&GroupVersionResource::new("", "v1", "deployments")).is_none());
         assert!(
-            lookup("", "v1", "pods")
+            lookup(&GroupVersionResource::new("", "v1", "pods"))
                 .unwrap()
                 .supports_field("spec.nodeName")
         );
         assert!(
-            !lookup("", "v1", "namespaces")
+            !lookup(&GroupVersionResource::new("", "v1", "namespaces"))
                 .unwrap()
                 .supports_field("metadata.namespace")
         );
-        assert_eq!(group_versions().first(), Some(&("", "v1")));
+        assert_eq!(builtin().group_versions().first(), Some(&("", "v1")));
     }
 }

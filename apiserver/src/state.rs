@@ -51,6 +51,12 @@ impl ApiStateBuilder {
         self
     }
 
+    /// Serves the resources of `registry` instead of only the built-in ones.
+    pub fn registry(mut self, registry: Arc<dyn crate::registry::ResourceRegistry>) -> Self {
+        self.state.registry = registry;
+        self
+    }
+
     /// Every bound on a client's work.
     pub fn limits(mut self, limits: crate::http::limits::Limits) -> Self {
         self.state.apply_limits(limits);
@@ -127,6 +133,8 @@ pub struct CedarEngines {
 
 /// Everything a request handler needs.
 pub struct ApiState {
+    /// What is served: requests look resources up here.
+    pub registry: Arc<dyn crate::registry::ResourceRegistry>,
     /// Where objects live: the store behind the value transformer.
     pub objects: crate::storage::ObjectStorage,
     /// Authentication chain, tried in order.

@@ -279,32 +279,32 @@ impl ObjectWatcher {
 }
 
 fn group_segment(def: &ResourceDef) -> &str {
-    if def.group.is_empty() {
+    if def.group().is_empty() {
         "core"
     } else {
-        def.group
+        def.group()
     }
 }
 
 /// The key of one object.
-pub fn object_key(def: &'static ResourceDef, namespace: Option<&str>, name: &str) -> String {
+pub fn object_key(def: &ResourceDef, namespace: Option<&str>, name: &str) -> String {
     let def = convert::storage_def(def);
-    match namespace.filter(|_| def.namespaced) {
+    match namespace.filter(|_| def.namespaced()) {
         Some(ns) => format!(
             "/registry/{}/{}/{ns}/{name}",
             group_segment(def),
-            def.plural
+            def.plural()
         ),
-        None => format!("/registry/{}/{}/{name}", group_segment(def), def.plural),
+        None => format!("/registry/{}/{}/{name}", group_segment(def), def.plural()),
     }
 }
 
 /// The prefix of a collection: one namespace, or every object of the kind.
-pub fn collection_prefix(def: &'static ResourceDef, namespace: Option<&str>) -> String {
+pub fn collection_prefix(def: &ResourceDef, namespace: Option<&str>) -> String {
     let def = convert::storage_def(def);
-    match namespace.filter(|_| def.namespaced) {
-        Some(ns) => format!("/registry/{}/{}/{ns}/", group_segment(def), def.plural),
-        None => format!("/registry/{}/{}/", group_segment(def), def.plural),
+    match namespace.filter(|_| def.namespaced()) {
+        Some(ns) => format!("/registry/{}/{}/{ns}/", group_segment(def), def.plural()),
+        None => format!("/registry/{}/{}/", group_segment(def), def.plural()),
     }
 }
 
@@ -406,20 +406,25 @@ mod tests {
 
     #[test]
     fn raw_decoding_matches_full_decoding() {
-        let cm = lookup("", "v1", "configmaps").unwrap();
+        let cm = lookup(&bulwark_api::GroupVersionResource::new(
+            "",
+            "v1",
+            "configmaps",
+        ))
+        .unwrap();
         let obj = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "x", "labels": {"a": "b"}, "resourceVersion": "stale"},
             "data": {"metadata": "{\"not\": \"this\"}", "k": "v"}});
         let kv = KeyValue {
             key: "/registry/core/configmaps/d/x".into(),
-            value: encode(cm, &obj).unwrap().into(),
+            value: encode(&cm, &obj).unwrap().into(),
             create_revision: bulwark_store::Revision(3),
             mod_revision: bulwark_store::Revision(7),
             version: 2,
         };
         let raw = decode_raw(&kv).unwrap();
         let reparsed: Value = serde_json::from_slice(&raw.bytes).unwrap();
-        assert_eq!(reparsed, decode(cm, &kv).unwrap());
+        assert_eq!(reparsed, decode(&cm, &kv).unwrap());
         assert_eq!(reparsed["metadata"]["resourceVersion"], "7");
         assert_eq!(raw.labels().unwrap()["a"], "b");
     }
@@ -497,21 +502,36 @@ mod tests {
 
     #[test]
     fn keys_do_not_collide() {
-        let cm = lookup("", "v1", "configmaps").unwrap();
-        let ns = lookup("", "v1", "namespaces").unwrap();
+        let cm = lookup(&bulwark_api::GroupVersionResource::new(
+            "",
+            "v1",
+            "configmaps",
+        ))
+        .unwrap();
+        let ns = lookup(&bulwark_api::GroupVersionResource::new(
+            "",
+            "v1",
+            "namespaces",
+        ))
+        .unwrap();
         assert_eq!(
-            object_key(cm, Some("a"), "x"),
+            object_key(&cm, Some("a"), "x"),
             "/registry/core/configmaps/a/x"
         );
         assert_eq!(
-            collection_prefix(cm, Some("a")),
+            collection_prefix(&cm, Some("a")),
             "/registry/core/configmaps/a/"
         );
         assert_eq!(
-            object_key(ns, Some("ignored"), "a"),
+            object_key(&ns, Some("ignored"), "a"),
             "/registry/core/namespaces/a"
         );
-        let ev = lookup("events.k8s.io", "v1", "events").unwrap();
-        assert_eq!(collection_prefix(ev, None), "/registry/core/events/");
+        let ev = lookup(&bulwark_api::GroupVersionResource::new(
+            "events.k8s.io",
+            "v1",
+            "events",
+        ))
+        .unwrap();
+        assert_eq!(collection_prefix(&ev, None), "/registry/core/events/");
     }
 }

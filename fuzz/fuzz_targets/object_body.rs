@@ -9,7 +9,7 @@ fuzz_target!(|body: &[u8]| {
     let Ok(value) = negotiate::parse_json(body) else {
         return;
     };
-    for def in registry::RESOURCES {
+    for def in registry::builtin().iter() {
         let _ = typed::decode(def, &value);
     }
 });

@@ -84,8 +84,8 @@ impl AdmissionPlugin for CedarAdmission {
             cert_fingerprint: request.user.cert_fingerprint.as_deref(),
             source_ip: request.source,
             operation,
-            group: def.group,
-            kind: def.kind,
+            group: def.group(),
+            kind: def.kind(),
             subresource: request.subresource.map(Subresource::name),
             namespace: request.namespace,
             name: request.name,
@@ -102,7 +102,7 @@ impl AdmissionPlugin for CedarAdmission {
                 source = %finding.source,
                 subjects = %finding.subjects.join(", "),
                 user = %request.user.name,
-                resource = def.plural,
+                resource = def.plural(),
                 namespace = request.namespace.unwrap_or_default(),
                 name = request.name,
                 "audit-mode admission policy hit"
@@ -116,7 +116,7 @@ impl AdmissionPlugin for CedarAdmission {
                 StatusReason::Forbidden,
                 format!(
                     "{} \"{}\" is forbidden: {}",
-                    def.plural,
+                    def.plural(),
                     request.name,
                     verdict.denial_message()
                 ),

@@ -35,7 +35,6 @@ use crate::admission::{AdmissionPlugin, AdmissionRequest};
 use crate::authz::{self, RequestAttributes};
 use crate::http::error::ApiError;
 use crate::http::request_info::Verb;
-use crate::registry::RESOURCES;
 
 use bulwark_policies::request::RESOURCE_VERBS as RESOURCE_ACTIONS;
 
@@ -151,28 +150,28 @@ impl CedarPolicyAdmission {
             let mut missing = Vec::new();
             for action in &actions {
                 if covers_resources && RESOURCE_ACTIONS.contains(&action.as_str()) {
-                    for def in RESOURCES {
+                    for def in req.resources.iter() {
                         // Confined grants reach only namespaced objects in their namespace.
-                        if namespace.is_some() && !def.namespaced {
+                        if namespace.is_some() && !def.namespaced() {
                             continue;
                         }
                         let subs = std::iter::once(None)
-                            .chain(def.subresources.iter().map(|s| Some(s.name())));
+                            .chain(def.subresources().iter().map(|s| Some(s.name())));
                         for sub in subs {
                             let label = match sub {
-                                Some(s) => format!("{}/{s}", def.plural),
-                                None => def.plural.to_owned(),
+                                Some(s) => format!("{}/{s}", def.plural()),
+                                None => def.plural().to_owned(),
                             };
                             let key = (
                                 action.clone(),
-                                format!("{}:{label}", def.group),
+                                format!("{}:{label}", def.group()),
                                 namespace.map(str::to_owned),
                             );
                             let held = *checked.entry(key).or_insert_with(|| {
                                 authz::snapshot_allows(
                                     snapshot,
                                     req.user,
-                                    &attrs(action, def.group, def.plural, sub, namespace, None),
+                                    &attrs(action, def.group(), def.plural(), sub, namespace, None),
                                     req.source,
                                 )
                             });
@@ -406,7 +405,7 @@ impl AdmissionPlugin for CedarPolicyAdmission {
     }
 
     fn admit(&self, req: &AdmissionRequest<'_>) -> Result<Vec<String>, ApiError> {
-        if req.def.group != GROUP || req.def.plural != "cedarpolicies" {
+        if req.def.group() != GROUP || req.def.plural() != "cedarpolicies" {
             return Ok(Vec::new());
         }
         let new = decode(req.object)?;

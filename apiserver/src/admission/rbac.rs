@@ -177,7 +177,8 @@ impl AdmissionPlugin for RbacAdmission {
 
     fn admit(&self, req: &AdmissionRequest<'_>) -> Result<Vec<String>, ApiError> {
         let def = req.def;
-        if def.group != RBAC_GROUP || !matches!(req.verb, Verb::Create | Verb::Update | Verb::Patch)
+        if def.group() != RBAC_GROUP
+            || !matches!(req.verb, Verb::Create | Verb::Update | Verb::Patch)
         {
             return Ok(Vec::new());
         }
@@ -190,22 +191,26 @@ impl AdmissionPlugin for RbacAdmission {
             user: req.user,
             source: req.source,
         };
-        let namespace = if def.namespaced { req.namespace } else { None };
-        match def.kind {
+        let namespace = if def.namespaced() {
+            req.namespace
+        } else {
+            None
+        };
+        match def.kind() {
             "Role" | "ClusterRole" => {
-                if author.may_on("escalate", def.plural, namespace, req.name) {
+                if author.may_on("escalate", def.plural(), namespace, req.name) {
                     return Ok(Vec::new());
                 }
                 let missing = author.missing(&rules_of(object)?, namespace);
                 if !missing.is_empty() {
                     return Err(forbidden(
-                        def.plural,
+                        def.plural(),
                         req.name,
                         format!(
                             "user \"{}\" is attempting to grant permissions not currently held: {} (needs those permissions, or escalate on {})",
                             req.user.name,
                             describe(&missing),
-                            def.plural
+                            def.plural()
                         ),
                     ));
                 }
@@ -220,12 +225,12 @@ impl AdmissionPlugin for RbacAdmission {
                     .and_then(Value::as_str)
                     .unwrap_or_default();
                 let (role_plural, role_ns) = match kind {
-                    "Role" if def.kind == "RoleBinding" => ("roles", namespace),
+                    "Role" if def.kind() == "RoleBinding" => ("roles", namespace),
                     "ClusterRole" => ("clusterroles", None),
                     _ => {
                         return Err(ApiError::bad_request(format!(
                             "roleRef.kind must be ClusterRole{} (got {kind:?})",
-                            if def.kind == "RoleBinding" {
+                            if def.kind() == "RoleBinding" {
                                 " or Role"
                             } else {
                                 ""
@@ -238,7 +243,7 @@ impl AdmissionPlugin for RbacAdmission {
                 }
                 let set = self.roles.load();
                 let binding = bulwark_policies::rbac::Binding {
-                    kind: def.kind.to_owned(),
+                    kind: def.kind().to_owned(),
                     namespace: namespace.map(str::to_owned),
                     name: req.name.to_owned(),
                     subjects: Vec::new(),
@@ -249,7 +254,7 @@ impl AdmissionPlugin for RbacAdmission {
                 };
                 let Some(rules) = set.rules_of(&binding) else {
                     return Err(forbidden(
-                        def.plural,
+                        def.plural(),
                         req.name,
                         format!(
                             "{kind} {role:?} does not exist; binding to it needs bind on {role_plural}"
@@ -259,7 +264,7 @@ impl AdmissionPlugin for RbacAdmission {
                 let missing = author.missing(rules, namespace);
                 if !missing.is_empty() {
                     return Err(forbidden(
-                        def.plural,
+                        def.plural(),
                         req.name,
                         format!(
                             "user \"{}\" is attempting to grant permissions not currently held: {} (needs those permissions, or bind on {role_plural} {role:?})",

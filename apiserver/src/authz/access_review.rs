@@ -23,7 +23,6 @@ use crate::authn::{AuthMethod, UserInfo};
 use crate::authz::{Decision, RequestAttributes};
 use crate::http::error::ApiError;
 use crate::http::respond;
-use crate::registry::RESOURCES;
 use crate::rest::resource::{Ctx, validate_fields};
 
 fn string(v: &Value, pointer: &str) -> Option<String> {
@@ -50,7 +49,7 @@ fn decide(
     spec: &Value,
     namespace_override: Option<&str>,
 ) -> Result<Decision, ApiError> {
-    let kind = ctx.def().kind;
+    let kind = ctx.def().kind();
     if let Some(attrs) = spec.get("resourceAttributes") {
         let namespace = namespace_override
             .map(str::to_owned)
@@ -133,14 +132,14 @@ fn rules_review(ctx: &Ctx<'_>, spec: &Value) -> Value {
     let namespace = string(spec, "/namespace");
     // (group, verbs) → resources, so rules with the same verbs share a line.
     let mut rules: BTreeMap<(String, Vec<&str>), Vec<String>> = BTreeMap::new();
-    for def in RESOURCES.iter().filter(|d| d.stored()) {
-        let ns = if def.namespaced {
+    for def in ctx.resources.iter().filter(|d| d.stored()) {
+        let ns = if def.namespaced() {
             namespace.as_deref()
         } else {
             None
         };
         let labels = ns.map(|n| ctx.state.namespace_labels.get(n));
-        let subs = std::iter::once(None).chain(def.subresources.iter().map(|s| Some(s.name())));
+        let subs = std::iter::once(None).chain(def.subresources().iter().map(|s| Some(s.name())));
         for sub in subs {
             let verbs: Vec<&str> = crate::discovery::VERBS
                 .iter()
@@ -149,8 +148,8 @@ fn rules_review(ctx: &Ctx<'_>, spec: &Value) -> Value {
                     let attributes = RequestAttributes {
                         verb,
                         target: Target::Resource {
-                            api_group: def.group,
-                            resource: def.plural,
+                            api_group: def.group(),
+                            resource: def.plural(),
                             subresource: sub,
                             namespace: ns,
                             name: None,
@@ -167,11 +166,11 @@ fn rules_review(ctx: &Ctx<'_>, spec: &Value) -> Value {
                 continue;
             }
             let resource = match sub {
-                Some(s) => format!("{}/{s}", def.plural),
-                None => def.plural.to_owned(),
+                Some(s) => format!("{}/{s}", def.plural()),
+                None => def.plural().to_owned(),
             };
             rules
-                .entry((def.group.to_owned(), verbs))
+                .entry((def.group().to_owned(), verbs))
                 .or_default()
                 .push(resource);
         }
@@ -240,7 +239,7 @@ impl crate::rest::handler::RestHandler for Reviews {
 
 /// POST of an access review: decide and answer, storing nothing.
 async fn create(ctx: &Ctx<'_>, body: &Value) -> Result<Response, ApiError> {
-    let kind = ctx.def().kind;
+    let kind = ctx.def().kind();
     let mut review = body.clone();
     crate::rest::object::check_kind(ctx.def(), &mut review)?;
     let (mut review, warnings) =

@@ -24,7 +24,7 @@ pub fn node_name(user: &UserInfo) -> Option<&str> {
 }
 
 fn is_pods(req: &ResourceRequest) -> bool {
-    req.def.group.is_empty() && req.def.plural == "pods" && req.subresource.is_none()
+    req.def.group().is_empty() && req.def.plural() == "pods" && req.subresource.is_none()
 }
 
 fn forbidden(node: &str, what: &str) -> ApiError {
@@ -81,12 +81,12 @@ pub async fn check_get(
     let (Some(namespace), Some(name)) = (req.namespace.as_deref(), req.name.as_deref()) else {
         return Ok(());
     };
-    let key = crate::storage::object_key(req.def, Some(namespace), name);
+    let key = crate::storage::object_key(&req.def, Some(namespace), name);
     let Some(kv) = state.objects.get(&key).await.map_err(ApiError::internal)? else {
         // Not found is answered by the handler (a 404 tells a node nothing it may not know).
         return Ok(());
     };
-    let pod = crate::storage::decode(req.def, &kv)?;
+    let pod = crate::storage::decode(&req.def, &kv)?;
     if pod.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node) {
         Ok(())
     } else {

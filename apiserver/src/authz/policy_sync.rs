@@ -31,9 +31,13 @@ use crate::storage;
 use crate::storage::mirror::{self, Objects};
 
 /// The registry row of CedarPolicy.
-pub fn cedar_policy_def() -> Result<&'static ResourceDef, ApiError> {
-    registry::lookup(bulwark_api::cedar_policy::GROUP, "v1", "cedarpolicies")
-        .ok_or_else(|| ApiError::internal("cedarpolicies are not registered"))
+pub fn cedar_policy_def() -> Result<Arc<ResourceDef>, ApiError> {
+    registry::lookup(&bulwark_api::GroupVersionResource::new(
+        bulwark_api::cedar_policy::GROUP,
+        "v1",
+        "cedarpolicies",
+    ))
+    .ok_or_else(|| ApiError::internal("cedarpolicies are not registered"))
 }
 
 /// A compiled object (with its admission mode), or why it did not compile.
@@ -408,7 +412,7 @@ fn same_status(current: Option<&Value>, wanted: &Value) -> bool {
 /// Writes wanted statuses (compare-and-swap; a lost race is retried with the fresh object).
 async fn write_statuses(
     store: crate::storage::ObjectStorage,
-    def: &'static ResourceDef,
+    def: Arc<ResourceDef>,
     mut wanted: mpsc::UnboundedReceiver<Vec<WantedStatus>>,
 ) {
     while let Some(mut batch) = wanted.recv().await {
@@ -417,7 +421,7 @@ async fn write_statuses(
             batch = newer;
         }
         for WantedStatus { name, status } in batch {
-            let key = storage::object_key(def, None, &name);
+            let key = storage::object_key(&def, None, &name);
             let failed = |what: &str, error: &dyn std::fmt::Display| {
                 tracing::warn!(policy = %name, %error, "could not write CedarPolicy status: {what}");
             };
@@ -431,7 +435,7 @@ async fn write_statuses(
                         break;
                     }
                 };
-                let mut obj = match storage::decode(def, &kv) {
+                let mut obj = match storage::decode(&def, &kv) {
                     Ok(obj) => obj,
                     Err(e) => {
                         failed("decoding the object", &e.0.message);
@@ -444,7 +448,7 @@ async fn write_statuses(
                 if let Some(map) = obj.as_object_mut() {
                     map.insert("status".into(), status.clone());
                 }
-                let bytes = match storage::encode(def, &obj) {
+                let bytes = match storage::encode(&def, &obj) {
                     Ok(bytes) => bytes,
                     Err(e) => {
                         failed("encoding the object", &e.0.message);
@@ -492,11 +496,15 @@ pub async fn start(
         first: Some(first_tx),
         reported: Reported::default(),
     }));
-    tokio::spawn(write_statuses(store.clone(), def, rx));
-    let mut mirrored: Vec<(&'static ResourceDef, Option<&'static str>)> = vec![(def, None)];
+    tokio::spawn(write_statuses(store.clone(), Arc::clone(&def), rx));
+    let mut mirrored: Vec<(Arc<ResourceDef>, Option<&'static str>)> = vec![(def, None)];
     for plural in RBAC_RESOURCES {
-        let rbac_def = registry::lookup("rbac.authorization.k8s.io", "v1", plural)
-            .ok_or_else(|| ApiError::internal("RBAC kinds are not registered"))?;
+        let rbac_def = registry::lookup(&bulwark_api::GroupVersionResource::new(
+            "rbac.authorization.k8s.io",
+            "v1",
+            plural,
+        ))
+        .ok_or_else(|| ApiError::internal("RBAC kinds are not registered"))?;
         mirrored.push((rbac_def, Some(*plural)));
     }
     for (mirrored_def, rbac) in mirrored {
@@ -554,17 +562,20 @@ pub async fn install_defaults(store: &crate::storage::ObjectStorage) -> Result<(
     for (name, spec) in authorization.chain(admission) {
         let mut obj = json!({
             "apiVersion": def.api_version(),
-            "kind": def.kind,
+            "kind": def.kind(),
             "metadata": {"name": name, "labels": {"bulwark.dev/default": "true"}},
             "spec": spec,
         });
-        object::prepare_create(def, &mut obj, None)?;
-        let key = storage::object_key(def, None, name);
-        match store.create(&key, storage::encode(def, &obj)?).await {
+        object::prepare_create(&def, &mut obj, None)?;
+        let key = storage::object_key(&def, None, name);
+        match store.create(&key, storage::encode(&def, &obj)?).await {
             Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
             Err(e) => {
                 return Err(crate::http::error::from_store(
-                    e, def.group, def.plural, name,
+                    e,
+                    def.group(),
+                    def.plural(),
+                    name,
                 ));
             }
         }

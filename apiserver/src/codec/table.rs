@@ -147,7 +147,7 @@ pub(crate) fn selector(obj: &Value) -> String {
 
 fn row(def: &ResourceDef, obj: &Value, include: IncludeObject) -> Value {
     let mut all = vec![json!(meta_str(obj, "name").unwrap_or_default())];
-    all.extend(def.strategy.cells(obj));
+    all.extend(def.strategy().cells(obj));
     let mut row = json!({"cells": all});
     let object = match include {
         IncludeObject::None => None,
@@ -174,7 +174,7 @@ pub fn table(
     let mut defs = vec![
         json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0}),
     ];
-    defs.extend(def.strategy.columns().iter().map(|(name, ty, priority)| {
+    defs.extend(def.strategy().columns().iter().map(|(name, ty, priority)| {
         json!({"name": name, "type": ty, "format": "", "description": name, "priority": priority})
     }));
     json!({
@@ -210,7 +210,7 @@ mod tests {
 
     #[test]
     fn every_kind_has_matching_cells() {
-        for def in crate::registry::RESOURCES {
+        for def in crate::registry::builtin().iter() {
             let obj =
                 json!({"metadata": {"name": "x", "creationTimestamp": "2020-01-01T00:00:00Z"}});
             let t = table(def, &[obj], json!({}), IncludeObject::Metadata);
@@ -218,12 +218,17 @@ mod tests {
                 t["rows"][0]["cells"].as_array().unwrap().len(),
                 t["columnDefinitions"].as_array().unwrap().len(),
                 "{}",
-                def.plural
+                def.plural()
             );
         }
-        let d = lookup("apps", "v1", "deployments").unwrap();
+        let d = lookup(&bulwark_api::GroupVersionResource::new(
+            "apps",
+            "v1",
+            "deployments",
+        ))
+        .unwrap();
         let obj = json!({"metadata": {"name": "web"}, "spec": {"replicas": 3}, "status": {"readyReplicas": 2}});
-        let t = table(d, &[obj], json!({}), IncludeObject::None);
+        let t = table(&d, &[obj], json!({}), IncludeObject::None);
         assert_eq!(t["rows"][0]["cells"][1], "2/3");
         assert!(t["rows"][0].get("object").is_none());
     }

@@ -16,12 +16,13 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
+use bytes::Bytes;
 use k8s_openapi::schemars::generate::SchemaSettings;
 use k8s_openapi::schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
 use crate::registry::schema::Merge;
-use crate::registry::{self, ResourceDef};
+use crate::registry::{ResourceDef, ResourceTable};
 
 /// The URL path segment of a group/version (`api/v1`, `apis/apps/v1`).
 fn gv_path(group: &str, version: &str) -> String {
@@ -33,8 +34,9 @@ fn gv_path(group: &str, version: &str) -> String {
 }
 
 /// The v3 root document: where each group/version document lives.
-pub fn v3_root() -> Value {
-    let paths: Map<String, Value> = registry::group_versions()
+pub fn v3_root(table: &ResourceTable) -> Value {
+    let paths: Map<String, Value> = table
+        .group_versions()
         .into_iter()
         .map(|(g, v)| {
             let path = gv_path(g, v);
@@ -52,11 +54,11 @@ pub(crate) fn register<T: JsonSchema>(generator: &mut SchemaGenerator) -> String
 }
 
 fn schema_name(def: &ResourceDef, generator: &mut SchemaGenerator) -> Option<String> {
-    def.strategy.schema(generator)
+    def.strategy().schema(generator)
 }
 
 fn gvk(def: &ResourceDef) -> Value {
-    json!({"group": def.group, "version": def.version, "kind": def.kind})
+    json!({"group": def.group(), "version": def.version(), "kind": def.kind()})
 }
 
 fn operation(
@@ -67,7 +69,7 @@ fn operation(
     body: Option<&[&str]>,
 ) -> Value {
     let mut op = json!({
-        "operationId": format!("{action}{}", def.kind),
+        "operationId": format!("{action}{}", def.kind()),
         "x-kubernetes-action": action,
         "x-kubernetes-group-version-kind": gvk(def),
         "parameters": params.iter().map(|p| json!({"name": p, "in": "query", "schema": {"type": "string"}, "uniqueItems": true})).collect::<Vec<_>>(),
@@ -103,23 +105,23 @@ const PATCH_TYPES: &[&str] = &[
     "application/merge-patch+json",
 ];
 
-fn build_gv(group: &str, version: &str) -> Value {
+fn build_gv(table: &ResourceTable, group: &str, version: &str) -> Value {
     let mut generator = SchemaSettings::openapi3().into_generator();
     let mut paths = BTreeMap::new();
     let mut kinds = Vec::new();
-    for def in registry::RESOURCES
+    for def in table
         .iter()
-        .filter(|r| r.group == group && r.version == version)
+        .filter(|r| r.group() == group && r.version() == version)
     {
         let Some(name) = schema_name(def, &mut generator) else {
             continue;
         };
         let schema_ref = format!("#/components/schemas/{name}");
         let base = format!("/{}", gv_path(group, version));
-        let collection = if def.namespaced {
-            format!("{base}/namespaces/{{namespace}}/{}", def.plural)
+        let collection = if def.namespaced() {
+            format!("{base}/namespaces/{{namespace}}/{}", def.plural())
         } else {
-            format!("{base}/{}", def.plural)
+            format!("{base}/{}", def.plural())
         };
         if !def.stored() {
             paths.insert(collection, json!({
@@ -206,48 +208,64 @@ fn annotate_merge(schemas: &mut Map<String, Value>) {
     }
 }
 
-/// The v3 document of one group/version (`api/v1`, `apis/apps/v1`), built once.
-pub fn v3_group_version(path: &str) -> Option<&'static [u8]> {
-    static DOCS: OnceLock<BTreeMap<String, Vec<u8>>> = OnceLock::new();
-    DOCS.get_or_init(|| {
-        registry::group_versions()
-            .into_iter()
-            .map(|(g, v)| {
-                (
-                    gv_path(g, v),
-                    serde_json::to_vec(&build_gv(g, v)).unwrap_or_default(),
-                )
-            })
-            .collect()
-    })
-    .get(path)
-    .map(Vec::as_slice)
+/// The OpenAPI documents of one [`ResourceTable`], built on first use (a table never
+/// changes; a new table starts with an empty cache).
+#[derive(Debug, Default)]
+pub struct DocCache {
+    v3: OnceLock<BTreeMap<String, Bytes>>,
+    v2: OnceLock<Bytes>,
 }
 
-/// The Swagger 2.0 document as JSON: every served kind's definitions, as in v3 (built once).
-pub fn v2_json() -> &'static [u8] {
-    static DOC: OnceLock<Vec<u8>> = OnceLock::new();
-    DOC.get_or_init(|| {
-        let mut definitions = Map::new();
-        for (g, v) in registry::group_versions() {
-            if let Some(Value::Object(schemas)) = build_gv(g, v)
-                .pointer_mut("/components/schemas")
-                .map(Value::take)
-            {
-                definitions.extend(schemas);
+/// The v3 document of one group/version (`api/v1`, `apis/apps/v1`).
+pub fn v3_group_version(table: &ResourceTable, path: &str) -> Option<Bytes> {
+    table
+        .docs()
+        .v3
+        .get_or_init(|| {
+            table
+                .group_versions()
+                .into_iter()
+                .map(|(g, v)| {
+                    (
+                        gv_path(g, v),
+                        Bytes::from(serde_json::to_vec(&build_gv(table, g, v)).unwrap_or_default()),
+                    )
+                })
+                .collect()
+        })
+        .get(path)
+        .cloned()
+}
+
+/// The Swagger 2.0 document as JSON: every served kind's definitions, as in v3.
+pub fn v2_json(table: &ResourceTable) -> Bytes {
+    table
+        .docs()
+        .v2
+        .get_or_init(|| {
+            let mut definitions = Map::new();
+            for (g, v) in table.group_versions() {
+                if let Some(Value::Object(schemas)) = build_gv(table, g, v)
+                    .pointer_mut("/components/schemas")
+                    .map(Value::take)
+                {
+                    definitions.extend(schemas);
+                }
             }
-        }
-        let doc = json!({
-            "swagger": "2.0",
-            "info": {"title": "Bulwark", "version": env!("CARGO_PKG_VERSION")},
-            "paths": {},
-            "definitions": definitions,
-        });
-        // v2 names its definitions' place differently; the schemas are the same.
-        doc.to_string()
-            .replace("\"#/components/schemas/", "\"#/definitions/")
-            .into_bytes()
-    })
+            let doc = json!({
+                "swagger": "2.0",
+                "info": {"title": "Bulwark", "version": env!("CARGO_PKG_VERSION")},
+                "paths": {},
+                "definitions": definitions,
+            });
+            // v2 names its definitions' place differently; the schemas are the same.
+            Bytes::from(
+                doc.to_string()
+                    .replace("\"#/components/schemas/", "\"#/definitions/")
+                    .into_bytes(),
+            )
+        })
+        .clone()
 }
 
 fn proto_string(field: u8, text: &str, out: &mut Vec<u8>) {
@@ -289,9 +307,12 @@ mod tests {
 
     #[test]
     fn v3_documents_have_kinds_and_field_validation() {
-        let root = v3_root();
+        let root = v3_root(crate::registry::builtin());
         assert!(root["paths"]["apis/apps/v1"]["serverRelativeURL"].is_string());
-        let doc: Value = serde_json::from_slice(v3_group_version("apis/apps/v1").unwrap()).unwrap();
+        let doc: Value = serde_json::from_slice(
+            &v3_group_version(crate::registry::builtin(), "apis/apps/v1").unwrap(),
+        )
+        .unwrap();
         let schema = &doc["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"];
         assert_eq!(
             schema["x-kubernetes-group-version-kind"][0]["kind"],
@@ -316,12 +337,15 @@ mod tests {
                 .iter()
                 .any(|p| p["name"] == "fieldValidation")
         );
-        assert!(v3_group_version("apis/nope/v1").is_none());
+        assert!(v3_group_version(crate::registry::builtin(), "apis/nope/v1").is_none());
     }
 
     #[test]
     fn merge_rules_are_published() {
-        let doc: Value = serde_json::from_slice(v3_group_version("apis/apps/v1").unwrap()).unwrap();
+        let doc: Value = serde_json::from_slice(
+            &v3_group_version(crate::registry::builtin(), "apis/apps/v1").unwrap(),
+        )
+        .unwrap();
         let schemas = &doc["components"]["schemas"];
         let containers = &schemas["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
         assert_eq!(containers["x-kubernetes-list-type"], "map");
@@ -339,14 +363,15 @@ mod tests {
 
     #[test]
     fn v2_has_the_v3_definitions() {
-        let doc: Value = serde_json::from_slice(v2_json()).unwrap();
+        let doc: Value = serde_json::from_slice(&v2_json(crate::registry::builtin())).unwrap();
         assert_eq!(doc["swagger"], "2.0");
         let deployment = &doc["definitions"]["io.k8s.api.apps.v1.Deployment"];
         assert_eq!(
             deployment["x-kubernetes-group-version-kind"][0]["kind"],
             "Deployment"
         );
-        let text = String::from_utf8_lossy(v2_json());
+        let raw = v2_json(crate::registry::builtin());
+        let text = String::from_utf8_lossy(&raw);
         assert!(!text.contains("#/components/"));
         assert!(doc["definitions"]["io.k8s.api.core.v1.ConfigMap"].is_object());
     }

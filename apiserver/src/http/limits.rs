@@ -327,7 +327,7 @@ pub fn check_container_count(
     object: &serde_json::Value,
     limits: &RequestLimits,
 ) -> Result<(), crate::http::error::ApiError> {
-    let Some(template) = def.strategy.pod_template() else {
+    let Some(template) = def.strategy().pod_template() else {
         return Ok(());
     };
     let Some(view) = bulwark_admission::workload::pod_view(template, object) else {
@@ -343,8 +343,8 @@ pub fn check_container_count(
     };
     crate::audit::record::note_limit(Limit::ContainersPerPod);
     Err(bulwark_api::Status::invalid(
-        def.group,
-        def.kind,
+        def.group(),
+        def.kind(),
         crate::rest::object::meta_str(object, "name").unwrap_or_default(),
         vec![bulwark_api::StatusCause::invalid(
             &field,

@@ -1,7 +1,11 @@
 //! Turns a method and path into what the request is about (upstream's `RequestInfo`): the
 //! resource, namespace, name, subresource and verb that authorization and handlers need.
 
-use crate::registry::{self, ResourceDef, Subresource};
+use std::sync::Arc;
+
+use bulwark_api::GroupVersionResource;
+
+use crate::registry::{ResourceDef, ResourceTable, Subresource};
 
 /// The Kubernetes verb of a resource request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +48,7 @@ impl Verb {
 #[derive(Debug, Clone)]
 pub struct ResourceRequest {
     /// What is addressed.
-    pub def: &'static ResourceDef,
+    pub def: Arc<ResourceDef>,
     /// The namespace from the path, for namespaced kinds (None = all namespaces).
     pub namespace: Option<String>,
     /// The object name, when one is addressed.
@@ -71,9 +75,10 @@ pub fn wants_watch(query: &[(String, String)]) -> bool {
         .any(|(k, v)| k == "watch" && (v == "true" || v == "1"))
 }
 
-/// Parses an `/api/...` or `/apis/...` path. `Ok(None)` means the path is a discovery path
-/// (group or version document), not a resource.
+/// Parses an `/api/...` or `/apis/...` path against the resources `table` serves. `Ok(None)`
+/// means the path is a discovery path (group or version document), not a resource.
 pub fn parse(
+    table: &ResourceTable,
     method: &http::Method,
     path: &str,
     query: &[(String, String)],
@@ -112,14 +117,17 @@ pub fn parse(
         [resource, name, sub] => (None, *resource, Some(*name), Some(*sub)),
         _ => return Err(PathError::NotFound),
     };
-    let def = registry::lookup(group, version, resource).ok_or(PathError::NotFound)?;
-    if namespace.is_some() && !def.namespaced {
+    let def = table
+        .get(&GroupVersionResource::new(group, version, resource))
+        .cloned()
+        .ok_or(PathError::NotFound)?;
+    if namespace.is_some() && !def.namespaced() {
         return Err(PathError::NotFound);
     }
     let subresource = match sub {
         None => None,
         Some(s) => Some(
-            def.subresources
+            def.subresources()
                 .iter()
                 .copied()
                 .find(|r| r.name() == s)
@@ -143,7 +151,7 @@ pub fn parse(
     };
     // Unstored kinds serve only collection-level verbs (a review is created, the audit log
     // listed), never one named object.
-    let served = def.serving.verbs().contains(&verb.as_str()) && (def.stored() || name.is_none());
+    let served = def.serving().verbs().contains(&verb.as_str()) && (def.stored() || name.is_none());
     if !served {
         return Err(PathError::MethodNotAllowed);
     }
@@ -162,7 +170,9 @@ mod tests {
     use http::Method;
 
     fn p(m: Method, path: &str) -> ResourceRequest {
-        parse(&m, path, &[]).unwrap().unwrap()
+        parse(crate::registry::builtin(), &m, path, &[])
+            .unwrap()
+            .unwrap()
     }
 
     #[test]
@@ -170,7 +180,7 @@ mod tests {
         let r = p(Method::GET, "/api/v1/namespaces/default/pods/web");
         assert_eq!(
             (
-                r.def.plural,
+                r.def.plural(),
                 r.namespace.as_deref(),
                 r.name.as_deref(),
                 r.verb
@@ -179,17 +189,18 @@ mod tests {
         );
         let r = p(Method::GET, "/api/v1/namespaces/kube-system");
         assert_eq!(
-            (r.def.plural, r.name.as_deref()),
+            (r.def.plural(), r.name.as_deref()),
             ("namespaces", Some("kube-system"))
         );
         let r = p(Method::PUT, "/api/v1/namespaces/x/status");
         assert_eq!(
-            (r.def.plural, r.subresource, r.verb),
+            (r.def.plural(), r.subresource, r.verb),
             ("namespaces", Some(Subresource::Status), Verb::Update)
         );
         let r = p(Method::GET, "/apis/apps/v1/deployments");
         assert_eq!((r.namespace, r.verb), (None, Verb::List));
         let r = parse(
+            crate::registry::builtin(),
             &Method::GET,
             "/apis/apps/v1/namespaces/a/deployments",
             &[("watch".into(), "1".into())],
@@ -206,22 +217,54 @@ mod tests {
         );
         let r = p(Method::DELETE, "/api/v1/namespaces/a/configmaps");
         assert_eq!(r.verb, Verb::DeleteCollection);
-        assert!(parse(&Method::GET, "/api/v1", &[]).unwrap().is_none());
-        assert!(parse(&Method::GET, "/apis/apps", &[]).unwrap().is_none());
+        assert!(
+            parse(crate::registry::builtin(), &Method::GET, "/api/v1", &[])
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            parse(crate::registry::builtin(), &Method::GET, "/apis/apps", &[])
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(
-            parse(&Method::GET, "/api/v1/nope", &[]).unwrap_err(),
+            parse(
+                crate::registry::builtin(),
+                &Method::GET,
+                "/api/v1/nope",
+                &[]
+            )
+            .unwrap_err(),
             PathError::NotFound
         );
         assert_eq!(
-            parse(&Method::GET, "/api/v1/namespaces/a/nodes", &[]).unwrap_err(),
+            parse(
+                crate::registry::builtin(),
+                &Method::GET,
+                "/api/v1/namespaces/a/nodes",
+                &[]
+            )
+            .unwrap_err(),
             PathError::NotFound
         );
         assert_eq!(
-            parse(&Method::GET, "/api/v1/namespaces/a/pods/p/exec", &[]).unwrap_err(),
+            parse(
+                crate::registry::builtin(),
+                &Method::GET,
+                "/api/v1/namespaces/a/pods/p/exec",
+                &[]
+            )
+            .unwrap_err(),
             PathError::NotFound
         );
         assert_eq!(
-            parse(&Method::POST, "/api/v1/namespaces/a/pods/p", &[]).unwrap_err(),
+            parse(
+                crate::registry::builtin(),
+                &Method::POST,
+                "/api/v1/namespaces/a/pods/p",
+                &[]
+            )
+            .unwrap_err(),
             PathError::MethodNotAllowed
         );
         let r = p(
@@ -238,13 +281,14 @@ mod tests {
             ),
         ] {
             assert_eq!(
-                parse(&m, path, &[]).unwrap_err(),
+                parse(crate::registry::builtin(), &m, path, &[]).unwrap_err(),
                 PathError::MethodNotAllowed,
                 "{m} {path}"
             );
         }
         assert!(
             parse(
+                crate::registry::builtin(),
                 &Method::GET,
                 "/apis/audit.bulwark.dev/v1/events",
                 &[("watch".into(), "1".into())]
@@ -252,7 +296,13 @@ mod tests {
             .is_err()
         );
         assert_eq!(
-            parse(&Method::GET, "/api/v1//pods", &[]).unwrap_err(),
+            parse(
+                crate::registry::builtin(),
+                &Method::GET,
+                "/api/v1//pods",
+                &[]
+            )
+            .unwrap_err(),
             PathError::NotFound
         );
     }
@@ -261,7 +311,7 @@ mod tests {
         #[test]
         fn paths_never_panic(path in "(/[a-z0-9.%-]{0,12}){0,9}/?", method in 0..5usize) {
             let m = [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE][method].clone();
-            let _ = parse(&m, &path, &[]);
+            let _ = parse(crate::registry::builtin(), &m, &path, &[]);
         }
     }
 }

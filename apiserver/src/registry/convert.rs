@@ -27,9 +27,11 @@ fn is_events_v1(def: &ResourceDef) -> bool {
 }
 
 /// The resource whose storage `def` uses (itself, except for events.k8s.io Events).
-pub fn storage_def(def: &'static ResourceDef) -> &'static ResourceDef {
+pub fn storage_def(def: &ResourceDef) -> &ResourceDef {
     if is_events_v1(def) {
-        registry::lookup("", "v1", "events").unwrap_or(def)
+        registry::builtin()
+            .get(&bulwark_api::GroupVersionResource::new("", "v1", "events"))
+            .map_or(def, |core| &**core)
     } else {
         def
     }
@@ -80,19 +82,25 @@ mod tests {
 
     #[test]
     fn events_round_trip_between_shapes() {
-        let def = registry::lookup("events.k8s.io", "v1", "events").unwrap();
-        assert_eq!(storage_def(def).group, "");
+        let def = registry::lookup(&bulwark_api::GroupVersionResource::new(
+            "events.k8s.io",
+            "v1",
+            "events",
+        ))
+        .unwrap();
+        assert_eq!(storage_def(&def).group(), "");
         let v1 = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"},
             "regarding": {"kind": "Pod", "name": "p"}, "note": "pulled", "reason": "Pulled",
             "reportingController": "kubelet", "deprecatedCount": 2});
-        let stored = to_stored(def, v1.clone());
+        let stored = to_stored(&def, v1.clone());
         assert_eq!(stored["apiVersion"], "v1");
         assert_eq!(stored["involvedObject"]["name"], "p");
         assert_eq!(stored["message"], "pulled");
         assert_eq!(stored["reportingComponent"], "kubelet");
         assert_eq!(stored["count"], 2);
-        assert_eq!(from_stored(def, stored), v1);
-        let core = registry::lookup("", "v1", "events").unwrap();
-        assert!(is_identity(core));
+        assert_eq!(from_stored(&def, stored), v1);
+        let core =
+            registry::lookup(&bulwark_api::GroupVersionResource::new("", "v1", "events")).unwrap();
+        assert!(is_identity(&core));
     }
 }

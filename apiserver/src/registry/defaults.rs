@@ -104,13 +104,18 @@ mod tests {
 
     #[test]
     fn deployment_and_pod_defaults() {
-        let def = lookup("apps", "v1", "deployments").unwrap();
+        let def = lookup(&bulwark_api::GroupVersionResource::new(
+            "apps",
+            "v1",
+            "deployments",
+        ))
+        .unwrap();
         let mut d = json!({"spec": {"template": {"spec": {"containers": [
             {"name": "a", "image": "registry.local/a:1", "ports": [{"containerPort": 80}]},
             {"name": "b", "image": "registry.local/b"},
             {"name": "c", "image": "registry.local:5000/c", "imagePullPolicy": "Never"},
         ]}}}});
-        apply(def, &mut d);
+        apply(&def, &mut d);
         assert_eq!(d["spec"]["replicas"], 1);
         assert_eq!(d["spec"]["strategy"]["type"], "RollingUpdate");
         assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%");
@@ -122,23 +127,29 @@ mod tests {
         assert_eq!(pod["containers"][2]["imagePullPolicy"], "Never");
 
         let mut recreate = json!({"spec": {"replicas": 3, "strategy": {"type": "Recreate"}}});
-        apply(def, &mut recreate);
+        apply(&def, &mut recreate);
         assert_eq!(recreate["spec"]["replicas"], 3);
         assert!(recreate["spec"]["strategy"].get("rollingUpdate").is_none());
     }
 
     #[test]
     fn service_and_job_defaults() {
-        let svc = lookup("", "v1", "services").unwrap();
+        let svc = lookup(&bulwark_api::GroupVersionResource::new(
+            "", "v1", "services",
+        ))
+        .unwrap();
         let mut s = json!({"spec": {"ports": [{"port": 80}]}});
-        apply(svc, &mut s);
+        apply(&svc, &mut s);
         assert_eq!(
             s["spec"]["ports"][0],
             json!({"port": 80, "protocol": "TCP", "targetPort": 80})
         );
-        let cj = lookup("batch", "v1", "cronjobs").unwrap();
+        let cj = lookup(&bulwark_api::GroupVersionResource::new(
+            "batch", "v1", "cronjobs",
+        ))
+        .unwrap();
         let mut c = json!({"spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}});
-        apply(cj, &mut c);
+        apply(&cj, &mut c);
         assert_eq!(c["spec"]["jobTemplate"]["spec"]["backoffLimit"], 6);
         assert_eq!(
             c["spec"]["jobTemplate"]["spec"]["template"]["spec"]["dnsPolicy"],

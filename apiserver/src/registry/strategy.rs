@@ -112,3 +112,20 @@ macro_rules! plain_kind {
     };
 }
 pub(crate) use plain_kind;
+
+/// A kind that keeps whatever JSON it is given and publishes no schema: what tests serve as a
+/// kind the server was not built with (a stand-in for a custom resource).
+#[cfg(test)]
+#[derive(Debug)]
+pub(crate) struct Untyped;
+
+#[cfg(test)]
+impl KindStrategy for Untyped {
+    fn roundtrip(&self, value: &Value) -> Result<Value, String> {
+        Ok(value.clone())
+    }
+
+    fn schema(&self, _generator: &mut SchemaGenerator) -> Option<String> {
+        None
+    }
+}

@@ -128,8 +128,8 @@ pub fn decode(def: &ResourceDef, value: &Value) -> Result<Decoded, ApiError> {
     let object = typed_roundtrip(def, value).map_err(|why| {
         ApiError::bad_request(format!(
             "{kind} in version \"{version}\" cannot be handled as a {kind}: {why}",
-            kind = def.kind,
-            version = def.version
+            kind = def.kind(),
+            version = def.version()
         ))
     })?;
     let mut unknown_fields = Vec::new();
@@ -147,8 +147,13 @@ mod tests {
 
     #[test]
     fn prunes_and_reports_unknown_fields() {
-        let def = crate::registry::lookup("apps", "v1", "deployments").unwrap();
-        let d = decode(def, &json!({
+        let def = crate::registry::lookup(&bulwark_api::GroupVersionResource::new(
+            "apps",
+            "v1",
+            "deployments",
+        ))
+        .unwrap();
+        let d = decode(&def, &json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": "web", "labels": {"a": "b"}, "bogus": 1},
             "spec": {"replicass": 2, "selector": {"matchLabels": {"a": "b"}},
@@ -164,7 +169,7 @@ mod tests {
         );
         assert!(d.object["spec"].get("replicass").is_none());
         assert_eq!(d.object["metadata"]["labels"]["a"], "b");
-        let err = decode(def, &json!({"metadata": {"name": 5}})).unwrap_err();
+        let err = decode(&def, &json!({"metadata": {"name": 5}})).unwrap_err();
         assert_eq!(err.code(), 400);
         assert!(err.0.message.contains("metadata.name"), "{}", err.0.message);
     }
@@ -173,7 +178,9 @@ mod tests {
     /// an error message would reach the response and the audit log).
     #[test]
     fn decoding_errors_never_quote_the_value() {
-        let def = crate::registry::lookup("", "v1", "secrets").unwrap();
+        let def =
+            crate::registry::lookup(&bulwark_api::GroupVersionResource::new("", "v1", "secrets"))
+                .unwrap();
         for (body, expect) in [
             (
                 json!({"metadata": {"name": "s"}, "stringData": {"password": 424242}}),
@@ -188,7 +195,7 @@ mod tests {
                 "data.k: invalid value",
             ),
         ] {
-            let err = decode(def, &body).unwrap_err();
+            let err = decode(&def, &body).unwrap_err();
             let message = &err.0.message;
             assert!(message.ends_with(expect), "{message}");
             assert!(
@@ -200,10 +207,15 @@ mod tests {
 
     #[test]
     fn pruning_keeps_a_partial_object_partial() {
-        let def = crate::registry::lookup("apps", "v1", "deployments").unwrap();
+        let def = crate::registry::lookup(&bulwark_api::GroupVersionResource::new(
+            "apps",
+            "v1",
+            "deployments",
+        ))
+        .unwrap();
         let partial = json!({"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": "web"}, "spec": {"replicas": 3, "replicass": 4}});
-        let decoded = decode(def, &partial).unwrap();
+        let decoded = decode(&def, &partial).unwrap();
         // The type fills in required fields (selector, template) ...
         assert!(decoded.object["spec"].get("selector").is_some());
         // ... which the pruned original does not get; the unknown field is gone.
@@ -217,7 +229,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn decoding_garbage_never_panics(key in "[a-zA-Z]{1,8}", n in proptest::prelude::any::<i64>(), s in ".{0,8}") {
-            for def in crate::registry::RESOURCES {
+            for def in crate::registry::builtin().iter() {
                 let value = json!({"metadata": {"name": s.clone(), &key: n}, "spec": {&key: [s.clone(), n]}, "data": {&key: n}});
                 let _ = decode(def, &value);
             }

@@ -151,8 +151,8 @@ mod tests {
     use serde_json::json;
 
     fn fields(def: (&str, &str, &str), obj: Value) -> Vec<String> {
-        let def = lookup(def.0, def.1, def.2).unwrap();
-        validate_spec(def, &obj)
+        let def = lookup(&bulwark_api::GroupVersionResource::new(def.0, def.1, def.2)).unwrap();
+        validate_spec(&def, &obj)
             .into_iter()
             .map(|c| c.field)
             .collect()

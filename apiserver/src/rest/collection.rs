@@ -39,7 +39,7 @@ impl Selectors {
         if let Some(bad) = fields.fields().find(|f| !def.supports_field(f)) {
             return Err(ApiError::bad_request(format!(
                 "field label not supported: {bad} (for {})",
-                def.plural
+                def.plural()
             )));
         }
         Ok(Self { labels, fields })
@@ -127,7 +127,7 @@ async fn read_page_with<T>(
                 },
             )
             .await
-            .map_err(|e| from_store(e, def.group, def.plural, ""))?;
+            .map_err(|e| from_store(e, def.group(), def.plural(), ""))?;
         revision = Some(page.revision);
         for kv in &page.items {
             if let Some(item) = select(kv)? {
@@ -148,7 +148,7 @@ async fn read_page_with<T>(
 }
 
 fn list_kind(def: &ResourceDef) -> String {
-    format!("{}List", def.kind)
+    format!("{}List", def.kind())
 }
 
 /// GET a collection.
@@ -237,7 +237,7 @@ pub async fn delete_collection(ctx: &Ctx<'_>, body: Option<&Value>) -> Result<Re
         let name = meta_str(obj, "name").unwrap_or_default().to_owned();
         let namespace = meta_str(obj, "namespace").map(str::to_owned);
         let req = ResourceRequest {
-            def: ctx.def(),
+            def: ctx.shared_def(),
             namespace,
             name: Some(name),
             subresource: None,
@@ -245,6 +245,7 @@ pub async fn delete_collection(ctx: &Ctx<'_>, body: Option<&Value>) -> Result<Re
         };
         let one = Ctx {
             state: ctx.state,
+            resources: ctx.resources,
             req: &req,
             query: ctx.query,
             headers: ctx.headers,
@@ -259,7 +260,7 @@ pub async fn delete_collection(ctx: &Ctx<'_>, body: Option<&Value>) -> Result<Re
             Err(e) => return Err(e),
         }
     }
-    tracing::debug!(deleted, resource = ctx.def().plural, "deletecollection");
+    tracing::debug!(deleted, resource = ctx.def().plural(), "deletecollection");
     Ok(respond::json(
         StatusCode::OK,
         &serde_json::to_value(Status::success(None)).unwrap_or_default(),

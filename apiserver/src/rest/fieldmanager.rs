@@ -191,7 +191,7 @@ impl FieldManager {
             .map_err(|e| ApiError::internal(format!("the type schema is unavailable: {e}")))?;
         let api_version = def.api_version();
         let root = schema
-            .kind(&api_version, def.kind)
+            .kind(&api_version, def.kind())
             .map_or(Shape::Deduced, Shape::Struct);
         let status_only = match subresource {
             Some(Subresource::Status) => Some(true),
@@ -433,10 +433,14 @@ pub fn fuzz_apply(body: &[u8]) {
     if let Some(list) = managed_fields(&config) {
         let _ = parse_entries(list);
     }
-    let Some(def) = crate::registry::lookup("apps", "v1", "deployments") else {
+    let Some(def) = crate::registry::lookup(&bulwark_api::GroupVersionResource::new(
+        "apps",
+        "v1",
+        "deployments",
+    )) else {
         return;
     };
-    let Ok(manager) = FieldManager::new(def, None) else {
+    let Ok(manager) = FieldManager::new(&def, None) else {
         return;
     };
     let _ = manager.apply(None, &config, "fuzz", false);

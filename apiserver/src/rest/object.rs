@@ -103,13 +103,13 @@ pub fn check_kind(def: &ResourceDef, obj: &mut Value) -> Result<(), ApiError> {
         .ok_or_else(|| ApiError::bad_request("the request body must be a JSON object"))?;
     match root.get("kind").and_then(Value::as_str) {
         None | Some("") => {
-            root.insert("kind".into(), Value::String(def.kind.into()));
+            root.insert("kind".into(), Value::String(def.kind().into()));
         }
-        Some(kind) if kind == def.kind => {}
+        Some(kind) if kind == def.kind() => {}
         Some(kind) => {
             return Err(ApiError::bad_request(format!(
                 "the object provided is unrecognized (must be of type {}): kind {kind:?} is not served at this endpoint",
-                def.kind
+                def.kind()
             )));
         }
     }
@@ -141,7 +141,7 @@ fn generated_suffix() -> String {
 pub fn validate_meta(def: &ResourceDef, obj: &Value) -> Vec<StatusCause> {
     let mut causes = Vec::new();
     let name = meta_str(obj, "name").unwrap_or_default();
-    let rule = match def.name_rule {
+    let rule = match def.name_rule() {
         NameRule::Subdomain => names::dns1123_subdomain(name),
         NameRule::Label => names::dns1123_label(name),
         NameRule::Dns1035 => names::dns1035_label(name),
@@ -243,7 +243,7 @@ pub fn prepare_create(
         );
     }
     match (
-        def.namespaced,
+        def.namespaced(),
         namespace,
         meta.get("namespace").and_then(Value::as_str),
     ) {
@@ -282,7 +282,7 @@ pub fn prepare_create(
     crate::registry::defaults::apply(def, obj);
     if let Some(root) = obj.as_object_mut() {
         let submitted = root.remove("status");
-        if let Some(status) = def.strategy.initial_status(def, submitted) {
+        if let Some(status) = def.strategy().initial_status(def, submitted) {
             root.insert("status".into(), status);
         }
     }
@@ -290,7 +290,7 @@ pub fn prepare_create(
     causes.extend(crate::registry::validation::validate_spec(def, obj));
     if !causes.is_empty() {
         let name = meta_str(obj, "name").unwrap_or_default().to_owned();
-        return Err(bulwark_api::Status::invalid(def.group, def.kind, &name, causes).into());
+        return Err(bulwark_api::Status::invalid(def.group(), def.kind(), &name, causes).into());
     }
     Ok(())
 }
@@ -380,8 +380,8 @@ pub fn prepare_update(
             .unwrap_or_default();
         if !uid.is_empty() && uid != old_uid {
             return Err(bulwark_api::Status::conflict(
-                def.group,
-                def.plural,
+                def.group(),
+                def.plural(),
                 &old_name,
                 &format!(
                     "Precondition failed: UID in precondition: {uid}, UID in object meta: {old_uid}"
@@ -415,7 +415,9 @@ pub fn prepare_update(
     let mut causes = validate_meta(def, new);
     causes.extend(crate::registry::validation::validate_spec(def, new));
     if !causes.is_empty() {
-        return Err(bulwark_api::Status::invalid(def.group, def.kind, &old_name, causes).into());
+        return Err(
+            bulwark_api::Status::invalid(def.group(), def.kind(), &old_name, causes).into(),
+        );
     }
     Ok(())
 }
@@ -438,9 +440,14 @@ mod tests {
 
     #[test]
     fn create_sets_server_fields() {
-        let def = lookup("apps", "v1", "deployments").unwrap();
+        let def = lookup(&bulwark_api::GroupVersionResource::new(
+            "apps",
+            "v1",
+            "deployments",
+        ))
+        .unwrap();
         let mut obj = json!({"metadata": {"generateName": "web-", "resourceVersion": "9"}, "spec": spec(None), "status": {"replicas": 5}});
-        prepare_create(def, &mut obj, Some("default")).unwrap();
+        prepare_create(&def, &mut obj, Some("default")).unwrap();
         assert_eq!(obj["kind"], "Deployment");
         assert_eq!(obj["apiVersion"], "apps/v1");
         assert!(
@@ -457,21 +464,21 @@ mod tests {
         assert_eq!(obj["spec"]["replicas"], 1);
         let mut bad = json!({"metadata": {"name": "Bad_Name"}, "spec": spec(None)});
         assert_eq!(
-            prepare_create(def, &mut bad, Some("default"))
+            prepare_create(&def, &mut bad, Some("default"))
                 .unwrap_err()
                 .code(),
             422
         );
         let mut wrong = json!({"kind": "Pod", "metadata": {"name": "x"}});
         assert_eq!(
-            prepare_create(def, &mut wrong, Some("default"))
+            prepare_create(&def, &mut wrong, Some("default"))
                 .unwrap_err()
                 .code(),
             400
         );
         let mut other_ns = json!({"metadata": {"name": "x", "namespace": "b"}});
         assert_eq!(
-            prepare_create(def, &mut other_ns, Some("a"))
+            prepare_create(&def, &mut other_ns, Some("a"))
                 .unwrap_err()
                 .code(),
             400
@@ -480,24 +487,29 @@ mod tests {
 
     #[test]
     fn updates_keep_status_and_bump_generation_on_spec_only() {
-        let def = lookup("apps", "v1", "deployments").unwrap();
+        let def = lookup(&bulwark_api::GroupVersionResource::new(
+            "apps",
+            "v1",
+            "deployments",
+        ))
+        .unwrap();
         let mut old = json!({"metadata": {"name": "web"}, "spec": spec(Some(1))});
-        prepare_create(def, &mut old, Some("default")).unwrap();
+        prepare_create(&def, &mut old, Some("default")).unwrap();
         old["status"] = json!({"replicas": 1});
         let mut relabel = old.clone();
         relabel["metadata"]["labels"] = json!({"a": "b"});
         relabel["status"] = json!({"replicas": 7});
-        prepare_update(def, &mut relabel, &old, UpdateKind::Main).unwrap();
+        prepare_update(&def, &mut relabel, &old, UpdateKind::Main).unwrap();
         assert_eq!(relabel["metadata"]["generation"], 1);
         assert_eq!(relabel["status"]["replicas"], 1);
         let mut scaled = old.clone();
         scaled["spec"]["replicas"] = json!(3);
-        prepare_update(def, &mut scaled, &old, UpdateKind::Main).unwrap();
+        prepare_update(&def, &mut scaled, &old, UpdateKind::Main).unwrap();
         assert_eq!(scaled["metadata"]["generation"], 2);
         let mut status = old.clone();
         status["spec"]["replicas"] = json!(9);
         status["status"] = json!({"replicas": 2});
-        prepare_update(def, &mut status, &old, UpdateKind::Status).unwrap();
+        prepare_update(&def, &mut status, &old, UpdateKind::Status).unwrap();
         assert_eq!(status["spec"]["replicas"], 1);
         assert_eq!(status["status"]["replicas"], 2);
         assert_eq!(status["metadata"]["generation"], 1);
@@ -507,21 +519,26 @@ mod tests {
     /// the stored one) instead of taking the stored object's, which made stale writes win.
     #[test]
     fn status_updates_keep_the_clients_resource_version() {
-        let def = lookup("apps", "v1", "deployments").unwrap();
+        let def = lookup(&bulwark_api::GroupVersionResource::new(
+            "apps",
+            "v1",
+            "deployments",
+        ))
+        .unwrap();
         let mut old = json!({"metadata": {"name": "web"}, "spec": spec(Some(1))});
-        prepare_create(def, &mut old, Some("default")).unwrap();
+        prepare_create(&def, &mut old, Some("default")).unwrap();
         old["metadata"]["resourceVersion"] = json!("20");
         let mut stale = old.clone();
         stale["metadata"]["resourceVersion"] = json!("7");
         stale["status"] = json!({"replicas": 2});
-        prepare_update(def, &mut stale, &old, UpdateKind::Status).unwrap();
+        prepare_update(&def, &mut stale, &old, UpdateKind::Status).unwrap();
         assert_eq!(stale["metadata"]["resourceVersion"], "7");
         let mut unconditional = old.clone();
         unconditional["metadata"]
             .as_object_mut()
             .unwrap()
             .remove("resourceVersion");
-        prepare_update(def, &mut unconditional, &old, UpdateKind::Status).unwrap();
+        prepare_update(&def, &mut unconditional, &old, UpdateKind::Status).unwrap();
         assert!(unconditional["metadata"].get("resourceVersion").is_none());
     }
 }

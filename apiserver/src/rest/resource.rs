@@ -30,6 +30,8 @@ const MAX_RETRIES: usize = 16;
 pub struct Ctx<'a> {
     /// Shared state.
     pub state: &'a ApiState,
+    /// The resources served, as of the request's start.
+    pub resources: &'a crate::registry::ResourceTable,
     /// What is addressed.
     pub req: &'a ResourceRequest,
     /// Query parameters.
@@ -46,8 +48,13 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// The resource definition.
-    pub fn def(&self) -> &'static ResourceDef {
-        self.req.def
+    pub fn def(&self) -> &ResourceDef {
+        &self.req.def
+    }
+
+    /// The resource definition, shared (for what outlives the request: a watch).
+    pub fn shared_def(&self) -> std::sync::Arc<ResourceDef> {
+        std::sync::Arc::clone(&self.req.def)
     }
 
     /// The namespace, if the kind is namespaced.
@@ -55,7 +62,7 @@ impl Ctx<'_> {
         self.req
             .namespace
             .as_deref()
-            .filter(|_| self.def().namespaced)
+            .filter(|_| self.def().namespaced())
     }
 
     fn name(&self) -> &str {
@@ -87,8 +94,8 @@ impl Ctx<'_> {
         let attributes = crate::authz::RequestAttributes {
             verb,
             target: bulwark_policies::Target::Resource {
-                api_group: def.group,
-                resource: def.plural,
+                api_group: def.group(),
+                resource: def.plural(),
                 subresource: None,
                 namespace,
                 name: Some(self.name()),
@@ -118,11 +125,11 @@ impl Ctx<'_> {
     }
 
     fn store_err(&self, e: StoreError) -> ApiError {
-        from_store(e, self.def().group, self.def().plural, self.name())
+        from_store(e, self.def().group(), self.def().plural(), self.name())
     }
 
     fn not_found(&self) -> ApiError {
-        Status::not_found(self.def().group, self.def().plural, self.name()).into()
+        Status::not_found(self.def().group(), self.def().plural(), self.name()).into()
     }
 
     /// Writes `new` over the addressed object if it is still at `expected`; `None` when a
@@ -191,11 +198,15 @@ impl Ctx<'_> {
         old: Option<&Value>,
         dry_run: bool,
     ) -> Result<Vec<String>, ApiError> {
-        let namespace_object = if self.def().namespaced && verb == Verb::Create {
-            let ns_def = crate::registry::lookup("", "v1", "namespaces");
+        let namespace_object = if self.def().namespaced() && verb == Verb::Create {
+            let ns_def = crate::registry::lookup(&bulwark_api::GroupVersionResource::new(
+                "",
+                "v1",
+                "namespaces",
+            ));
             match (ns_def, self.namespace()) {
                 (Some(ns_def), Some(ns)) => {
-                    let key = storage::object_key(ns_def, None, ns);
+                    let key = storage::object_key(&ns_def, None, ns);
                     match self
                         .state
                         .objects
@@ -203,7 +214,7 @@ impl Ctx<'_> {
                         .await
                         .map_err(|e| self.store_err(e))?
                     {
-                        Some(kv) => Some(storage::decode(ns_def, &kv)?),
+                        Some(kv) => Some(storage::decode(&ns_def, &kv)?),
                         None => None,
                     }
                 }
@@ -218,6 +229,7 @@ impl Ctx<'_> {
             .unwrap_or(self.name())
             .to_owned();
         let request = AdmissionRequest {
+            resources: self.resources,
             def: self.def(),
             verb,
             user: self.user,
@@ -307,7 +319,7 @@ pub async fn create(ctx: &Ctx<'_>, mut obj: Value) -> Result<Response, ApiError>
         .objects
         .create(&key, storage::encode(ctx.def(), &obj)?)
         .await
-        .map_err(|e| from_store(e, ctx.def().group, ctx.def().plural, &name))?;
+        .map_err(|e| from_store(e, ctx.def().group(), ctx.def().plural(), &name))?;
     let created = storage::decode(ctx.def(), &kv)?;
     Ok(ctx.respond(StatusCode::CREATED, &created, &warnings))
 }
@@ -365,8 +377,8 @@ where
             && rv != current_rv
         {
             return Err(Status::conflict(
-                ctx.def().group,
-                ctx.def().plural,
+                ctx.def().group(),
+                ctx.def().plural(),
                 ctx.name(),
                 "the object has been modified; please apply your changes to the latest version and try again",
             )
@@ -422,7 +434,7 @@ fn finalizers(obj: &Value) -> Vec<String> {
 fn deletion_complete(def: &ResourceDef, obj: &Value) -> bool {
     obj.pointer("/metadata/deletionTimestamp").is_some()
         && finalizers(obj).is_empty()
-        && !def.strategy.deletion_waits(obj)
+        && !def.strategy().deletion_waits(obj)
 }
 
 fn update_kind(req: &ResourceRequest) -> UpdateKind {
@@ -754,8 +766,8 @@ pub async fn delete_one(ctx: &Ctx<'_>, opts: &DeleteOptions) -> Result<Deleted, 
             && meta_str(&old, "uid") != Some(uid.as_str())
         {
             return Err(Status::conflict(
-                ctx.def().group,
-                ctx.def().plural,
+                ctx.def().group(),
+                ctx.def().plural(),
                 ctx.name(),
                 &format!(
                     "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
@@ -767,7 +779,7 @@ pub async fn delete_one(ctx: &Ctx<'_>, opts: &DeleteOptions) -> Result<Deleted, 
         if let Some(rv) = &opts.resource_version
             && *rv != kv.mod_revision.to_string()
         {
-            return Err(Status::conflict(ctx.def().group, ctx.def().plural, ctx.name(), &format!(
+            return Err(Status::conflict(ctx.def().group(), ctx.def().plural(), ctx.name(), &format!(
                 "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", kv.mod_revision
             )).into());
         }
@@ -779,7 +791,7 @@ pub async fn delete_one(ctx: &Ctx<'_>, opts: &DeleteOptions) -> Result<Deleted, 
             Some("Orphan") => pending_finalizers.push("orphan".into()),
             _ => {}
         }
-        let terminating = ctx.def().strategy.terminating_status();
+        let terminating = ctx.def().strategy().terminating_status();
         let grace = opts
             .grace_period
             .or_else(|| {
@@ -787,7 +799,7 @@ pub async fn delete_one(ctx: &Ctx<'_>, opts: &DeleteOptions) -> Result<Deleted, 
                     .and_then(Value::as_i64)
             })
             .unwrap_or(30);
-        let graceful = ctx.def().strategy.graceful_delete(&old) && grace > 0;
+        let graceful = ctx.def().strategy().graceful_delete(&old) && grace > 0;
         if pending_finalizers.is_empty() && !graceful && terminating.is_none() {
             if dry_run {
                 return Ok(Deleted::Removed(old));
@@ -835,14 +847,14 @@ pub async fn delete(ctx: &Ctx<'_>, body: Option<&Value>) -> Result<Response, Api
     let opts = DeleteOptions::parse(body, ctx.query)?;
     match delete_one(ctx, &opts).await? {
         Deleted::Pending(obj) => Ok(ctx.respond(StatusCode::OK, &obj, &[])),
-        Deleted::Removed(obj) if ctx.def().strategy.delete_returns_object() => {
+        Deleted::Removed(obj) if ctx.def().strategy().delete_returns_object() => {
             Ok(ctx.respond(StatusCode::OK, &obj, &[]))
         }
         Deleted::Removed(obj) => {
             let mut details = bulwark_api::status::StatusDetails {
                 name: ctx.name().to_owned(),
-                group: ctx.def().group.to_owned(),
-                kind: ctx.def().plural.to_owned(),
+                group: ctx.def().group().to_owned(),
+                kind: ctx.def().plural().to_owned(),
                 ..Default::default()
             };
             details.uid = meta_str(&obj, "uid").unwrap_or_default().to_owned();
@@ -872,16 +884,28 @@ mod tests {
     /// gets none of the core kinds' (its strategy is its own).
     #[test]
     fn deletion_rules_are_the_kinds() {
-        let core_pod = crate::registry::lookup("", "v1", "pods").unwrap();
-        let lease = crate::registry::lookup("coordination.k8s.io", "v1", "leases").unwrap();
+        let core_pod =
+            crate::registry::lookup(&bulwark_api::GroupVersionResource::new("", "v1", "pods"))
+                .unwrap();
+        let lease = crate::registry::lookup(&bulwark_api::GroupVersionResource::new(
+            "coordination.k8s.io",
+            "v1",
+            "leases",
+        ))
+        .unwrap();
         let bound = json!({"metadata": {"name": "p", "deletionTimestamp": "2026-01-01T00:00:00Z"}, "spec": {"nodeName": "n1"}});
-        assert!(core_pod.strategy.graceful_delete(&bound));
-        assert!(!lease.strategy.graceful_delete(&bound));
-        assert!(!deletion_complete(core_pod, &bound));
-        assert!(deletion_complete(lease, &bound));
+        assert!(core_pod.strategy().graceful_delete(&bound));
+        assert!(!lease.strategy().graceful_delete(&bound));
+        assert!(!deletion_complete(&core_pod, &bound));
+        assert!(deletion_complete(&lease, &bound));
         let terminating = json!({"metadata": {"name": "n", "deletionTimestamp": "2026-01-01T00:00:00Z"}, "spec": {"finalizers": ["kubernetes"]}});
-        assert!(deletion_complete(lease, &terminating));
-        let core_namespace = crate::registry::lookup("", "v1", "namespaces").unwrap();
-        assert!(!deletion_complete(core_namespace, &terminating));
+        assert!(deletion_complete(&lease, &terminating));
+        let core_namespace = crate::registry::lookup(&bulwark_api::GroupVersionResource::new(
+            "",
+            "v1",
+            "namespaces",
+        ))
+        .unwrap();
+        assert!(!deletion_complete(&core_namespace, &terminating));
     }
 }

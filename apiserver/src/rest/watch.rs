@@ -42,7 +42,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(10);
 
 struct Encoder {
-    def: &'static ResourceDef,
+    def: Arc<ResourceDef>,
     format: Format,
     include: IncludeObject,
 }
@@ -58,7 +58,7 @@ impl Encoder {
                     .cloned()
                     .unwrap_or(Value::Null);
                 table::table(
-                    self.def,
+                    &self.def,
                     std::slice::from_ref(obj),
                     json!({"resourceVersion": rv}),
                     self.include,
@@ -71,7 +71,7 @@ impl Encoder {
     fn bookmark(&self, revision: Revision) -> Bytes {
         self.line(
             "BOOKMARK",
-            &json!({"kind": self.def.kind, "apiVersion": self.def.api_version(), "metadata": {"resourceVersion": revision.to_string()}}),
+            &json!({"kind": self.def.kind(), "apiVersion": self.def.api_version(), "metadata": {"resourceVersion": revision.to_string()}}),
         )
     }
 
@@ -140,7 +140,7 @@ fn initial_line(
         line.extend_from_slice(b"}\n");
         return Ok(Some(Bytes::from(line)));
     }
-    let object = storage::decode(encoder.def, kv)?;
+    let object = storage::decode(&encoder.def, kv)?;
     let wanted =
         selectors.matches(&object) && name.is_none_or(|n| meta_str(&object, "name") == Some(n));
     Ok(wanted.then(|| encoder.line("ADDED", &object)))
@@ -148,6 +148,8 @@ fn initial_line(
 
 /// GET with `watch=true`.
 pub async fn watch(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
+    // The stream outlives the request's borrow: it holds the definition itself.
+    let shared = ctx.shared_def();
     let def = ctx.def();
     let selectors = Selectors::parse(def, ctx.query)?;
     let name = ctx.req.name.clone();
@@ -157,7 +159,7 @@ pub async fn watch(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         .map_or(DEFAULT_TIMEOUT, |s| Duration::from_secs(s).min(MAX_TIMEOUT));
     let bookmarks = ctx.query.flag("allowWatchBookmarks");
     let encoder = Encoder {
-        def,
+        def: Arc::clone(&shared),
         format: ctx.format,
         include: IncludeObject::parse(ctx.query.get("includeObject")),
     };
@@ -171,7 +173,7 @@ pub async fn watch(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         None | Some("") | Some("0") => {
             let page = initial_page(&store, &prefix, None, page_bytes)
                 .await
-                .map_err(|e| from_store(e, def.group, def.plural, ""))?;
+                .map_err(|e| from_store(e, def.group(), def.plural(), ""))?;
             (page.revision, Some(page))
         }
         Some(rv) => (resource::parse_rv(rv)?, None),
@@ -183,6 +185,7 @@ pub async fn watch(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         && name.is_none();
     let watcher = store.watch(&prefix, start).await;
     let events = Arc::clone(&ctx.state.events);
+    let def = shared;
     let stream = async_stream::stream! {
         let _slot = slot;
         // The initial state, one store page at a time, each line made as the client reads.
@@ -201,7 +204,7 @@ pub async fn watch(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
                 match initial_page(&store, &prefix, Some(token), page_bytes).await {
                     Ok(next) => initial = Some(next),
                     Err(e) => {
-                        yield Ok(encoder.error(&from_store(e, def.group, def.plural, "")));
+                        yield Ok(encoder.error(&from_store(e, def.group(), def.plural(), "")));
                         return;
                     }
                 }
@@ -210,7 +213,7 @@ pub async fn watch(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         let mut watcher = match watcher {
             Ok(w) => w,
             Err(e) => {
-                yield Ok(encoder.error(&from_store(e, def.group, def.plural, "")));
+                yield Ok(encoder.error(&from_store(e, def.group(), def.plural(), "")));
                 return;
             }
         };
@@ -225,7 +228,7 @@ pub async fn watch(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
                         Ok(e) => e,
                         Err(StoreError::Closed) => return,
                         Err(e) => {
-                            yield Ok(encoder.error(&from_store(e, def.group, def.plural, "")));
+                            yield Ok(encoder.error(&from_store(e, def.group(), def.plural(), "")));
                             return;
                         }
                     };
@@ -236,7 +239,7 @@ pub async fn watch(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
                             return;
                         }
                     };
-                    if convert::is_identity(def) {
+                    if convert::is_identity(&def) {
                         let parts = (shared.current.as_ref(), shared.prev.as_ref(), shared.deleted.as_ref());
                         if let Some((kind, obj)) = translate(parts, &selectors, name.as_deref()) {
                             yield Ok(match encoder.format {
@@ -246,7 +249,7 @@ pub async fn watch(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
                         }
                     } else {
                         // Served in another shape: convert, then select on the served fields.
-                        let served = |v: &Option<Value>| v.clone().map(|o| convert::from_stored(def, o));
+                        let served = |v: &Option<Value>| v.clone().map(|o| convert::from_stored(&def, o));
                         let (current, prev, deleted) = (served(&shared.current), served(&shared.prev), served(&shared.deleted));
                         if let Some((kind, obj)) = translate((current.as_ref(), prev.as_ref(), deleted.as_ref()), &selectors, name.as_deref()) {
                             yield Ok(encoder.line(kind, obj));

@@ -27,7 +27,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Adds (or replaces) one stored object. An object that does not decode is left out and
 /// logged: one bad object must not stop the mirror for all the others.
-fn insert(objects: &mut Objects, def: &'static ResourceDef, kv: &bulwark_store::KeyValue) {
+fn insert(objects: &mut Objects, def: &ResourceDef, kv: &bulwark_store::KeyValue) {
     match storage::decode(def, kv) {
         Ok(obj) => {
             objects.insert(kv.key.clone(), Arc::new(obj));
@@ -42,7 +42,7 @@ fn insert(objects: &mut Objects, def: &'static ResourceDef, kv: &bulwark_store::
 /// Lists every object of `def` at one revision.
 async fn list_all(
     store: &crate::storage::ObjectStorage,
-    def: &'static ResourceDef,
+    def: &ResourceDef,
 ) -> Result<(Objects, Revision), ApiError> {
     let prefix = storage::collection_prefix(def, None);
     let mut objects = Objects::new();
@@ -71,19 +71,16 @@ async fn list_all(
 
 /// Mirrors `def` forever, calling `on_change` with the whole set after the initial list and
 /// after every batch of changes (changes that arrive together are applied together).
-pub async fn run<F>(
-    store: crate::storage::ObjectStorage,
-    def: &'static ResourceDef,
-    mut on_change: F,
-) where
+pub async fn run<F>(store: crate::storage::ObjectStorage, def: Arc<ResourceDef>, mut on_change: F)
+where
     F: FnMut(&Objects) + Send,
 {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match follow(&store, def, &mut on_change).await {
+        match follow(&store, &def, &mut on_change).await {
             Ok(()) => return,
             Err(e) => {
-                tracing::warn!(resource = def.plural, error = %e.0.message, "mirror: listing again");
+                tracing::warn!(resource = def.plural(), error = %e.0.message, "mirror: listing again");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
@@ -94,7 +91,7 @@ pub async fn run<F>(
 /// One list and the watch after it; returns only on error (or when the store closes).
 async fn follow<F>(
     store: &crate::storage::ObjectStorage,
-    def: &'static ResourceDef,
+    def: &ResourceDef,
     on_change: &mut F,
 ) -> Result<(), ApiError>
 where
@@ -147,13 +144,19 @@ mod tests {
             .await
             .unwrap();
         let store = storage::ObjectStorage::new(store, std::sync::Arc::new(storage::Identity));
-        let def = crate::registry::lookup("", "v1", "namespaces").unwrap();
+        let def = crate::registry::lookup(&bulwark_api::GroupVersionResource::new(
+            "",
+            "v1",
+            "namespaces",
+        ))
+        .unwrap();
         let put = |name: &str, label: &str| {
             let store = store.clone();
-            let key = storage::object_key(def, None, name);
+            let def = std::sync::Arc::clone(&def);
+            let key = storage::object_key(&def, None, name);
             let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {"l": label}}});
             async move {
-                let bytes = storage::encode(def, &obj).unwrap();
+                let bytes = storage::encode(&def, &obj).unwrap();
                 match store.get(&key).await.unwrap() {
                     Some(kv) => store
                         .update(&key, bytes, Some(kv.mod_revision))
@@ -165,18 +168,22 @@ mod tests {
         };
         put("a", "1").await;
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(store.clone(), def, move |objects: &Objects| {
-            let seen: Vec<(String, String)> = objects
-                .values()
-                .map(|o| {
-                    (
-                        o["metadata"]["name"].as_str().unwrap().to_owned(),
-                        o["metadata"]["labels"]["l"].as_str().unwrap().to_owned(),
-                    )
-                })
-                .collect();
-            tx.send(seen).unwrap();
-        }));
+        let task = tokio::spawn(run(
+            store.clone(),
+            std::sync::Arc::clone(&def),
+            move |objects: &Objects| {
+                let seen: Vec<(String, String)> = objects
+                    .values()
+                    .map(|o| {
+                        (
+                            o["metadata"]["name"].as_str().unwrap().to_owned(),
+                            o["metadata"]["labels"]["l"].as_str().unwrap().to_owned(),
+                        )
+                    })
+                    .collect();
+                tx.send(seen).unwrap();
+            },
+        ));
         assert_eq!(rx.recv().await.unwrap(), [("a".into(), "1".into())]);
         put("b", "2").await;
         assert_eq!(
@@ -184,7 +191,7 @@ mod tests {
             [("a".into(), "1".into()), ("b".into(), "2".into())]
         );
         put("a", "3").await;
-        let key = storage::object_key(def, None, "b");
+        let key = storage::object_key(&def, None, "b");
         store.delete(&key, None).await.unwrap();
         // The last state seen is complete and current, however the changes were batched.
         let mut last = rx.recv().await.unwrap();

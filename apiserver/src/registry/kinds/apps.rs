@@ -289,16 +289,16 @@ mod tests {
     /// (the Python client's models) expect.
     #[test]
     fn new_workloads_have_their_required_status_fields() {
-        for def in crate::registry::RESOURCES
+        for def in crate::registry::builtin()
             .iter()
-            .filter(|d| d.group == "apps")
+            .filter(|d| d.group() == "apps")
         {
             let status = def.strategy.initial_status(def, None).unwrap();
             let typed = def
                 .strategy
                 .roundtrip(&json!({"metadata": {"name": "x"}, "status": status.clone()}))
                 .unwrap();
-            assert_eq!(typed["status"], status, "{}", def.kind);
+            assert_eq!(typed["status"], status, "{}", def.kind());
         }
     }
 }

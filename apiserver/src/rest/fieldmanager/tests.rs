@@ -4,7 +4,16 @@ use super::*;
 use crate::registry::lookup;
 
 fn deployments() -> FieldManager {
-    FieldManager::new(lookup("apps", "v1", "deployments").unwrap(), None).unwrap()
+    FieldManager::new(
+        &lookup(&bulwark_api::GroupVersionResource::new(
+            "apps",
+            "v1",
+            "deployments",
+        ))
+        .unwrap(),
+        None,
+    )
+    .unwrap()
 }
 
 fn deployment(replicas: i64, image: &str) -> Value {
@@ -176,7 +185,12 @@ fn apply_creates_and_ignores_status_on_the_main_resource() {
     assert!(created.get("status").is_none());
     assert_eq!(managers(&created), [("gitops".into(), "Apply".into())]);
     let status = FieldManager::new(
-        lookup("apps", "v1", "deployments").unwrap(),
+        &lookup(&bulwark_api::GroupVersionResource::new(
+            "apps",
+            "v1",
+            "deployments",
+        ))
+        .unwrap(),
         Some(Subresource::Status),
     )
     .unwrap();
@@ -223,7 +237,12 @@ fn client_sent_managed_fields_replace_or_fail() {
 #[test]
 fn kinds_without_a_schema_are_deduced() {
     let fm = FieldManager::new(
-        lookup("policy.bulwark.dev", "v1", "cedarpolicies").unwrap(),
+        &lookup(&bulwark_api::GroupVersionResource::new(
+            "policy.bulwark.dev",
+            "v1",
+            "cedarpolicies",
+        ))
+        .unwrap(),
         None,
     )
     .unwrap();
