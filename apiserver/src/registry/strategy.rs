@@ -1,7 +1,7 @@
 //! What the server knows about one kind beyond its registry row, in one place per kind
 //! (upstream's REST strategy is the model): typed decoding and schema, defaulting,
 //! validation, initial status, and Table columns and cells. The built-in kinds implement it
-//! in [`super::kinds`], one file per API group; a schema-driven strategy will serve custom
+//! in `registry/kinds/`, one file per API group; a schema-driven strategy will serve custom
 //! resources.
 
 use k8s_openapi::schemars::SchemaGenerator;
