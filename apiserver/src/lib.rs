@@ -14,7 +14,7 @@
 //!   policies); [`default_state`] starts with [`authz::BootstrapAuthorizer`] (bootstrap admins
 //!   only, default deny) for embedders and tests.
 //! - `core/v1` and `events.k8s.io/v1` Events share one storage, converted on the way in and
-//!   out (`registry::convert`), as upstream.
+//!   out (their strategy in `registry/kinds/events.rs`), as upstream.
 
 pub mod admission;
 pub mod audit;

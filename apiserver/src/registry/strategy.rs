@@ -34,6 +34,22 @@ pub trait KindStrategy: std::fmt::Debug + Send + Sync {
         None
     }
 
+    /// The resource whose storage this kind shares, served in its own shape (None: it has
+    /// its own storage and is stored as served).
+    fn stored_as(&self) -> Option<bulwark_api::GroupVersionResource<'static>> {
+        None
+    }
+
+    /// Converts an object of this kind's shape into the shape it is stored in.
+    fn stored_from_served(&self, obj: Value) -> Value {
+        obj
+    }
+
+    /// Converts a stored object into this kind's shape.
+    fn served_from_stored(&self, obj: Value) -> Value {
+        obj
+    }
+
     /// Upstream's defaulting: fills absent fields, never overwrites.
     fn default(&self, _obj: &mut Map<String, Value>) {}
 
