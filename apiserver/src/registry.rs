@@ -559,6 +559,15 @@ mod tests {
         }
     }
 
+    /// The built-in table builds (it is served as an empty table otherwise).
+    #[test]
+    fn builtin_resources_are_unique() {
+        let defs: Vec<_> = builtin_table().into_iter().map(Arc::new).collect();
+        let count = defs.len();
+        assert!(ResourceTable::new(defs).is_ok());
+        assert_eq!(builtin().iter().count(), count);
+    }
+
     #[test]
     fn lookups() {
         assert_eq!(
