@@ -3,10 +3,10 @@
 //! into namespaces that exist and are not terminating; the system namespaces cannot be
 //! deleted). Cedar admission policies plug in as [`crate::admission::cedar::CedarAdmission`].
 
-pub mod cedar;
+pub(crate) mod cedar;
 pub(crate) mod gate;
-pub mod policy;
-pub mod rbac;
+pub(crate) mod policy;
+pub(crate) mod rbac;
 
 use bulwark_api::{Status, StatusReason};
 use serde_json::Value;

@@ -6,6 +6,6 @@
 //! JSON is the server's own form).
 
 pub mod protobuf;
-pub mod request;
-pub mod response;
+pub(crate) mod request;
+pub(crate) mod response;
 pub(crate) mod table;

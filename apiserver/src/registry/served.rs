@@ -71,7 +71,7 @@ impl ResourceTable {
     }
 
     /// This table's OpenAPI documents.
-    pub fn docs(&self) -> &crate::discovery::openapi::DocCache {
+    pub(crate) fn docs(&self) -> &crate::discovery::openapi::DocCache {
         &self.docs
     }
 
