@@ -167,9 +167,11 @@ struct PolicyInfo {
     source: String,
 }
 
-/// An admitted kind's entity type and where its pod template is.
+/// An admitted kind's entity type, its record in the object model, and where its pod
+/// template is.
 struct KindType {
     entity: EntityTypeName,
+    record: usize,
     pod_template: Option<&'static str>,
 }
 
@@ -218,6 +220,7 @@ impl AdmissionModel {
                 kind.kind.clone(),
                 KindType {
                     entity: parse_type(&kind.entity_type(&objects))?,
+                    record: kind.record,
                     pod_template: kind.pod_template,
                 },
             );
@@ -588,8 +591,8 @@ fn build_entities(
     let types = &model.types;
     let model = &model.objects;
     let kind = model
-        .kind(input.group, input.kind)
-        .and_then(|k| model.records.get(k.record))
+        .records
+        .get(kind_type.record)
         .ok_or_else(|| AdmissionError::Model(format!("no model of {}", input.kind)))?;
     let principal = Principal::of(input.user, input.groups)?;
     let mut entities = principal.entities;
