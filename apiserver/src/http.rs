@@ -3,7 +3,7 @@
 //! responses and the one mapping from errors to `metav1.Status`, and metrics.
 
 pub mod connections;
-pub mod error;
+pub(crate) mod error;
 pub(crate) mod inflight;
 pub mod limits;
 pub(crate) mod metrics;

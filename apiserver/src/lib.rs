@@ -16,18 +16,18 @@
 //! - `core/v1` and `events.k8s.io/v1` Events share one storage, converted on the way in and
 //!   out (their strategy in `registry/kinds/events.rs`), as upstream.
 
-pub mod admission;
+pub(crate) mod admission;
 pub mod audit;
 pub mod authn;
 pub mod authz;
 pub mod codec;
-pub mod discovery;
+pub(crate) mod discovery;
 pub mod http;
 pub mod pipeline;
 pub mod registry;
 pub mod rest;
 pub mod state;
-pub mod storage;
+pub(crate) mod storage;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -427,7 +427,7 @@ fn non_resource(
                         http::header::CONTENT_TYPE,
                         "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
                     )],
-                    openapi::v2_protobuf(),
+                    openapi::v2_protobuf(resources),
                 )
                     .into_response())
             } else {

@@ -201,6 +201,17 @@ fn discovery_explain_and_access() {
     }
     let explain = s.ok(&["explain", "deployment.spec.replicas"]);
     assert!(explain.contains("Number of desired pods"), "{explain}");
+    // The Swagger 2.0 document in protobuf (what client-go's OpenAPISchema reads).
+    let explain = s.ok(&[
+        "explain",
+        "deployment.spec.template.spec.containers",
+        "--output=plaintext-openapiv2",
+    ]);
+    assert!(
+        explain.contains("KIND:") && explain.contains("Deployment"),
+        "{explain}"
+    );
+    assert!(explain.contains("imagePullPolicy"), "{explain}");
     let pod = write(
         &s,
         "pod.yaml",

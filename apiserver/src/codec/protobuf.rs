@@ -15,7 +15,7 @@
 mod decode;
 mod encode;
 mod special;
-mod wire;
+pub(crate) mod wire;
 
 use serde_json::Value;
 

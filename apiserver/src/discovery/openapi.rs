@@ -7,11 +7,11 @@
 //!   Schemas carry upstream's merge extensions (`x-kubernetes-list-type`,
 //!   `x-kubernetes-list-map-keys`, `x-kubernetes-map-type`) from the type schema that
 //!   server-side apply merges by, so client tools see the rules the server applies.
-//! - `/openapi/v2` as JSON: the same definitions as a Swagger 2.0 document (older kubectl,
-//!   `helm --validate`). As protobuf (gnostic's format, which kubectl asks for first) it is a
-//!   valid but empty document: kubectl then uses v3, or its compiled-in knowledge of the
-//!   built-in types. PATCH operations in v3 deliberately do not advertise strategic merge
-//!   patch, so kubectl computes those patches from its compiled-in types too.
+//! - `/openapi/v2`: the same definitions as a Swagger 2.0 document, as JSON or in gnostic's
+//!   protobuf form (which client-go asks for first; older kubectl, `kubectl explain
+//!   --output=plaintext-openapiv2`, `helm --validate`). PATCH operations in v3 deliberately do
+//!   not advertise strategic merge patch, so kubectl computes those patches from its
+//!   compiled-in types.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -20,6 +20,8 @@ use bytes::Bytes;
 use k8s_openapi::schemars::generate::SchemaSettings;
 use k8s_openapi::schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
+
+mod gnostic;
 
 use crate::registry::schema::Merge;
 use crate::registry::{ResourceDef, ResourceTable};
@@ -214,6 +216,7 @@ fn annotate_merge(schemas: &mut Map<String, Value>) {
 pub struct DocCache {
     v3: OnceLock<BTreeMap<String, Bytes>>,
     v2: OnceLock<Bytes>,
+    v2_protobuf: OnceLock<Bytes>,
 }
 
 /// The v3 document of one group/version (`api/v1`, `apis/apps/v1`).
@@ -268,37 +271,17 @@ pub fn v2_json(table: &ResourceTable) -> Bytes {
         .clone()
 }
 
-fn proto_string(field: u8, text: &str, out: &mut Vec<u8>) {
-    out.push(field << 3 | 2);
-    proto_len(text.len(), out);
-    out.extend_from_slice(text.as_bytes());
-}
-
-fn proto_len(mut len: usize, out: &mut Vec<u8>) {
-    loop {
-        let byte = u8::try_from(len & 0x7f).unwrap_or(0);
-        len >>= 7;
-        if len == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-/// The empty Swagger 2.0 document as gnostic `openapi.v2.Document` protobuf (what kubectl
-/// asks for): swagger = 1, info = 2 {title = 1, version = 2}, paths = 8 (empty).
-pub fn v2_protobuf() -> Vec<u8> {
-    let mut info = Vec::new();
-    proto_string(1, "Bulwark", &mut info);
-    proto_string(2, env!("CARGO_PKG_VERSION"), &mut info);
-    let mut doc = Vec::new();
-    proto_string(1, "2.0", &mut doc);
-    doc.push(2 << 3 | 2);
-    proto_len(info.len(), &mut doc);
-    doc.extend_from_slice(&info);
-    doc.extend_from_slice(&[8 << 3 | 2, 0]);
-    doc
+/// The Swagger 2.0 document in gnostic's protobuf form (what client-go's `OpenAPISchema()`
+/// asks for): the same definitions as [`v2_json`], transcoded once per table.
+pub fn v2_protobuf(table: &ResourceTable) -> Bytes {
+    table
+        .docs()
+        .v2_protobuf
+        .get_or_init(|| {
+            let doc: Value = serde_json::from_slice(&v2_json(table)).unwrap_or(Value::Null);
+            Bytes::from(gnostic::encode_document(&doc))
+        })
+        .clone()
 }
 
 #[cfg(test)]
@@ -374,12 +357,5 @@ mod tests {
         let text = String::from_utf8_lossy(&raw);
         assert!(!text.contains("#/components/"));
         assert!(doc["definitions"]["io.k8s.api.core.v1.ConfigMap"].is_object());
-    }
-
-    #[test]
-    fn v2_protobuf_is_well_formed() {
-        let pb = v2_protobuf();
-        assert_eq!(&pb[..5], b"\x0a\x032.0");
-        assert_eq!(&pb[pb.len() - 2..], &[0x42, 0]);
     }
 }

@@ -4,17 +4,17 @@
 use super::CodecError;
 
 /// Wire type 0: varint.
-pub(super) const VARINT: u8 = 0;
+pub(crate) const VARINT: u8 = 0;
 /// Wire type 1: 8 bytes.
-const FIXED64: u8 = 1;
+pub(crate) const FIXED64: u8 = 1;
 /// Wire type 2: length-delimited.
-pub(super) const LEN: u8 = 2;
+pub(crate) const LEN: u8 = 2;
 /// Wire type 5: 4 bytes.
 const FIXED32: u8 = 5;
 
 /// One field read off the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Value<'a> {
+pub(crate) enum Value<'a> {
     Varint(u64),
     Bytes(&'a [u8]),
     /// A fixed-width value (Kubernetes messages have none; skipped).
@@ -22,7 +22,7 @@ pub(super) enum Value<'a> {
 }
 
 /// Reads the fields of one message.
-pub(super) struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     buf: &'a [u8],
 }
 
@@ -96,7 +96,7 @@ impl<'a> Reader<'a> {
 }
 
 /// Appends a varint.
-pub(super) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push((value as u8) | 0x80);
         value >>= 7;
@@ -105,19 +105,25 @@ pub(super) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
 }
 
 /// Appends a field key.
-pub(super) fn put_key(out: &mut Vec<u8>, number: u32, wire: u8) {
+pub(crate) fn put_key(out: &mut Vec<u8>, number: u32, wire: u8) {
     put_varint(out, (u64::from(number) << 3) | u64::from(wire));
 }
 
 /// Appends a length-delimited field.
-pub(super) fn put_bytes(out: &mut Vec<u8>, number: u32, bytes: &[u8]) {
+pub(crate) fn put_bytes(out: &mut Vec<u8>, number: u32, bytes: &[u8]) {
     put_key(out, number, LEN);
     put_varint(out, bytes.len() as u64);
     out.extend_from_slice(bytes);
 }
 
+/// Appends a `double` field (8 bytes, little-endian).
+pub(crate) fn put_double_field(out: &mut Vec<u8>, number: u32, value: f64) {
+    put_key(out, number, FIXED64);
+    out.extend_from_slice(&value.to_le_bytes());
+}
+
 /// Appends a varint field.
-pub(super) fn put_varint_field(out: &mut Vec<u8>, number: u32, value: u64) {
+pub(crate) fn put_varint_field(out: &mut Vec<u8>, number: u32, value: u64) {
     put_key(out, number, VARINT);
     put_varint(out, value);
 }
