@@ -3,9 +3,11 @@
 
 mod audit_cmd;
 mod duration;
+mod encryption_setup;
 mod kubeconfig_cmd;
 mod limits_args;
 mod policy_cmd;
+mod secrets_cmd;
 mod server_cmd;
 mod store_cmd;
 
@@ -51,6 +53,10 @@ enum Command {
     /// schemas.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
+    /// Encryption at rest of Secrets (and whatever else is configured): status, online key
+    /// rotation, verification that nothing is stored in plaintext.
+    #[command(subcommand)]
+    Secrets(secrets_cmd::SecretsCommand),
     /// Audit log tooling for auditors: search the log, verify its integrity offline.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
@@ -119,6 +125,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Kubeconfig(args) => kubeconfig_cmd::run(&args),
         Command::Policy(command) => policy_cmd::run(&command).await,
+        Command::Secrets(command) => secrets_cmd::run(&command).await,
         Command::Audit(command) => audit_cmd::run(&command).await,
         Command::Store(StoreCommand::Inspect(args)) => with_engine(&args, store_cmd::Inspect).await,
         Command::Store(StoreCommand::Keys { store, prefix }) => {

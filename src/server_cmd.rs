@@ -236,8 +236,11 @@ impl EngineJob for Server {
             args.audit_policy.as_deref(),
             webhook_options(&args)?,
         )?;
+        let encryption = Arc::new(crate::encryption_setup::default_encryption(&args.data_dir)?);
+        encryption.start_status_poll(crate::encryption_setup::STATUS_POLL);
         let mut builder = bulwark_apiserver::ApiState::builder(store.clone(), ADMIN_GROUP)
             .tokens(Arc::new(tokens))
+            .encryption(encryption)
             .limits(limits)
             .cedar(engine)
             .context("modelling the served kinds for admission")?

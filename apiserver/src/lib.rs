@@ -22,6 +22,7 @@ pub mod authn;
 pub mod authz;
 pub mod codec;
 pub(crate) mod discovery;
+pub mod encryption;
 pub mod http;
 pub mod pipeline;
 pub mod registry;
@@ -70,6 +71,7 @@ pub fn default_state<E: Engine>(
         admission: vec![Box::new(admission::NamespaceLifecycle)],
         policies: None,
         auditing: None,
+        encryption: None,
         rbac_roles: Arc::new(arc_swap::ArcSwap::from_pointee(
             bulwark_policies::rbac::RbacSet::with_builtin_roles(),
         )),
@@ -177,6 +179,14 @@ pub async fn bootstrap(state: &Arc<ApiState>) -> Result<(), ApiError> {
             Arc::clone(&engines.authorization),
             Arc::clone(&engines.admission),
             Arc::clone(&state.rbac_roles),
+        )
+        .await?;
+    }
+    if let Some(encryption) = &state.encryption {
+        encryption.refresh().await;
+        crate::encryption::rotation::resume(
+            crate::encryption::Backing::of(state),
+            Arc::clone(encryption),
         )
         .await?;
     }

@@ -281,6 +281,24 @@ macro_rules! review {
     };
 }
 
+macro_rules! encryption_api {
+    ($kind:expr, $plural:expr, $singular:expr, $handler:expr) => {
+        ResourceDef {
+            gvk: GroupVersionKind::new(crate::encryption::api::GROUP, "v1", $kind),
+            plural: Cow::Borrowed($plural),
+            singular: Cow::Borrowed($singular),
+            short_names: Vec::new(),
+            categories: Vec::new(),
+            namespaced: false,
+            subresources: Vec::new(),
+            name_rule: NameRule::PathSegment,
+            extra_fields: Vec::new(),
+            serving: Serving::Handler(&$handler),
+            strategy: Arc::new(kinds::bulwark::HandlerServed),
+        }
+    };
+}
+
 /// Every built-in resource, in discovery order.
 fn builtin_table() -> Vec<ResourceDef> {
     vec![
@@ -394,6 +412,31 @@ fn builtin_table() -> Vec<ResourceDef> {
             serving: Serving::Handler(&crate::audit::query::AuditEvents),
             strategy: Arc::new(kinds::bulwark::AuditEvents),
         },
+        // Encryption at rest, operated through the API.
+        encryption_api!(
+            "EncryptionStatus",
+            "encryptionstatuses",
+            "encryptionstatus",
+            crate::encryption::api::StatusApi
+        ),
+        encryption_api!(
+            "EncryptionKey",
+            "encryptionkeys",
+            "encryptionkey",
+            crate::encryption::api::KeysApi
+        ),
+        encryption_api!(
+            "KeyRotation",
+            "keyrotations",
+            "keyrotation",
+            crate::encryption::api::RotationsApi
+        ),
+        encryption_api!(
+            "EncryptionVerification",
+            "encryptionverifications",
+            "encryptionverification",
+            crate::encryption::api::VerificationsApi
+        ),
     ]
 }
 

@@ -107,8 +107,22 @@ impl ApiStateBuilder {
     }
 
     /// The value transformer objects are stored through (identity by default).
-    pub fn transformer(mut self, transformer: Arc<dyn crate::storage::ValueTransformer>) -> Self {
+    pub fn transformer(
+        mut self,
+        transformer: Arc<dyn bulwark_encryption::ValueTransformer>,
+    ) -> Self {
         self.state.objects = self.state.objects.with_transformer(transformer);
+        self
+    }
+
+    /// Encryption at rest: values stored through its transformer, and the
+    /// `encryption.bulwark.dev` API (status, keys, rotation, verification) over it.
+    pub fn encryption(mut self, encryption: Arc<crate::encryption::Encryption>) -> Self {
+        self.state.objects = self
+            .state
+            .objects
+            .with_transformer(encryption.transformer());
+        self.state.encryption = Some(encryption);
         self
     }
 
@@ -146,6 +160,8 @@ pub struct ApiState {
     pub policies: Option<CedarEngines>,
     /// The audit log and policy (None: requests are not audited).
     pub auditing: Option<crate::audit::record::Auditing>,
+    /// Encryption at rest, when configured (its transformer is the object storage's).
+    pub encryption: Option<Arc<crate::encryption::Encryption>>,
     /// The mirrored RBAC roles and bindings (RBAC escalation checks read roles here).
     pub rbac_roles: Arc<arc_swap::ArcSwap<bulwark_policies::rbac::RbacSet>>,
     /// Namespace labels, mirrored for authorization.

@@ -8,7 +8,6 @@
 
 pub(crate) mod event_cache;
 pub(crate) mod mirror;
-pub mod transformer;
 
 use std::sync::Arc;
 
@@ -18,7 +17,7 @@ use bulwark_store::{
 use futures::future::BoxFuture;
 use serde_json::Value;
 
-pub use transformer::{Identity, TransformError, ValueTransformer};
+pub use bulwark_encryption::{Identity, TransformError, ValueTransformer};
 
 use crate::http::error::ApiError;
 use crate::registry::ResourceDef;
@@ -54,6 +53,7 @@ trait StoreHandle: Send + Sync {
         prefix: &'a str,
         after: Revision,
     ) -> BoxFuture<'a, Result<Box<dyn EventSource>, StoreError>>;
+    fn revisions(&self) -> BoxFuture<'_, Result<(Revision, Revision), StoreError>>;
 }
 
 /// A store watcher, object-safe.
@@ -110,6 +110,15 @@ impl<E: Engine> StoreHandle for Store<E> {
             Ok(Box::new(watcher) as Box<dyn EventSource>)
         })
     }
+
+    fn revisions(&self) -> BoxFuture<'_, Result<(Revision, Revision), StoreError>> {
+        Box::pin(async move {
+            Ok((
+                Store::current_revision(self).await?,
+                Store::compacted_revision(self).await?,
+            ))
+        })
+    }
 }
 
 impl<E: Engine> EventSource for Watcher<E> {
@@ -139,9 +148,17 @@ impl std::fmt::Debug for ObjectStorage {
     }
 }
 
-/// A transformer failure as the store's error (a 500 at the API edge, logged once there).
+/// The engine name of a value that could not be encrypted for writing (the API answers 503:
+/// a key service is unavailable, nothing was written).
+pub const UNWRITABLE: &str = "encryption";
+
+/// A transformer failure as the store's error: unwritable values are a 503 at the API edge,
+/// unreadable ones a 500 (logged once there). Neither message holds a value.
 fn transform_error(e: TransformError) -> StoreError {
-    StoreError::engine("transformer", e)
+    match e {
+        TransformError::Unwritable { .. } => StoreError::engine(UNWRITABLE, e),
+        TransformError::Unreadable { .. } => StoreError::engine("transformer", e),
+    }
 }
 
 impl ObjectStorage {
@@ -161,32 +178,31 @@ impl ObjectStorage {
         }
     }
 
-    fn open(&self, mut kv: KeyValue) -> Result<KeyValue, StoreError> {
-        if !self.transformer.is_identity() && !kv.value.is_empty() {
-            kv.value = self
-                .transformer
-                .plain_form(&kv.key, kv.value)
-                .map_err(transform_error)?;
-        }
-        Ok(kv)
+    async fn open(&self, kv: KeyValue) -> Result<KeyValue, StoreError> {
+        open_with(self.transformer.as_ref(), kv).await
     }
 
     /// The current value at `key`.
     pub async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        self.store
-            .get(key)
-            .await?
-            .map(|kv| self.open(kv))
-            .transpose()
+        match self.store.get(key).await? {
+            Some(kv) => self.open(kv).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn stored_form(&self, key: &str, value: &[u8]) -> Result<Vec<u8>, StoreError> {
+        if self.transformer.is_identity() {
+            return Ok(value.to_vec());
+        }
+        self.transformer
+            .stored_form(key, value)
+            .await
+            .map_err(transform_error)
     }
 
     /// Creates `key` (AlreadyExists if it exists).
     pub async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue, StoreError> {
-        let stored = self
-            .transformer
-            .stored_form(key, &value)
-            .map_err(transform_error)?
-            .into_owned();
+        let stored = self.stored_form(key, &value).await?;
         let mut kv = self.store.create(key, stored).await?;
         kv.value = value.into();
         Ok(kv)
@@ -199,11 +215,7 @@ impl ObjectStorage {
         value: Vec<u8>,
         expected: Option<Revision>,
     ) -> Result<KeyValue, StoreError> {
-        let stored = self
-            .transformer
-            .stored_form(key, &value)
-            .map_err(transform_error)?
-            .into_owned();
+        let stored = self.stored_form(key, &value).await?;
         let mut kv = self.store.update(key, stored, expected).await?;
         kv.value = value.into();
         Ok(kv)
@@ -217,20 +229,40 @@ impl ObjectStorage {
         expected: Option<Revision>,
     ) -> Result<(Revision, KeyValue), StoreError> {
         let (revision, kv) = self.store.delete(key, expected).await?;
-        Ok((revision, self.open(kv)?))
+        Ok((revision, self.open(kv).await?))
     }
 
     /// One page of the keys under `prefix`.
     pub async fn list(&self, prefix: &str, options: ListOptions) -> Result<ListPage, StoreError> {
         let mut page = self.store.list(prefix, options).await?;
         if !self.transformer.is_identity() {
-            page.items = page
-                .items
-                .into_iter()
-                .map(|kv| self.open(kv))
-                .collect::<Result<_, _>>()?;
+            let mut items = Vec::with_capacity(page.items.len());
+            for kv in page.items {
+                items.push(self.open(kv).await?);
+            }
+            page.items = items;
         }
         Ok(page)
+    }
+
+    /// One page of the keys under `prefix` with their values as stored (encrypted ones still
+    /// encrypted): for encryption status, rotation and verification only.
+    pub(crate) async fn list_stored(
+        &self,
+        prefix: &str,
+        options: ListOptions,
+    ) -> Result<ListPage, StoreError> {
+        self.store.list(prefix, options).await
+    }
+
+    /// The plain form of a value as [`ObjectStorage::list_stored`] returned it.
+    pub(crate) async fn plain_form(&self, kv: KeyValue) -> Result<KeyValue, StoreError> {
+        self.open(kv).await
+    }
+
+    /// The current and the compacted revision: history older than the second is gone.
+    pub(crate) async fn revisions(&self) -> Result<(Revision, Revision), StoreError> {
+        self.store.revisions().await
     }
 
     /// The changes under `prefix` after revision `after`.
@@ -257,25 +289,38 @@ impl ObjectWatcher {
     /// The next change (shared as is when values are stored as they are).
     pub async fn next(&mut self) -> Result<Arc<Event>, StoreError> {
         let event = self.watcher.next().await?;
-        if self.transformer.is_identity() {
+        let encrypted = |kv: &KeyValue| bulwark_encryption::is_encrypted(&kv.value);
+        // Plain values (every kind that is not encrypted) are shared as they are.
+        if self.transformer.is_identity()
+            || !(encrypted(&event.kv) || event.prev.as_ref().is_some_and(encrypted))
+        {
             return Ok(event);
         }
-        let open = |kv: &KeyValue| -> Result<KeyValue, StoreError> {
-            let mut kv = kv.clone();
-            if !kv.value.is_empty() {
-                kv.value = self
-                    .transformer
-                    .plain_form(&kv.key, kv.value)
-                    .map_err(transform_error)?;
-            }
-            Ok(kv)
+        let transformer = self.transformer.as_ref();
+        let prev = match &event.prev {
+            Some(prev) => Some(open_with(transformer, prev.clone()).await?),
+            None => None,
         };
         Ok(Arc::new(Event {
             kind: event.kind,
-            kv: open(&event.kv)?,
-            prev: event.prev.as_ref().map(open).transpose()?,
+            kv: open_with(transformer, event.kv.clone()).await?,
+            prev,
         }))
     }
+}
+
+/// `kv` with its value in plain form.
+async fn open_with(
+    transformer: &dyn ValueTransformer,
+    mut kv: KeyValue,
+) -> Result<KeyValue, StoreError> {
+    if !transformer.is_identity() && !kv.value.is_empty() {
+        kv.value = transformer
+            .plain_form(&kv.key, kv.value)
+            .await
+            .map_err(transform_error)?;
+    }
+    Ok(kv)
 }
 
 fn group_segment(def: &ResourceDef) -> &str {
@@ -432,35 +477,40 @@ mod tests {
     /// What goes through the transformer: every write, every read.
     #[tokio::test(flavor = "multi_thread")]
     async fn values_pass_the_transformer_both_ways() {
-        use std::borrow::Cow;
-        /// Stores values reversed (and refuses to read what it did not write).
+        use futures::future::BoxFuture;
+        /// Stores values reversed behind the encrypted prefix, bound to their key (and
+        /// refuses to read what it did not write).
         #[derive(Debug)]
         struct Reversed;
+        const PREFIX: &[u8] = b"k8s:enc:reversed:";
         impl ValueTransformer for Reversed {
             fn stored_form<'a>(
-                &self,
-                key: &str,
+                &'a self,
+                key: &'a str,
                 plain: &'a [u8],
-            ) -> Result<Cow<'a, [u8]>, TransformError> {
+            ) -> BoxFuture<'a, Result<Vec<u8>, TransformError>> {
                 let mut v = plain.to_vec();
                 v.reverse();
                 v.extend_from_slice(key.as_bytes());
-                Ok(Cow::Owned(v))
+                Box::pin(std::future::ready(Ok([PREFIX, &v].concat())))
             }
-            fn plain_form(
-                &self,
-                key: &str,
+            fn plain_form<'a>(
+                &'a self,
+                key: &'a str,
                 stored: bytes::Bytes,
-            ) -> Result<bytes::Bytes, TransformError> {
-                let body = stored.strip_suffix(key.as_bytes()).ok_or_else(|| {
-                    TransformError::Unreadable {
+            ) -> BoxFuture<'a, Result<bytes::Bytes, TransformError>> {
+                let body = stored
+                    .strip_prefix(PREFIX)
+                    .and_then(|s| s.strip_suffix(key.as_bytes()))
+                    .ok_or_else(|| TransformError::Unreadable {
                         key: key.into(),
                         reason: "written under another key".into(),
-                    }
-                })?;
-                let mut v = body.to_vec();
-                v.reverse();
-                Ok(v.into())
+                    });
+                Box::pin(std::future::ready(body.map(|body| {
+                    let mut v = body.to_vec();
+                    v.reverse();
+                    v.into()
+                })))
             }
         }
         let dir = tempfile::tempdir().unwrap();
@@ -476,7 +526,7 @@ mod tests {
         assert_eq!(&created.value[..], b"{\"v\":1}");
         // The store holds the transformed bytes ...
         let raw = store.get("/a/x").await.unwrap().unwrap();
-        assert_eq!(&raw.value[..], b"}1:\"v\"{/a/x");
+        assert_eq!(&raw.value[..], b"k8s:enc:reversed:}1:\"v\"{/a/x");
         // ... and every read gives the plain ones back.
         assert_eq!(
             &objects.get("/a/x").await.unwrap().unwrap().value[..],

@@ -245,6 +245,11 @@ impl EnvelopeProvider {
         Ok(status)
     }
 
+    /// Drops the write seed: the next write makes a new one (a rotation's fresh DEK).
+    pub fn renew_seed(&self) {
+        *self.write.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
     /// The key id the current write seed is wrapped with, if there is one.
     pub fn write_key_id(&self) -> Option<String> {
         self.write

@@ -44,7 +44,9 @@ impl TransformError {
 }
 
 /// Transforms values on their way to and from the store. `key` is the store key, used as
-/// associated data: a value copied under another key does not read back.
+/// associated data: a value copied under another key does not read back. A stored form that
+/// differs from the plain one starts with [`ENCRYPTED_PREFIX`] (as upstream's do): readers
+/// pass other values on as they are without asking.
 pub trait ValueTransformer: std::fmt::Debug + Send + Sync {
     /// The stored form of `plain`, to be written under `key`.
     fn stored_form<'a>(

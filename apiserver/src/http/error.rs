@@ -78,6 +78,13 @@ pub fn from_store(err: StoreError, group: &str, resource: &str, name: &str) -> A
             format!("object is too large: {size} bytes, limit is {limit}"),
         ),
         StoreError::InvalidKey(why) => ApiError::bad_request(format!("invalid object key: {why}")),
+        StoreError::Engine { engine, message } if engine == crate::storage::UNWRITABLE => {
+            tracing::error!(%message, "value not stored: encryption failed");
+            ApiError::new(
+                StatusReason::ServiceUnavailable,
+                format!("the object was not stored: {message}"),
+            )
+        }
         StoreError::Closed => ApiError::new(
             StatusReason::ServiceUnavailable,
             "the server is shutting down",

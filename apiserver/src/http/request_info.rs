@@ -149,9 +149,10 @@ pub fn parse(
         ("DELETE", false, None) => Verb::DeleteCollection,
         _ => return Err(PathError::MethodNotAllowed),
     };
-    // Unstored kinds serve only collection-level verbs (a review is created, the audit log
-    // listed), never one named object.
-    let served = def.serving().verbs().contains(&verb.as_str()) && (def.stored() || name.is_none());
+    // Unstored kinds name an object only to get or delete it (the encryption status and
+    // keys); a review is created and the audit log listed as collections.
+    let served = def.serving().verbs().contains(&verb.as_str())
+        && (def.stored() || name.is_none() || matches!(verb, Verb::Get | Verb::Delete));
     if !served {
         return Err(PathError::MethodNotAllowed);
     }

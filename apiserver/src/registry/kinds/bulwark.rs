@@ -59,3 +59,18 @@ impl KindStrategy for AuditEvents {
         None
     }
 }
+
+/// Objects a handler answers with and never stores (the encryption API's): no schema, no
+/// conversion.
+#[derive(Debug)]
+pub(crate) struct HandlerServed;
+
+impl KindStrategy for HandlerServed {
+    fn roundtrip(&self, value: &Value) -> Result<Value, String> {
+        Ok(value.clone())
+    }
+
+    fn schema(&self, _: &mut k8s_openapi::schemars::SchemaGenerator) -> Option<String> {
+        None
+    }
+}

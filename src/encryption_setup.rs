@@ -1,0 +1,42 @@
+//! Encryption at rest for `bulwark server`: Bulwark's default (Secrets envelope-encrypted
+//! under a local key created at the first start) or an upstream `EncryptionConfiguration`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bulwark_apiserver::encryption::Encryption;
+use bulwark_encryption::envelope::{EnvelopeProvider, SeedLimits};
+use bulwark_encryption::local::LocalKeyring;
+use bulwark_encryption::resources::ResourceTransformers;
+
+/// The name of Bulwark's own envelope provider (part of every value it stores: fixed).
+pub(crate) const LOCAL_PROVIDER: &str = "bulwark-local";
+
+/// How often providers are asked for their status (upstream polls KMS plugins each minute).
+pub(crate) const STATUS_POLL: Duration = Duration::from_secs(60);
+
+/// The keyring directory under the data directory.
+pub(crate) fn keyring_dir(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("encryption").join("local")
+}
+
+/// Bulwark's default: Secrets written under the local keyring (created on first use).
+pub(crate) fn default_encryption(data_dir: &Path) -> anyhow::Result<Encryption> {
+    let dir = keyring_dir(data_dir);
+    let keyring = Arc::new(
+        LocalKeyring::open_or_create(&dir)
+            .with_context(|| format!("opening the encryption keyring in {}", dir.display()))?,
+    );
+    let envelope = Arc::new(EnvelopeProvider::new(
+        LOCAL_PROVIDER,
+        Arc::clone(&keyring) as Arc<dyn bulwark_encryption::kms::KeyService>,
+        SeedLimits::default(),
+    ));
+    Ok(Encryption::new(
+        ResourceTransformers::bulwark_default(envelope),
+        Some((LOCAL_PROVIDER.to_owned(), keyring)),
+        "built-in default: secrets encrypted with the local keyring",
+    ))
+}
