@@ -40,3 +40,33 @@ pub(crate) fn default_encryption(data_dir: &Path) -> anyhow::Result<Encryption> 
         "built-in default: secrets encrypted with the local keyring",
     ))
 }
+
+/// An upstream `EncryptionConfiguration` file (it holds keys: it must not be readable by
+/// group or others).
+pub(crate) fn from_config_file(path: &Path) -> anyhow::Result<Encryption> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            anyhow::bail!(
+                "{}: mode {:o} lets group or others read the keys it holds; chmod 600 it",
+                path.display(),
+                mode & 0o777
+            );
+        }
+    }
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+    );
+    let loaded = bulwark_encryption::config::load(&text)
+        .with_context(|| format!("loading {}", path.display()))?;
+    Ok(Encryption::new(
+        loaded.transformers,
+        None,
+        format!("EncryptionConfiguration {}", path.display()),
+    ))
+}

@@ -55,6 +55,11 @@ pub(crate) struct ServerArgs {
     /// First retry delay of a failed webhook request; it doubles up to 30s.
     #[arg(long, default_value = "1s", value_parser = parse_positive)]
     pub(crate) audit_webhook_initial_backoff: Duration,
+    /// Encryption at rest from an upstream `EncryptionConfiguration` file
+    /// (`apiserver.config.k8s.io/v1`: kms v2, aesgcm, aescbc, secretbox, identity; mode 0600).
+    /// Default: Secrets envelope-encrypted under a local key in DIR/encryption/local.
+    #[arg(long)]
+    pub(crate) encryption_provider_config: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) limits: crate::limits_args::LimitArgs,
 }
@@ -236,7 +241,10 @@ impl EngineJob for Server {
             args.audit_policy.as_deref(),
             webhook_options(&args)?,
         )?;
-        let encryption = Arc::new(crate::encryption_setup::default_encryption(&args.data_dir)?);
+        let encryption = Arc::new(match &args.encryption_provider_config {
+            Some(path) => crate::encryption_setup::from_config_file(path)?,
+            None => crate::encryption_setup::default_encryption(&args.data_dir)?,
+        });
         encryption.start_status_poll(crate::encryption_setup::STATUS_POLL);
         let mut builder = bulwark_apiserver::ApiState::builder(store.clone(), ADMIN_GROUP)
             .tokens(Arc::new(tokens))

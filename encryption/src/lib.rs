@@ -14,10 +14,12 @@
 //!   `EncryptionConfiguration` ([`config`]).
 
 pub mod aead;
+pub mod config;
 pub mod envelope;
 pub mod kms;
 pub mod local;
 pub mod resources;
+pub mod static_keys;
 pub mod transformer;
 
 pub use transformer::{Identity, TransformError, ValueTransformer, is_encrypted};

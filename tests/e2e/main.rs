@@ -18,6 +18,7 @@ mod bad_input;
 mod cedar_admission;
 mod cedar_authz;
 mod cert_rotation;
+mod encryption;
 mod hostile_clients;
 mod kubectl;
 mod python_client;

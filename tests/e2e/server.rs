@@ -11,6 +11,7 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
     pub url: String,
     pub kubeconfig: PathBuf,
+    extra: Vec<String>,
 }
 
 impl TestServer {
@@ -21,51 +22,30 @@ impl TestServer {
     /// Starts with extra `bulwark server` flags.
     pub fn start_with(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let data = dir.path().join("data");
-        let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
-            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&data)
-            .args(extra)
-            .env(
-                "RUST_LOG",
-                std::env::var("BULWARK_TEST_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("start bulwark server");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            // Keeps draining after the URL line so the server never writes into a closed pipe.
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let url = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(url) = line.strip_prefix("Bulwark API server listening on ") {
-                        break url.to_owned();
-                    }
-                }
-                Err(_) => {
-                    let log =
-                        std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
-                    panic!("server did not start:\n{log}");
-                }
-            }
-        };
-        let kubeconfig = data.join("admin.kubeconfig");
+        let extra: Vec<String> = extra.iter().map(|a| (*a).to_owned()).collect();
+        let (child, url) = spawn(dir.path(), &extra);
+        let kubeconfig = dir.path().join("data").join("admin.kubeconfig");
         Self {
             child,
             dir,
             url,
             kubeconfig,
+            extra,
         }
+    }
+
+    /// Stops the server (SIGKILL when `kill`, else SIGTERM) and starts it again on the same
+    /// data directory with the same flags (on a new port; the admin kubeconfig follows).
+    pub fn restart(&mut self, kill: bool) {
+        if kill {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        } else {
+            self.stop();
+        }
+        let (child, url) = spawn(self.dir.path(), &self.extra);
+        self.child = child;
+        self.url = url;
     }
 
     /// The server's resident memory now, in KiB (from /proc).
@@ -170,6 +150,54 @@ impl TestServer {
 
     pub fn credentials(&self) -> bulwark_client::Credentials {
         bulwark_client::Credentials::from_kubeconfig(&self.kubeconfig).expect("credentials")
+    }
+}
+
+/// Starts `bulwark server` on a free port with the data directory under `dir`; returns it
+/// once it prints its URL.
+fn spawn(dir: &Path, extra: &[String]) -> (Child, String) {
+    let data = dir.join("data");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))
+        .expect("log file");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .args(extra)
+        .env(
+            "RUST_LOG",
+            std::env::var("BULWARK_TEST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("start bulwark server");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Keeps draining after the URL line so the server never writes into a closed pipe.
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                if let Some(url) = line.strip_prefix("Bulwark API server listening on ") {
+                    return (child, url.to_owned());
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+                panic!("server did not start:\n{log}");
+            }
+        }
     }
 }
 
