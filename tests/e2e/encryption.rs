@@ -16,7 +16,7 @@ use bulwark_encryption::kms::test_plugin::{Behaviour, TestPlugin};
 use http::Method;
 use serde_json::{Value, json};
 
-use crate::server::{TestServer, eventually};
+use crate::server::{TestServer, eventually, user};
 
 const SECRETS: &str = "/api/v1/namespaces/default/secrets";
 const API: &str = "/apis/encryption.bulwark.dev/v1";
@@ -56,11 +56,15 @@ fn files_containing(dir: &Path, needles: &[Vec<u8>]) -> Vec<(PathBuf, String)> {
     hits
 }
 
-/// Runs `bulwark secrets <sub> --kubeconfig K [args]`: (success, stdout + stderr).
+/// Runs `bulwark secrets <sub> --kubeconfig K [args]` as the admin: (success, output).
 fn secrets(s: &TestServer, sub: &str, args: &[&str]) -> (bool, String) {
+    secrets_as(&s.kubeconfig, sub, args)
+}
+
+fn secrets_as(kubeconfig: &Path, sub: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
         .args(["secrets", sub, "--kubeconfig"])
-        .arg(&s.kubeconfig)
+        .arg(kubeconfig)
         .args(args)
         .env("RUST_BACKTRACE", "0")
         .output()
