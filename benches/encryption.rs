@@ -194,7 +194,7 @@ async fn main() {
         seed(&clients).await;
         setups.push(Setup {
             name,
-            server,
+            _server: server,
             clients,
         });
     }
