@@ -210,6 +210,15 @@ fn no_secret_value_reaches_the_disk_before_or_after_rotation() {
     );
     assert!(out.contains(" 0 in plaintext"), "{out}");
 
+    // Auditors may check, not rotate.
+    let auditor = user(&s, "audrey", &["bulwark:auditors"]);
+    let (ok, out) = secrets_as(&auditor, "verify", &[]);
+    assert!(ok, "{out}");
+    let (ok, out) = secrets_as(&auditor, "status", &[]);
+    assert!(ok, "{out}");
+    let (ok, out) = secrets_as(&auditor, "rotate", &[]);
+    assert!(!ok && out.contains("403"), "{out}");
+
     let (ok, out) = secrets(&s, "rotate", &[]);
     assert!(ok, "{out}");
     assert!(
