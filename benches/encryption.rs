@@ -26,9 +26,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use bulwark_client::ApiClient;
+use bulwark_client::{ApiClient, Credentials};
 use bulwark_encryption::kms::test_plugin::TestPlugin;
-use harness::{Server, percentile, ready_clients, start_server_with, throughput};
+use harness::{Server, connect_all, percentile, ready_clients, start_server_with, throughput};
 use serde_json::json;
 
 const WRITERS: usize = 64;
@@ -143,7 +143,7 @@ struct Setup {
     name: &'static str,
     /// Kept running until the setup is dropped.
     _server: Server,
-    clients: Vec<ApiClient>,
+    credentials: Credentials,
 }
 
 fn config(dir: &std::path::Path, name: &str, providers: &str) -> std::path::PathBuf {
@@ -194,8 +194,8 @@ async fn main() {
         seed(&clients).await;
         setups.push(Setup {
             name,
+            credentials: Credentials::from_kubeconfig(&server.kubeconfig).unwrap(),
             _server: server,
-            clients,
         });
     }
     println!(
@@ -210,9 +210,12 @@ async fn main() {
         order.rotate_left(round % setups.len());
         for i in order {
             let setup = &setups[i];
+            // Fresh connections per phase: the others' phases outlast an idle connection's
+            // first-request deadline.
+            let clients = connect_all(&setup.credentials).await;
             let (enc_before, dec_before) = (plugin.calls("encrypt"), plugin.calls("decrypt"));
-            let c = creates(&setup.clients, seconds, &format!("{round}-")).await;
-            let g = gets(&setup.clients, seconds).await;
+            let c = creates(&clients, seconds, &format!("{round}-")).await;
+            let g = gets(&clients, seconds).await;
             if setup.name == "kms" {
                 kms_writes += c * seconds as f64;
                 kms_reads += g * seconds as f64;
