@@ -30,8 +30,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bulwark_client::{ApiClient, Credentials};
 use harness::{
-    connect_all, cpu_seconds, percentile, ready_clients, rss_kib, start_server, start_server_with,
-    throughput,
+    connect_all, cpu_seconds, fill, percentile, ready_clients, rss_kib, start_server,
+    start_server_with, throughput,
 };
 use http::Method;
 use http_body_util::BodyExt;
@@ -88,38 +88,6 @@ async fn watch_hot(c: ApiClient, rv: String, opened: Arc<AtomicU64>, mut each: i
         }
     }
     assert_eq!(seen, WATCH_EVENTS, "watch ended early");
-}
-
-/// Creates `count` objects at `path`, [`WRITERS`] at a time, the `i`-th with body `make(i)`.
-async fn fill(
-    clients: &[ApiClient],
-    path: &'static str,
-    count: usize,
-    make: impl Fn(u64) -> serde_json::Value + Send + Sync + 'static,
-) {
-    let make = Arc::new(make);
-    let next = Arc::new(AtomicU64::new(0));
-    let mut writers = Vec::new();
-    for w in 0..WRITERS {
-        let (c, next, make) = (
-            clients[w % clients.len()].clone(),
-            Arc::clone(&next),
-            Arc::clone(&make),
-        );
-        writers.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= count as u64 {
-                    break;
-                }
-                let r = c.post_json(path, &make(i)).await.unwrap();
-                assert_eq!(r.status.as_u16(), 201);
-            }
-        }));
-    }
-    for w in writers {
-        w.await.unwrap();
-    }
 }
 
 /// The resourceVersion a list was read at.
@@ -253,6 +221,7 @@ async fn stalled_watchers() {
     let clients = ready_clients(&server).await;
     let creds = Credentials::from_kubeconfig(&server.kubeconfig).unwrap();
     fill(
+        WRITERS,
         &clients,
         "/api/v1/namespaces/bench-w/configmaps",
         OBJECTS,
@@ -604,7 +573,7 @@ async fn main() {
 
     let before_fill = list_revision(&c0, "/api/v1/namespaces/bench-w/configmaps?limit=1").await;
     // 10,000 ConfigMaps in one namespace, listed whole.
-    fill(&clients, "/api/v1/namespaces/bench-l/configmaps", LIST_OBJECTS, |i| {
+    fill(WRITERS, &clients, "/api/v1/namespaces/bench-l/configmaps", LIST_OBJECTS, |i| {
         json!({"metadata": {"name": format!("item-{i:05}"), "labels": {"bench": "list"}}, "data": {"k": "v".repeat(256)}})
     })
     .await;

@@ -22,13 +22,14 @@
 mod harness;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bulwark_client::{ApiClient, Credentials};
 use bulwark_encryption::kms::test_plugin::TestPlugin;
-use harness::{Server, connect_all, percentile, ready_clients, start_server_with, throughput};
+use harness::{
+    Server, connect_all, fill, percentile, ready_clients, start_server_with, throughput,
+};
 use serde_json::json;
 
 const WRITERS: usize = 64;
@@ -78,34 +79,6 @@ async fn seed(clients: &[ApiClient]) {
         .await
         .unwrap();
     assert_eq!(r.status.as_u16(), 201);
-}
-
-/// Creates Secrets until `count` exist in `bench-w` (names `fill-<i>`).
-async fn fill(clients: &[ApiClient], count: usize) {
-    let next = Arc::new(AtomicU64::new(0));
-    let data = Arc::new(value());
-    let mut tasks = Vec::new();
-    for w in 0..WRITERS {
-        let (c, next, data) = (
-            clients[w % clients.len()].clone(),
-            Arc::clone(&next),
-            Arc::clone(&data),
-        );
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= count as u64 {
-                    break;
-                }
-                let body = json!({"metadata": {"name": format!("fill-{i}")}, "data": {"k": *data}});
-                let r = c.post_json(SECRETS, &body).await.unwrap();
-                assert!(r.status.as_u16() == 201 || r.status.as_u16() == 409);
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
 }
 
 /// Rotates and waits until every value is rewritten: (values rewritten, seconds).
@@ -271,7 +244,15 @@ async fn main() {
     ] {
         let server = start_server_with(true, &extra);
         let clients = ready_clients(&server).await;
-        fill(&clients, ROTATED).await;
+        let data = value();
+        fill(
+            WRITERS,
+            &clients,
+            SECRETS,
+            ROTATED,
+            move |i| json!({"metadata": {"name": format!("fill-{i}")}, "data": {"k": data}}),
+        )
+        .await;
         if name == "kms" {
             plugin.rotate();
         }

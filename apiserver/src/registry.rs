@@ -410,7 +410,7 @@ fn builtin_table() -> Vec<ResourceDef> {
             name_rule: NameRule::PathSegment,
             extra_fields: Vec::new(),
             serving: Serving::Handler(&crate::audit::query::AuditEvents),
-            strategy: Arc::new(kinds::bulwark::AuditEvents),
+            strategy: Arc::new(kinds::bulwark::HandlerServed),
         },
         // Encryption at rest, operated through the API.
         encryption_api!(

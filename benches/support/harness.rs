@@ -187,3 +187,36 @@ pub async fn ready_clients(server: &Server) -> Vec<ApiClient> {
     assert_eq!(r.status.as_u16(), 201);
     clients
 }
+
+/// Creates `count` objects at `path`, `writers` at a time, the `i`-th with body `make(i)`.
+pub async fn fill(
+    writers: usize,
+    clients: &[ApiClient],
+    path: &'static str,
+    count: usize,
+    make: impl Fn(u64) -> serde_json::Value + Send + Sync + 'static,
+) {
+    let make = Arc::new(make);
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let (c, next, make) = (
+            clients[w % clients.len()].clone(),
+            Arc::clone(&next),
+            Arc::clone(&make),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count as u64 {
+                    break;
+                }
+                let r = c.post_json(path, &make(i)).await.unwrap();
+                assert_eq!(r.status.as_u16(), 201, "{}", r.json());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}

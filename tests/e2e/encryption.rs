@@ -117,6 +117,26 @@ async fn latest_rotation(c: &ApiClient) -> Value {
     r.json()["status"].clone()
 }
 
+async fn start_rotation(c: &ApiClient) -> bulwark_client::ClientResponse {
+    c.post_json(
+        &format!("{API}/keyrotations"),
+        &json!({"kind": "KeyRotation"}),
+    )
+    .await
+    .unwrap()
+}
+
+async fn retire(c: &ApiClient, key: &str) -> bulwark_client::ClientResponse {
+    c.send(
+        Method::DELETE,
+        &format!("{API}/encryptionkeys/{key}"),
+        &[],
+        Vec::new(),
+    )
+    .await
+    .unwrap()
+}
+
 async fn keys(c: &ApiClient) -> Vec<Value> {
     let r = c.get(&format!("{API}/encryptionkeys")).await.unwrap();
     assert!(r.status.is_success(), "{}", r.json());
@@ -356,13 +376,7 @@ fn a_rotation_killed_with_the_server_resumes_and_completes() {
     });
     let name = rt.block_on(async {
         let c = client(&s).await;
-        let r = c
-            .post_json(
-                &format!("{API}/keyrotations"),
-                &json!({"kind": "KeyRotation"}),
-            )
-            .await
-            .unwrap();
+        let r = start_rotation(&c).await;
         assert_eq!(r.status.as_u16(), 201, "{}", r.json());
         let name = r.json()["status"]["name"].as_str().unwrap().to_owned();
         // Kill once it is under way, before it is done.
@@ -438,39 +452,17 @@ fn old_keys_are_kept_while_needed_and_retired_after() {
         let c = client(&s).await;
         let old = keys(&c).await[0]["keyID"].as_str().unwrap().to_owned();
         // The primary key is not retired.
-        let r = c
-            .send(
-                Method::DELETE,
-                &format!("{API}/encryptionkeys/{old}"),
-                &[],
-                Vec::new(),
-            )
-            .await
-            .unwrap();
+        let r = retire(&c, &old).await;
         assert_eq!(r.status.as_u16(), 409, "{}", r.json());
         assert!(
             r.json()["message"].as_str().unwrap().contains("primary"),
             "{}",
             r.json()
         );
-        let r = c
-            .post_json(
-                &format!("{API}/keyrotations"),
-                &json!({"kind": "KeyRotation"}),
-            )
-            .await
-            .unwrap();
+        let r = start_rotation(&c).await;
         assert_eq!(r.status.as_u16(), 201);
         // While values or the rotation still need it, the old key stays.
-        let r = c
-            .send(
-                Method::DELETE,
-                &format!("{API}/encryptionkeys/{old}"),
-                &[],
-                Vec::new(),
-            )
-            .await
-            .unwrap();
+        let r = retire(&c, &old).await;
         assert_eq!(r.status.as_u16(), 409, "{}", r.json());
         assert!(
             r.json()["message"]

@@ -46,22 +46,8 @@ impl KindStrategy for CedarPolicies {
     }
 }
 
-/// Audit events: read-only, listed from the log (`audit::query` builds their Table).
-#[derive(Debug)]
-pub(crate) struct AuditEvents;
-
-impl KindStrategy for AuditEvents {
-    fn roundtrip(&self, value: &Value) -> Result<Value, String> {
-        Ok(value.clone())
-    }
-
-    fn schema(&self, _: &mut k8s_openapi::schemars::SchemaGenerator) -> Option<String> {
-        None
-    }
-}
-
-/// Objects a handler answers with and never stores (the encryption API's): no schema, no
-/// conversion.
+/// Objects a handler answers with and never stores (audit events, listed from the log, whose
+/// Table `audit::query` builds; the encryption API's): no schema, no conversion.
 #[derive(Debug)]
 pub(crate) struct HandlerServed;
 
