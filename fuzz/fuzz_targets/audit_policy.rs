@@ -15,7 +15,10 @@ fuzz_target!(|text: &str| {
             path: "/api/v1/namespaces/default/secrets/s",
         });
         // Whatever a policy says, a Secret's body is never recorded.
-        assert!(level <= bulwark_audit::Level::Metadata, "secrets at {level:?}");
+        assert!(
+            level <= bulwark_audit::Level::Metadata,
+            "secrets at {level:?}"
+        );
         let _ = policy.level_for_unauthenticated();
     }
 });

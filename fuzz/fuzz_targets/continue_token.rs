@@ -9,6 +9,9 @@ fuzz_target!(|text: &str| {
     if let Ok(token) = ContinueToken::decode(text, prefix) {
         assert!(token.start.starts_with(prefix), "a token outside its list");
         assert!(token.revision > 0);
-        assert_eq!(ContinueToken::decode(&token.encode(), prefix).ok(), Some(token));
+        assert_eq!(
+            ContinueToken::decode(&token.encode(), prefix).ok(),
+            Some(token)
+        );
     }
 });

@@ -18,6 +18,9 @@ fuzz_target!(|body: &[u8]| {
     };
     if let Ok(patched) = apply(PatchType::Json, &original, body, &budget) {
         let size = serde_json::to_vec(&patched).map(|v| v.len()).unwrap_or(0);
-        assert!(size <= budget.max_result_bytes, "a patch result past the budget: {size}");
+        assert!(
+            size <= budget.max_result_bytes,
+            "a patch result past the budget: {size}"
+        );
     }
 });

@@ -7,8 +7,9 @@ use bulwark_apiserver::authn::sa_token::{ISSUER, TokenKeys};
 use libfuzzer_sys::fuzz_target;
 
 static KEYS: LazyLock<TokenKeys> = LazyLock::new(|| {
-    let ca = bulwark_pki::CertificateAuthority::generate("fuzz", std::time::Duration::from_secs(3600))
-        .expect("a key");
+    let ca =
+        bulwark_pki::CertificateAuthority::generate("fuzz", std::time::Duration::from_secs(3600))
+            .expect("a key");
     TokenKeys::from_pem(&ca.key_pem()).expect("a P-256 key")
 });
 

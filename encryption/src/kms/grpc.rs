@@ -40,7 +40,13 @@ pub struct KmsPluginClient {
 
 impl KmsPluginClient {
     /// A client for the plugin listening at `socket`; each call gives up after `timeout`.
+    /// Must be called within a tokio runtime (the channel's worker runs on it).
     pub fn new(socket: &Path, timeout: Duration) -> Result<Self, KmsError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(KmsError::Unavailable(
+                "a KMS plugin client needs a running tokio runtime".into(),
+            ));
+        }
         let path = socket.to_path_buf();
         let connector = tower::service_fn(move |_: Uri| {
             let path = path.clone();
@@ -149,6 +155,13 @@ impl KeyService for KmsPluginClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outside_a_runtime_a_client_is_an_error_not_a_panic() {
+        let err =
+            KmsPluginClient::new(Path::new("/tmp/none.sock"), Duration::from_secs(1)).unwrap_err();
+        assert!(err.to_string().contains("tokio runtime"), "{err}");
+    }
 
     #[test]
     fn endpoints_are_unix_sockets() {
