@@ -16,6 +16,13 @@ use bulwark_encryption::envelope::EnvelopeProvider;
 use bulwark_encryption::local::LocalKeyring;
 use bulwark_encryption::resources::ResourceTransformers;
 
+/// The current time in RFC 3339, as records and objects show it.
+pub(crate) fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 /// What encryption operations read and write: the object storage and the served resources
 /// (owned, so a rotation outlives the request that started it).
 #[derive(Clone)]

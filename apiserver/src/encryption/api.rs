@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use super::rotation::{self, Phase};
 use super::scan;
-use super::{Backing, Encryption};
+use super::{Backing, Encryption, now};
 use crate::codec::request::RequestBody;
 use crate::http::error::ApiError;
 use crate::http::request_info::Verb;
@@ -436,10 +436,4 @@ impl RestHandler for VerificationsApi {
             Ok(respond::json(StatusCode::CREATED, &body, &[]))
         })
     }
-}
-
-fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::Backing;
-use super::Encryption;
 use super::scan::{self, Target};
+use super::{Encryption, now};
 use crate::http::error::{ApiError, from_store};
 
 /// Where the rotation record lives (outside `/registry`: never encrypted, holds no secret).
@@ -46,7 +46,7 @@ pub(crate) enum Phase {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RotationRecord {
-    /// Its name (`rotation-<unix seconds>`).
+    /// Its name (`rotation-<unix milliseconds>`).
     pub name: String,
     /// Its phase.
     pub phase: Phase,
@@ -94,12 +94,6 @@ impl RotationRecord {
 pub(crate) struct Rotator {
     running: Arc<tokio::sync::Mutex<()>>,
     latest: RwLock<Option<RotationRecord>>,
-}
-
-fn now() -> String {
-    OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 /// A failure whose message the rotation record keeps (it names keys, never values).
@@ -240,7 +234,11 @@ pub(crate) async fn start(
         total += counts.encrypted + counts.plaintext;
     }
     let record = RotationRecord {
-        name: format!("rotation-{}", OffsetDateTime::now_utc().unix_timestamp()),
+        // Milliseconds: two rotations never share a name (a newer one supersedes by name).
+        name: format!(
+            "rotation-{}",
+            OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
+        ),
         phase: Phase::Running,
         provider,
         target_key_id,
