@@ -9,7 +9,7 @@ use anyhow::Context;
 use bulwark_apiserver::encryption::Encryption;
 use bulwark_encryption::envelope::{EnvelopeProvider, SeedLimits};
 use bulwark_encryption::local::LocalKeyring;
-use bulwark_encryption::resources::ResourceTransformers;
+use bulwark_encryption::resources::{ResourceMatch, ResourceTransformers};
 
 /// The name of Bulwark's own envelope provider (part of every value it stores: fixed).
 pub(crate) const LOCAL_PROVIDER: &str = "bulwark-local";
@@ -22,8 +22,19 @@ pub(crate) fn keyring_dir(data_dir: &Path) -> std::path::PathBuf {
     data_dir.join("encryption").join("local")
 }
 
-/// Bulwark's default: Secrets written under the local keyring (created on first use).
-pub(crate) fn default_encryption(data_dir: &Path) -> anyhow::Result<Encryption> {
+/// Bulwark's own configuration: `resources` (upstream's names: `secrets`, `configmaps`,
+/// `cedarpolicies.policy.bulwark.dev`, `*.apps` …) written under the local keyring, created
+/// on first use. Secrets are always among them.
+pub(crate) fn default_encryption(
+    data_dir: &Path,
+    resources: &[String],
+) -> anyhow::Result<Encryption> {
+    let mut matchers = vec![ResourceMatch::exact("", "secrets")];
+    for name in resources {
+        matchers.push(
+            ResourceMatch::parse(name).with_context(|| format!("--encrypt-resource {name}"))?,
+        );
+    }
     let dir = keyring_dir(data_dir);
     let keyring = Arc::new(
         LocalKeyring::open_or_create(&dir)
@@ -35,9 +46,16 @@ pub(crate) fn default_encryption(data_dir: &Path) -> anyhow::Result<Encryption> 
         SeedLimits::default(),
     ));
     Ok(Encryption::new(
-        ResourceTransformers::bulwark_default(envelope),
+        ResourceTransformers::with_envelope(envelope, &matchers),
         Some((LOCAL_PROVIDER.to_owned(), keyring)),
-        "built-in default: secrets encrypted with the local keyring",
+        if resources.is_empty() {
+            "built-in default: secrets encrypted with the local keyring".to_owned()
+        } else {
+            format!(
+                "built-in: secrets, {} encrypted with the local keyring",
+                resources.join(", ")
+            )
+        },
     ))
 }
 

@@ -58,8 +58,13 @@ pub(crate) struct ServerArgs {
     /// Encryption at rest from an upstream `EncryptionConfiguration` file
     /// (`apiserver.config.k8s.io/v1`: kms v2, aesgcm, aescbc, secretbox, identity; mode 0600).
     /// Default: Secrets envelope-encrypted under a local key in DIR/encryption/local.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "encrypt_resources")]
     pub(crate) encryption_provider_config: Option<PathBuf>,
+    /// More resources to encrypt at rest under the local keyring, besides Secrets
+    /// (repeatable; upstream's names: `configmaps`, `cedarpolicies.policy.bulwark.dev`,
+    /// `*.apps`, `*.*` …).
+    #[arg(long = "encrypt-resource")]
+    pub(crate) encrypt_resources: Vec<String>,
     #[command(flatten)]
     pub(crate) limits: crate::limits_args::LimitArgs,
 }
@@ -243,7 +248,10 @@ impl EngineJob for Server {
         )?;
         let encryption = Arc::new(match &args.encryption_provider_config {
             Some(path) => crate::encryption_setup::from_config_file(path)?,
-            None => crate::encryption_setup::default_encryption(&args.data_dir)?,
+            None => crate::encryption_setup::default_encryption(
+                &args.data_dir,
+                &args.encrypt_resources,
+            )?,
         });
         encryption.start_status_poll(crate::encryption_setup::STATUS_POLL);
         let mut builder = bulwark_apiserver::ApiState::builder(store.clone(), ADMIN_GROUP)

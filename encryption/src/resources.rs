@@ -238,10 +238,18 @@ impl ResourceTransformers {
     /// Bulwark's default: Secrets written with `envelope`, plaintext ones (from before
     /// encryption) still readable until they are rewritten.
     pub fn bulwark_default(envelope: Arc<EnvelopeProvider>) -> Self {
+        Self::with_envelope(envelope, &[ResourceMatch::exact("", "secrets")])
+    }
+
+    /// `resources` written with `envelope` (Bulwark's own configuration: the local keyring
+    /// for Secrets and whatever else the operator names), plaintext still readable.
+    pub fn with_envelope(envelope: Arc<EnvelopeProvider>, resources: &[ResourceMatch]) -> Self {
         let chain = ProviderChain {
             providers: vec![envelope, Arc::new(IdentityProvider)],
         };
-        Self::new().rule(ResourceMatch::exact("", "secrets"), chain)
+        resources
+            .iter()
+            .fold(Self::new(), |t, m| t.rule(m.clone(), chain.clone()))
     }
 
     /// The chain for `resource` of `group`, if a rule matches.

@@ -272,6 +272,38 @@ fn no_secret_value_reaches_the_disk_before_or_after_rotation() {
 }
 
 #[test]
+fn more_resources_are_encrypted_when_named() {
+    let s = TestServer::start_with(&[
+        "--encrypt-resource",
+        "configmaps",
+        "--encrypt-resource",
+        "cedarpolicies.policy.bulwark.dev",
+    ]);
+    s.ok(&[
+        "create",
+        "configmap",
+        "named",
+        "--from-literal=k=CMMARKER-3f1d0",
+    ]);
+    let needles = encodings("CMMARKER-3f1d0");
+    assert!(files_containing(&s.data_dir(), &needles).is_empty());
+    // The default policies, written at the first start, are under the key too.
+    assert!(files_containing(&s.data_dir(), &[b"grants.auditors".to_vec()]).is_empty());
+    assert!(
+        s.ok(&["get", "configmap", "named", "-o", "yaml"])
+            .contains("CMMARKER-3f1d0")
+    );
+    let (ok, out) = secrets(&s, "status", &[]);
+    assert!(ok, "{out}");
+    for resource in ["secrets", "configmaps", "cedarpolicies.policy.bulwark.dev"] {
+        assert!(out.contains(resource), "{resource} missing: {out}");
+    }
+    let (ok, out) = secrets(&s, "verify", &[]);
+    assert!(ok, "{out}");
+    assert!(out.contains("cedarpolicies"), "{out}");
+}
+
+#[test]
 fn rotation_under_concurrent_writes_loses_no_write() {
     let s = TestServer::start();
     let rt = runtime();
@@ -630,4 +662,70 @@ fn an_upstream_configuration_with_kms_v2_works_against_the_test_plugin() {
     assert_eq!(secret_value(&s, "after", "v"), "back");
     assert_eq!(secret_value(&s, "kms3", "v"), "KMSMARKER-3-e41c");
     plugin.stop();
+}
+
+/// On FoundationDB (when `BULWARK_E2E_FDB_CLUSTER_FILE` names a live cluster and
+/// `BULWARK_E2E_FDBCLI` its fdbcli, with a binary built `--features fdb`): no key range of the
+/// cluster holds a Secret's value or its encodings, while a ConfigMap's value is found.
+#[test]
+fn on_foundationdb_no_key_range_holds_a_secret_value() {
+    let (Ok(cluster), Ok(fdbcli)) = (
+        std::env::var("BULWARK_E2E_FDB_CLUSTER_FILE"),
+        std::env::var("BULWARK_E2E_FDBCLI"),
+    ) else {
+        eprintln!(
+            "skipped: set BULWARK_E2E_FDB_CLUSTER_FILE and BULWARK_E2E_FDBCLI (../shared/fdb/up) to run it"
+        );
+        return;
+    };
+    let s = TestServer::start_with(&["--store", &format!("fdb:{cluster}")]);
+    // The cluster may hold earlier runs' objects: names and markers are this run's.
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let secret = format!("fdb-secret-{run}");
+    let marker = format!("FDBMARKER-{run}");
+    let control = format!("FDBCONTROL-{run}");
+    s.ok(&[
+        "create",
+        "secret",
+        "generic",
+        &secret,
+        &format!("--from-literal=v={marker}"),
+    ]);
+    s.ok(&[
+        "create",
+        "configmap",
+        &format!("fdb-control-{run}"),
+        &format!("--from-literal=v={control}"),
+    ]);
+    let (ok, out) = secrets(&s, "rotate", &[]);
+    assert!(ok, "{out}");
+    let dump = Command::new(&fdbcli)
+        .args(["-C", &cluster, "--exec", "getrange \"\" \"\\xff\" 1000000"])
+        .output()
+        .unwrap();
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    let dump = dump.stdout;
+    let contains = |needle: &[u8]| dump.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        contains(control.as_bytes()),
+        "the dump does not show stored values"
+    );
+    assert!(contains(
+        format!("/registry/core/secrets/default/{secret}").as_bytes()
+    ));
+    for needle in encodings(&marker) {
+        assert!(
+            !contains(&needle),
+            "{} in FoundationDB",
+            String::from_utf8_lossy(&needle)
+        );
+    }
+    assert_eq!(secret_value(&s, &secret, "v"), marker);
 }
