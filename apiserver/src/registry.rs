@@ -282,7 +282,7 @@ macro_rules! review {
 }
 
 macro_rules! encryption_api {
-    ($kind:expr, $plural:expr, $singular:expr, $handler:expr) => {
+    ($kind:expr, $plural:expr, $singular:expr, $handler:expr, $strategy:expr) => {
         ResourceDef {
             gvk: GroupVersionKind::new(crate::encryption::api::GROUP, "v1", $kind),
             plural: Cow::Borrowed($plural),
@@ -294,7 +294,7 @@ macro_rules! encryption_api {
             name_rule: NameRule::PathSegment,
             extra_fields: Vec::new(),
             serving: Serving::Handler(&$handler),
-            strategy: Arc::new(kinds::bulwark::HandlerServed),
+            strategy: Arc::new($strategy),
         }
     };
 }
@@ -417,25 +417,29 @@ fn builtin_table() -> Vec<ResourceDef> {
             "EncryptionStatus",
             "encryptionstatuses",
             "encryptionstatus",
-            crate::encryption::api::StatusApi
+            crate::encryption::api::StatusApi,
+            kinds::bulwark::EncryptionStatuses
         ),
         encryption_api!(
             "EncryptionKey",
             "encryptionkeys",
             "encryptionkey",
-            crate::encryption::api::KeysApi
+            crate::encryption::api::KeysApi,
+            kinds::bulwark::EncryptionKeys
         ),
         encryption_api!(
             "KeyRotation",
             "keyrotations",
             "keyrotation",
-            crate::encryption::api::RotationsApi
+            crate::encryption::api::RotationsApi,
+            kinds::bulwark::KeyRotations
         ),
         encryption_api!(
             "EncryptionVerification",
             "encryptionverifications",
             "encryptionverification",
-            crate::encryption::api::VerificationsApi
+            crate::encryption::api::VerificationsApi,
+            kinds::bulwark::HandlerServed
         ),
     ]
 }

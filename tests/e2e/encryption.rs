@@ -230,6 +230,28 @@ fn no_secret_value_reaches_the_disk_before_or_after_rotation() {
     );
     assert!(out.contains(" 0 in plaintext"), "{out}");
 
+    // kubectl shows the encryption objects as tables.
+    let keys_table = s.ok(&["get", "encryptionkeys"]);
+    let header: Vec<&str> = keys_table
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "PROVIDER", "PRIMARY", "OBJECTS", "STATE", "AGE"],
+        "{keys_table}"
+    );
+    assert!(
+        keys_table.contains("bulwark-local") && keys_table.contains("true"),
+        "{keys_table}"
+    );
+    let status_table = s.ok(&["get", "encryptionstatus", "cluster"]);
+    assert!(
+        status_table.contains("ENCRYPTED") && status_table.contains("cluster"),
+        "{status_table}"
+    );
     // Auditors may check, not rotate.
     let auditor = user(&s, "audrey", &["bulwark:auditors"]);
     let (ok, out) = secrets_as(&auditor, "verify", &[]);

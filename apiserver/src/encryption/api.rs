@@ -57,6 +57,25 @@ fn ok(body: &Value) -> Response {
     respond::json(StatusCode::OK, body, &[])
 }
 
+/// `body` (an object or a list) as the client asked: JSON, or a Table with the kind's
+/// columns (`kubectl get`).
+fn answer(ctx: &Ctx<'_>, body: &Value) -> Response {
+    if ctx.format != crate::http::negotiate::Format::Table {
+        return ok(body);
+    }
+    let items = match body.get("items").and_then(Value::as_array) {
+        Some(items) => items.clone(),
+        None => vec![body.clone()],
+    };
+    let include = crate::codec::table::IncludeObject::parse(ctx.query.get("includeObject"));
+    ok(&crate::codec::table::table(
+        ctx.def(),
+        &items,
+        json!({}),
+        include,
+    ))
+}
+
 /// Each encrypted collection's counts.
 async fn counts(
     backing: &Backing,
@@ -223,12 +242,12 @@ impl RestHandler for StatusApi {
     ) -> BoxFuture<'a, Result<Response, ApiError>> {
         Box::pin(async move {
             match (ctx.req.verb, ctx.req.name.as_deref()) {
-                (Verb::Get, Some(STATUS_NAME)) => Ok(ok(&status_object(ctx).await?)),
+                (Verb::Get, Some(STATUS_NAME)) => Ok(answer(ctx, &status_object(ctx).await?)),
                 (Verb::Get, name) => Err(not_found("encryptionstatuses", name.unwrap_or_default())),
-                _ => Ok(ok(&list_of(
-                    "EncryptionStatus",
-                    vec![status_object(ctx).await?],
-                ))),
+                _ => Ok(answer(
+                    ctx,
+                    &list_of("EncryptionStatus", vec![status_object(ctx).await?]),
+                )),
             }
         })
     }
@@ -262,7 +281,7 @@ impl RestHandler for KeysApi {
                     .ok_or_else(|| not_found("encryptionkeys", name))
             };
             match (ctx.req.verb, name) {
-                (Verb::Get, Some(name)) => Ok(ok(&find(name)?)),
+                (Verb::Get, Some(name)) => Ok(answer(ctx, &find(name)?)),
                 (Verb::Delete, Some(name)) => {
                     let key = find(name)?;
                     retire(&backing, &enc, name, &key).await?;
@@ -277,7 +296,7 @@ impl RestHandler for KeysApi {
                     ))
                     .unwrap_or_default()))
                 }
-                _ => Ok(ok(&list_of("EncryptionKey", items))),
+                _ => Ok(answer(ctx, &list_of("EncryptionKey", items))),
             }
         })
     }
@@ -370,7 +389,9 @@ impl RestHandler for RotationsApi {
                 Verb::Get => {
                     let name = ctx.req.name.as_deref().unwrap_or_default();
                     match rotation::latest(&backing, &enc).await? {
-                        Some(r) if r.name == name || name == "latest" => Ok(ok(&r.to_object())),
+                        Some(r) if r.name == name || name == "latest" => {
+                            Ok(answer(ctx, &r.to_object()))
+                        }
                         _ => Err(not_found("keyrotations", name)),
                     }
                 }
@@ -380,7 +401,7 @@ impl RestHandler for RotationsApi {
                         .map(|r| r.to_object())
                         .into_iter()
                         .collect();
-                    Ok(ok(&list_of("KeyRotation", items)))
+                    Ok(answer(ctx, &list_of("KeyRotation", items)))
                 }
             }
         })

@@ -1,5 +1,5 @@
-//! Bulwark's own kinds: `policy.bulwark.dev/v1` CedarPolicies and the
-//! `audit.bulwark.dev/v1` events read from the audit log.
+//! Bulwark's own kinds: `policy.bulwark.dev/v1` CedarPolicies, the `audit.bulwark.dev/v1`
+//! events read from the audit log, and the `encryption.bulwark.dev/v1` objects.
 
 use serde_json::{Value, json};
 
@@ -60,3 +60,82 @@ impl KindStrategy for HandlerServed {
         None
     }
 }
+
+/// Served like [`HandlerServed`], with Table columns: `columns` after NAME, `cells` from the
+/// object.
+macro_rules! served_with_columns {
+    ($(#[$doc:meta])* $name:ident, [$($column:expr),* $(,)?], |$o:ident| $cells:expr) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub(crate) struct $name;
+
+        impl KindStrategy for $name {
+            fn roundtrip(&self, value: &Value) -> Result<Value, String> {
+                Ok(value.clone())
+            }
+
+            fn schema(&self, _: &mut k8s_openapi::schemars::SchemaGenerator) -> Option<String> {
+                None
+            }
+
+            fn columns(&self) -> &'static [Column] {
+                &[$($column),*]
+            }
+
+            fn cells(&self, $o: &Value) -> Vec<Value> {
+                $cells
+            }
+        }
+    };
+}
+
+served_with_columns!(
+    /// `EncryptionStatus`: what is encrypted and what is not.
+    EncryptionStatuses,
+    [("Encrypted", "integer", 0), ("Plaintext", "integer", 0), ("Configuration", "string", 0)],
+    |o| vec![
+        json!(o.pointer("/status/encrypted").and_then(Value::as_u64).unwrap_or(0)),
+        json!(o.pointer("/status/plaintext").and_then(Value::as_u64).unwrap_or(0)),
+        json!(text(o, "/status/configuration")),
+    ]
+);
+
+served_with_columns!(
+    /// `EncryptionKey`: a key, whether it is primary, and what uses it.
+    EncryptionKeys,
+    [
+        ("Provider", "string", 0),
+        ("Primary", "boolean", 0),
+        ("Objects", "integer", 0),
+        ("State", "string", 0),
+        ("Age", "string", 0),
+    ],
+    |o| vec![
+        json!(text(o, "/status/provider")),
+        json!(o.pointer("/status/primary") == Some(&Value::Bool(true))),
+        json!(o.pointer("/status/objects").and_then(Value::as_u64).unwrap_or(0)),
+        json!(if o.pointer("/status/retired").is_some_and(Value::is_string) { "Retired" } else { "Live" }),
+        age(o),
+    ]
+);
+
+served_with_columns!(
+    /// `KeyRotation`: a rotation's progress.
+    KeyRotations,
+    [
+        ("Phase", "string", 0),
+        ("Rewritten", "integer", 0),
+        ("Total", "integer", 0),
+        ("Key", "string", 0),
+        ("Age", "string", 0),
+        ("Message", "string", 1),
+    ],
+    |o| vec![
+        json!(text(o, "/status/phase")),
+        json!(o.pointer("/status/rewritten").and_then(Value::as_u64).unwrap_or(0)),
+        json!(o.pointer("/status/total").and_then(Value::as_u64).unwrap_or(0)),
+        json!(text(o, "/status/targetKeyId")),
+        age(o),
+        json!(text(o, "/status/message")),
+    ]
+);
