@@ -122,6 +122,9 @@ impl ApiStateBuilder {
             .state
             .objects
             .with_transformer(encryption.transformer());
+        self.state
+            .metrics
+            .register_encryption(Arc::clone(&encryption));
         self.state.encryption = Some(encryption);
         self
     }

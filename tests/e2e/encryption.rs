@@ -666,6 +666,11 @@ fn an_upstream_configuration_with_kms_v2_works_against_the_test_plugin() {
     assert!(!s.kubectl(&["get", "secret", "refused"]).status.success());
     let (ok, out) = secrets(&s, "status", &[]);
     assert!(ok && out.contains("NO"), "{out}");
+    let metrics = s.ok(&["get", "--raw", "/metrics"]);
+    assert!(
+        metrics.contains("apiserver_envelope_encryption_provider_healthy{provider=\"test-kms\"} 0"),
+        "{metrics}"
+    );
     // Back up: writes and reads recover without a restart.
     plugin.set(Behaviour::Healthy);
     eventually("writes after the plugin is back", || {

@@ -1,6 +1,7 @@
 //! Prometheus metrics (`/metrics`): request counts by verb, resource and code, and latency
 //! histograms by verb and resource, in upstream's metric names; refusals by each of the
-//! server's limits ([`crate::http::limits`]), and the open connections and watches they bound.
+//! server's limits ([`crate::http::limits`]), the open connections and watches they bound, and
+//! encryption at rest per provider (values sealed and opened, KMS calls, health).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -129,7 +130,80 @@ impl Collector for WebhookCollector {
     }
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProviderLabels {
+    provider: String,
+}
+
+/// Which counter of a provider's stats.
+type StatField = fn(&bulwark_encryption::envelope::EnvelopeStats) -> &std::sync::atomic::AtomicU64;
+
+/// Encryption at rest's counters, read from the providers when scraped.
+#[derive(Debug)]
+struct EncryptionCollector(Arc<crate::encryption::Encryption>);
+
+impl Collector for EncryptionCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counters: [(&str, &str, StatField); 4] = [
+            (
+                "apiserver_envelope_encryption_writes",
+                "Values sealed by the provider",
+                |s| &s.writes,
+            ),
+            (
+                "apiserver_envelope_encryption_reads",
+                "Values opened by the provider",
+                |s| &s.reads,
+            ),
+            (
+                "apiserver_envelope_encryption_kms_encrypt_calls",
+                "Encrypt calls to the key service (one per new data key seed)",
+                |s| &s.kms_encrypts,
+            ),
+            (
+                "apiserver_envelope_encryption_kms_decrypt_calls",
+                "Decrypt calls to the key service (one per seed not cached)",
+                |s| &s.kms_decrypts,
+            ),
+        ];
+        for (name, help, field) in counters {
+            let counter = ConstCounter::new(0u64);
+            let mut family = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            for envelope in self.0.envelopes() {
+                let labels = ProviderLabels {
+                    provider: envelope.name().to_owned(),
+                };
+                ConstCounter::new(field(envelope.stats()).load(Ordering::Relaxed))
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let health = self.0.health();
+        let gauge = prometheus_client::metrics::gauge::ConstGauge::new(0i64);
+        let mut family = encoder.encode_descriptor(
+            "apiserver_envelope_encryption_provider_healthy",
+            "1 when the provider's last status call answered ok",
+            None,
+            gauge.metric_type(),
+        )?;
+        for envelope in self.0.envelopes() {
+            let healthy = health.get(envelope.name()).is_none_or(|h| h.healthy);
+            let labels = ProviderLabels {
+                provider: envelope.name().to_owned(),
+            };
+            prometheus_client::metrics::gauge::ConstGauge::new(i64::from(healthy))
+                .encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
 impl Metrics {
+    /// Exposes encryption at rest's counters per provider.
+    pub fn register_encryption(&mut self, encryption: Arc<crate::encryption::Encryption>) {
+        self.registry
+            .register_collector(Box::new(EncryptionCollector(encryption)));
+    }
+
     /// Exposes the audit webhook's counters (sent, failed, dropped).
     pub fn register_audit_webhook(&mut self, stats: Arc<WebhookStats>) {
         self.registry
