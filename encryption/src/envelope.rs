@@ -295,15 +295,12 @@ impl EnvelopeProvider {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(cache_key(&wrapped), seed.clone(), self.limits.cache_size);
-        {
-            let mut current = self
-                .current_key
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
-            if current.is_none() {
-                *current = Some(wrapped.key_id.clone());
-            }
-        }
+        // The key the service just used is the freshest word on its current key (a status
+        // poll that raced a rotation may have named the one before).
+        *self
+            .current_key
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(wrapped.key_id.clone());
         let fresh = Arc::new(WriteSeed {
             seed,
             wrapped,

@@ -258,9 +258,22 @@ impl LocalKeyring {
         keys.file = file;
         keys.material.remove(id);
         let path = key_file(&self.dir, id)?;
-        // Overwrite before unlinking (best effort on journaling file systems).
-        write_durably(&path, &[0u8; crate::aead::KEY_LEN])?;
+        // Overwrite the key's blocks in place before unlinking (best effort: journaling and
+        // copy-on-write file systems may keep old blocks; the KMS is the answer there).
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        file.write_all(&[0u8; crate::aead::KEY_LEN])
+            .and_then(|()| file.sync_all())
+            .map_err(io(&path))?;
+        drop(file);
         std::fs::remove_file(&path).map_err(io(&path))?;
+        if let Some(dir) = path.parent() {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io(dir))?;
+        }
         Ok(())
     }
 
