@@ -254,6 +254,7 @@ impl EngineJob for Server {
             )?,
         });
         encryption.start_status_poll(crate::encryption_setup::STATUS_POLL);
+        let encryption_source = encryption.source().to_owned();
         let mut builder = bulwark_apiserver::ApiState::builder(store.clone(), ADMIN_GROUP)
             .tokens(Arc::new(tokens))
             .encryption(encryption)
@@ -269,7 +270,13 @@ impl EngineJob for Server {
             builder.metrics().register_audit_webhook(stats);
         }
         let audit_log = audit.0;
-        audit_log.record(audit.2).await;
+        audit_log
+            .record(
+                audit
+                    .2
+                    .note("encryption.bulwark.dev/configuration", encryption_source),
+            )
+            .await;
         let state = builder.build();
         bulwark_apiserver::bootstrap(&state)
             .await

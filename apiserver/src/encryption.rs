@@ -31,6 +31,8 @@ pub(crate) struct Backing {
     pub objects: crate::storage::ObjectStorage,
     /// The served resources.
     pub registry: Arc<dyn crate::registry::ResourceRegistry>,
+    /// Where what a rotation does on its own (finishing, retiring keys, failing) is recorded.
+    pub audit: Option<Arc<dyn bulwark_audit::AuditSink>>,
 }
 
 impl Backing {
@@ -39,7 +41,27 @@ impl Backing {
         Self {
             objects: state.objects.clone(),
             registry: Arc::clone(&state.registry),
+            audit: state.auditing.as_ref().map(|a| Arc::clone(&a.sink)),
         }
+    }
+
+    /// Records a component event of encryption at rest about `key` (a key id), if audited.
+    pub async fn record(&self, verb: &str, key: &str, notes: &[(&str, String)]) {
+        let Some(sink) = &self.audit else {
+            return;
+        };
+        let object = bulwark_audit::ObjectRef {
+            resource: "encryptionkeys".into(),
+            name: Some(key.to_owned()),
+            api_group: api::GROUP.into(),
+            api_version: "v1".into(),
+            ..bulwark_audit::ObjectRef::default()
+        };
+        let mut event = bulwark_audit::Event::component("encryption", verb, object);
+        for (name, value) in notes {
+            event = event.note(name, value.clone());
+        }
+        sink.record(event).await;
     }
 }
 
@@ -97,8 +119,8 @@ impl Encryption {
         self.keyring.as_ref()
     }
 
-    /// Where the configuration came from.
-    pub(crate) fn source(&self) -> &str {
+    /// Where the configuration came from (the server's start event records it).
+    pub fn source(&self) -> &str {
         &self.source
     }
 

@@ -543,6 +543,21 @@ fn old_keys_are_kept_while_needed_and_retired_after() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         assert!(!key_file.exists());
+        // The audit log holds the rotation's own actions and the configuration in force.
+        eventually("the retirement in the audit log", || {
+            let audit = s.audit_text();
+            (
+                audit.contains("\"verb\":\"retire\"") && audit.contains(old.as_str()),
+                audit,
+            )
+        });
+        let log = s.audit_text();
+        assert!(log.contains("bulwark:encryption"), "no component events");
+        assert!(log.contains("\"verb\":\"rotate\""), "no rotate event");
+        assert!(
+            log.contains("encryption.bulwark.dev/configuration"),
+            "no configuration at start"
+        );
         let retired = keys(&c)
             .await
             .into_iter()

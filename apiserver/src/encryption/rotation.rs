@@ -277,6 +277,16 @@ fn spawn(
         let mut record = record;
         if let Err(e) = run(&state, &encryption, &mut record, running).await {
             tracing::error!(rotation = %record.name, error = %e.0.message, "key rotation stopped");
+            state
+                .record(
+                    "rotate-failed",
+                    &record.target_key_id,
+                    &[
+                        ("encryption.bulwark.dev/rotation", record.name.clone()),
+                        ("encryption.bulwark.dev/reason", e.0.message.clone()),
+                    ],
+                )
+                .await;
             record.phase = Phase::Failed;
             record.message = format!(
                 "stopped: {}; start another rotation to continue",
@@ -303,6 +313,19 @@ async fn run(
         let (current, _) = state.objects.revisions().await.map_err(internal)?;
         record.completed_revision = Some(current.0);
         record.phase = Phase::Retiring;
+        state
+            .record(
+                "rotate",
+                &record.target_key_id,
+                &[
+                    ("encryption.bulwark.dev/rotation", record.name.clone()),
+                    (
+                        "encryption.bulwark.dev/rewritten",
+                        record.rewritten.to_string(),
+                    ),
+                ],
+            )
+            .await;
         record.message = "every value is under the new key; old keys retire once the history before the rotation is compacted".into();
         save(state, encryption, record).await?;
     }
@@ -440,6 +463,13 @@ async fn retire(
             .map_err(ApiError::internal)?
             .map_err(|e| fail(format!("retiring key {id}: {e}")))?;
         tracing::info!(key_id = %id, "encryption key retired: its file is destroyed");
+        state
+            .record(
+                "retire",
+                id,
+                &[("encryption.bulwark.dev/rotation", record.name.clone())],
+            )
+            .await;
         record.retired_key_ids.push(id.clone());
     }
     let kept: Vec<&String> = record
