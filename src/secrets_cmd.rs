@@ -120,7 +120,6 @@ async fn status(args: &CommonArgs) -> anyhow::Result<()> {
         "encryption status",
     )
     .await?;
-    let keys = get(&client, &format!("{API}/encryptionkeys"), "encryption keys").await?;
     if args.output == "json" {
         println!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(());
@@ -150,21 +149,18 @@ async fn status(args: &CommonArgs) -> anyhow::Result<()> {
         }
     }
     println!("\nKEY                                PROVIDER        PRIMARY  AGE    OBJECTS  STATE");
-    for k in keys
-        .get("items")
+    // The status holds every key with its counts: one scan of the store, not two.
+    for s in status
+        .get("keys")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
     {
-        let s = k.get("status").cloned().unwrap_or_default();
-        let created = k
-            .pointer("/metadata/creationTimestamp")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let created = text(s, "created");
         println!(
             "{:<34} {:<15} {:<8} {:<6} {:<8} {}",
-            text(&s, "keyID"),
-            text(&s, "provider"),
+            text(s, "keyID"),
+            text(s, "provider"),
             if s.get("primary") == Some(&Value::Bool(true)) {
                 "yes"
             } else {
@@ -175,7 +171,7 @@ async fn status(args: &CommonArgs) -> anyhow::Result<()> {
             } else {
                 age(created)
             },
-            number(&s, "objects"),
+            number(s, "objects"),
             if s.get("retired").and_then(Value::as_str).is_some() {
                 "retired"
             } else {

@@ -175,7 +175,8 @@ impl Encryption {
     pub fn start_status_poll(self: &Arc<Self>, every: Duration) {
         let this = Arc::clone(self);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
+            // Bootstrap asked once already: the first poll is one interval later.
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             loop {
                 tick.tick().await;
                 this.refresh().await;

@@ -114,6 +114,7 @@ fn keys(enc: &Encryption, counts: &[(scan::Target, scan::Counts)]) -> Vec<Value>
                     "type": "local",
                     "keyID": key.id,
                     "primary": key.id == primary,
+                    "created": key.created,
                     "retired": key.retired,
                     "objects": by_label.get(&label).copied().unwrap_or(0),
                 },
@@ -348,11 +349,6 @@ async fn retire(
             "rotation {} is still {:?}",
             r.name, r.phase
         )));
-    }
-    // History from before the last rewrite may still hold values under it.
-    let in_use = rotation::keys_in_use(backing, enc, provider).await?;
-    if in_use.contains(name) {
-        return Err(conflict("stored values still use it".into()));
     }
     let keyring = Arc::clone(keyring);
     let id = name.to_owned();
