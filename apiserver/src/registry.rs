@@ -262,11 +262,13 @@ macro_rules! res {
     };
 }
 
-/// A create-only, unstored kind of `authorization.k8s.io/v1` (an access review).
-macro_rules! review {
-    ($kind:expr, $plural:expr, $singular:expr, ns: $ns:expr, strategy: $strategy:expr) => {
+/// A kind served by a [`RestHandler`](crate::rest::handler::RestHandler) rather than from
+/// storage: no subresources, short names or categories, names as path segments.
+macro_rules! served_by {
+    ($group:expr, $kind:expr, $plural:expr, $singular:expr, ns: $ns:expr,
+     handler: $handler:expr, strategy: $strategy:expr) => {
         ResourceDef {
-            gvk: GroupVersionKind::new("authorization.k8s.io", "v1", $kind),
+            gvk: GroupVersionKind::new($group, "v1", $kind),
             plural: Cow::Borrowed($plural),
             singular: Cow::Borrowed($singular),
             short_names: Vec::new(),
@@ -275,27 +277,25 @@ macro_rules! review {
             subresources: Vec::new(),
             name_rule: NameRule::PathSegment,
             extra_fields: Vec::new(),
-            serving: Serving::Handler(&crate::authz::access_review::Reviews),
+            serving: Serving::Handler(&$handler),
             strategy: Arc::new($strategy),
         }
     };
 }
 
+/// A create-only, unstored kind of `authorization.k8s.io/v1` (an access review).
+macro_rules! review {
+    ($kind:expr, $plural:expr, $singular:expr, ns: $ns:expr, strategy: $strategy:expr) => {
+        served_by!("authorization.k8s.io", $kind, $plural, $singular, ns: $ns,
+            handler: crate::authz::access_review::Reviews, strategy: $strategy)
+    };
+}
+
+/// A cluster-scoped kind of `encryption.bulwark.dev/v1`.
 macro_rules! encryption_api {
     ($kind:expr, $plural:expr, $singular:expr, $handler:expr, $strategy:expr) => {
-        ResourceDef {
-            gvk: GroupVersionKind::new(crate::encryption::api::GROUP, "v1", $kind),
-            plural: Cow::Borrowed($plural),
-            singular: Cow::Borrowed($singular),
-            short_names: Vec::new(),
-            categories: Vec::new(),
-            namespaced: false,
-            subresources: Vec::new(),
-            name_rule: NameRule::PathSegment,
-            extra_fields: Vec::new(),
-            serving: Serving::Handler(&$handler),
-            strategy: Arc::new($strategy),
-        }
+        served_by!(crate::encryption::api::GROUP, $kind, $plural, $singular, ns: false,
+            handler: $handler, strategy: $strategy)
     };
 }
 
@@ -399,19 +399,8 @@ fn builtin_table() -> Vec<ResourceDef> {
             "localsubjectaccessreview", ns: true,
             strategy: kinds::authorization::LocalSubjectAccessReviews),
         // Audit events: list only, cluster-wide or for one namespace.
-        ResourceDef {
-            gvk: GroupVersionKind::new("audit.bulwark.dev", "v1", "Event"),
-            plural: Cow::Borrowed("events"),
-            singular: Cow::Borrowed("event"),
-            short_names: Vec::new(),
-            categories: Vec::new(),
-            namespaced: true,
-            subresources: Vec::new(),
-            name_rule: NameRule::PathSegment,
-            extra_fields: Vec::new(),
-            serving: Serving::Handler(&crate::audit::query::AuditEvents),
-            strategy: Arc::new(kinds::bulwark::HandlerServed),
-        },
+        served_by!("audit.bulwark.dev", "Event", "events", "event", ns: true,
+            handler: crate::audit::query::AuditEvents, strategy: kinds::bulwark::HandlerServed),
         // Encryption at rest, operated through the API.
         encryption_api!(
             "EncryptionStatus",

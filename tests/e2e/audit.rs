@@ -51,14 +51,7 @@ fn verify(data: &Path, extra: &[&str]) -> (bool, String) {
         .args(extra)
         .output()
         .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    crate::server::outcome(&out)
 }
 
 /// Waits until `check` holds over the events (the writer is asynchronous; fsync per batch).

@@ -69,14 +69,7 @@ fn secrets_as(kubeconfig: &Path, sub: &str, args: &[&str]) -> (bool, String) {
         .env("RUST_BACKTRACE", "0")
         .output()
         .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    crate::server::outcome(&out)
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -235,7 +235,11 @@ pub fn user(s: &TestServer, name: &str, groups: &[&str]) -> PathBuf {
 }
 
 pub fn run(s: &TestServer, kubeconfig: &Path, args: &[&str]) -> (bool, String) {
-    let out = s.kubectl_as(kubeconfig, args);
+    outcome(&s.kubectl_as(kubeconfig, args))
+}
+
+/// A finished command: whether it succeeded, and its stdout followed by its stderr.
+pub fn outcome(out: &Output) -> (bool, String) {
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
