@@ -8,6 +8,8 @@
 //! - [`gvk`]: [`GroupVersionKind`] and [`GroupVersionResource`], how types and URLs are named.
 //! - [`cedar_policy`]: `policy.bulwark.dev/v1 CedarPolicy`, the API object security teams
 //!   write Cedar policies in.
+//! - [`posture`]: `posture.bulwark.dev/v1 PostureException`, how a failing control is accepted
+//!   for a scope, with an owner and an expiry.
 //!
 //! Objects themselves stay `serde_json::Value` in the generic paths (see DESIGN.md): the
 //! apiserver stores and serves upstream shapes without a typed round trip.
@@ -15,6 +17,7 @@
 pub mod cedar_policy;
 pub mod gvk;
 pub mod names;
+pub mod posture;
 pub mod selector;
 pub mod status;
 

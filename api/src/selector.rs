@@ -310,6 +310,85 @@ impl LabelSelector {
         Ok(Self { requirements })
     }
 
+    /// A `metav1.LabelSelector` object (`matchLabels` and `matchExpressions` with operators
+    /// `In`, `NotIn`, `Exists`, `DoesNotExist`), as objects carry selectors.
+    pub fn from_object(object: &Value) -> Result<Self, SelectorError> {
+        let syntax = |why: &str| SelectorError::Syntax(why.to_owned());
+        let map = object
+            .as_object()
+            .ok_or_else(|| syntax("a label selector must be an object"))?;
+        if let Some(unknown) = map
+            .keys()
+            .find(|k| *k != "matchLabels" && *k != "matchExpressions")
+        {
+            return Err(syntax(&format!("unknown field {unknown:?}")));
+        }
+        let mut requirements = Vec::new();
+        if let Some(labels) = map.get("matchLabels") {
+            let labels = labels
+                .as_object()
+                .ok_or_else(|| syntax("matchLabels must be an object"))?;
+            for (key, value) in labels {
+                check_key(key)?;
+                let value = value
+                    .as_str()
+                    .ok_or_else(|| syntax("matchLabels values must be strings"))?;
+                requirements.push(LabelRequirement {
+                    key: key.clone(),
+                    op: LabelOp::Equals(check_value(value)?),
+                });
+            }
+        }
+        if let Some(expressions) = map.get("matchExpressions") {
+            let expressions = expressions
+                .as_array()
+                .ok_or_else(|| syntax("matchExpressions must be a list"))?;
+            for e in expressions {
+                let key = e
+                    .get("key")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| syntax("a matchExpression needs a key"))?;
+                check_key(key)?;
+                let values = e
+                    .get("values")
+                    .and_then(Value::as_array)
+                    .map(|v| {
+                        v.iter()
+                            .map(|x| {
+                                x.as_str()
+                                    .ok_or_else(|| syntax("values must be strings"))
+                                    .and_then(check_value)
+                            })
+                            .collect::<Result<BTreeSet<String>, _>>()
+                    })
+                    .transpose()?
+                    .unwrap_or_default();
+                let op = match e.get("operator").and_then(Value::as_str) {
+                    Some("In") if !values.is_empty() => LabelOp::In(values),
+                    Some("NotIn") if !values.is_empty() => LabelOp::NotIn(values),
+                    Some("Exists") if values.is_empty() => LabelOp::Exists,
+                    Some("DoesNotExist") if values.is_empty() => LabelOp::DoesNotExist,
+                    Some(op @ ("In" | "NotIn")) => {
+                        return Err(syntax(&format!("operator {op} needs values")));
+                    }
+                    Some(op @ ("Exists" | "DoesNotExist")) => {
+                        return Err(syntax(&format!("operator {op} takes no values")));
+                    }
+                    other => {
+                        return Err(syntax(&format!(
+                            "operator {other:?} is not one of In, NotIn, Exists, DoesNotExist"
+                        )));
+                    }
+                };
+                requirements.push(LabelRequirement {
+                    key: key.to_owned(),
+                    op,
+                });
+            }
+        }
+        Ok(Self { requirements })
+    }
+
     /// True when the selector has no requirements (matches everything).
     pub fn is_empty(&self) -> bool {
         self.requirements.is_empty()
@@ -459,6 +538,34 @@ impl FieldSelector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn selector_objects_match_like_their_string_form() {
+        let labels = serde_json::json!({"team": "infra", "tier": "web"});
+        let labels = labels.as_object();
+        let sel = LabelSelector::from_object(&serde_json::json!({
+            "matchLabels": {"team": "infra"},
+            "matchExpressions": [{"key": "tier", "operator": "In", "values": ["web", "api"]},
+                                 {"key": "canary", "operator": "DoesNotExist"}]
+        }))
+        .unwrap();
+        assert!(sel.matches(labels));
+        assert!(
+            !LabelSelector::from_object(&serde_json::json!({"matchLabels": {"team": "x"}}))
+                .unwrap()
+                .matches(labels)
+        );
+        for bad in [
+            serde_json::json!("team=infra"),
+            serde_json::json!({"matchLabels": {"bad key!": "x"}}),
+            serde_json::json!({"matchExpressions": [{"key": "a", "operator": "In"}]}),
+            serde_json::json!({"matchExpressions": [{"key": "a", "operator": "Like", "values": ["b"]}]}),
+            serde_json::json!({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["b"]}]}),
+            serde_json::json!({"matchLabel": {}}),
+        ] {
+            assert!(LabelSelector::from_object(&bad).is_err(), "{bad}");
+        }
+    }
     use proptest::prelude::*;
     use serde_json::json;
 
