@@ -155,9 +155,10 @@ pub struct Control {
     pub title: String,
     /// How bad a failure is.
     pub severity: Severity,
-    /// Checked on workload manifests too (offline `bulwark posture scan`).
+    /// Judged on manifests too (offline `bulwark posture scan`): the workload controls, and
+    /// those about objects a manifest may hold (RBAC roles, webhooks, service accounts).
     #[serde(default)]
-    pub workload: bool,
+    pub manifests: bool,
     /// Why it matters.
     pub rationale: String,
     /// How to make it pass.
@@ -319,7 +320,7 @@ mod tests {
             .filter(|c| c.maps_to(Framework::Pss))
         {
             assert!(
-                control.workload || control.family == "admission",
+                control.family == "workloads" || control.family == "admission",
                 "{}",
                 control.id
             );

@@ -22,6 +22,8 @@ pub mod catalogue;
 pub mod checks;
 pub mod evidence;
 pub mod exception;
+pub mod export;
+pub mod manifest;
 pub mod outcome;
 pub mod probes;
 pub mod report;

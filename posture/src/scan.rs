@@ -18,8 +18,8 @@ pub struct ScanOptions<'a> {
     pub catalogue: &'a Catalogue,
     /// Exceptions in force (validated).
     pub exceptions: &'a [PostureException],
-    /// Only controls checked on manifests (offline scans).
-    pub workload_only: bool,
+    /// Only the controls judged on manifests (offline scans).
+    pub manifests_only: bool,
     /// Restrict to one framework.
     pub framework: Option<Framework>,
     /// The report's name.
@@ -49,7 +49,7 @@ pub fn scan(snapshot: &Snapshot, options: &ScanOptions<'_>) -> Report {
         .catalogue
         .controls()
         .iter()
-        .filter(|c| !options.workload_only || c.workload)
+        .filter(|c| !options.manifests_only || c.manifests)
         .filter(|c| options.framework.is_none_or(|f| c.maps_to(f)))
         .map(|control| {
             let outcomes = match checks::check(&control.id) {

@@ -100,7 +100,7 @@ fn state_of(catalogue: &Catalogue, control: &str, source: &FakeSource) -> (State
         &ScanOptions {
             catalogue,
             exceptions: &[],
-            workload_only: false,
+            manifests_only: false,
             framework: None,
             name: "fixture",
             source: "fixture",
@@ -154,7 +154,7 @@ fn the_baseline_is_a_fresh_hardened_server_and_every_finding_carries_its_evidenc
         &ScanOptions {
             catalogue: &catalogue,
             exceptions: &[],
-            workload_only: false,
+            manifests_only: false,
             framework: None,
             name: "fixture",
             source: "fixture",
