@@ -7,6 +7,7 @@ mod encryption_setup;
 mod kubeconfig_cmd;
 mod limits_args;
 mod policy_cmd;
+mod posture_cmd;
 mod secrets_cmd;
 mod server_cmd;
 mod store_cmd;
@@ -60,6 +61,9 @@ enum Command {
     /// Audit log tooling for auditors: search the log, verify its integrity offline.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
+    /// Posture (KSPM): scan manifests offline for CI gates against the workload controls.
+    #[command(subcommand)]
+    Posture(posture_cmd::PostureCommand),
     /// Storage administration.
     #[command(subcommand)]
     Store(StoreCommand),
@@ -127,6 +131,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Policy(command) => policy_cmd::run(&command).await,
         Command::Secrets(command) => secrets_cmd::run(&command).await,
         Command::Audit(command) => audit_cmd::run(&command).await,
+        Command::Posture(command) => posture_cmd::run(&command).await,
         Command::Store(StoreCommand::Inspect(args)) => with_engine(&args, store_cmd::Inspect).await,
         Command::Store(StoreCommand::Keys { store, prefix }) => {
             with_engine(&store, store_cmd::Keys(prefix)).await

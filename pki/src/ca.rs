@@ -183,6 +183,42 @@ impl CertificateAuthority {
     }
 }
 
+impl CertificateAuthority {
+    /// Issues a document-signing certificate for a fresh Ed25519 key (key usage
+    /// digitalSignature and contentCommitment, no TLS purpose): what signs posture reports,
+    /// verifiable offline against this CA.
+    pub fn issue_signing(
+        &self,
+        common_name: &str,
+        validity: Duration,
+    ) -> Result<IssuedCert, PkiError> {
+        if common_name.is_empty() {
+            return Err(PkiError::InvalidRequest(
+                "common name must not be empty".into(),
+            ));
+        }
+        let key = KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, common_name);
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::ContentCommitment,
+        ];
+        params.use_authority_key_identifier_extension = true;
+        params.serial_number = Some(random_serial()?);
+        validity_window(&mut params, validity)?;
+        let issuer = Issuer::from_ca_cert_pem(&self.cert_pem, &self.key)?;
+        let cert = params.signed_by(&key, &issuer)?;
+        Ok(IssuedCert {
+            cert_pem: cert.pem(),
+            key_pem: SecretPem::new(key.serialize_pem()),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@
 //! - [`identity`]: user and groups (CN and O) of a client certificate, and validity windows.
 //! - [`tls`]: the hot-swappable serving certificate and the server/client TLS configs.
 //! - [`kubeconfig`]: kubeconfig files with embedded credentials.
+//! - [`signing`]: Ed25519 document-signing keys with CA-issued certificates, renewed in turn.
 //! - [`files`]: private-file hygiene shared by all of the above.
 
 pub mod bootstrap;
@@ -19,6 +20,7 @@ mod client_cert;
 pub mod files;
 pub mod identity;
 pub mod kubeconfig;
+pub mod signing;
 pub mod tls;
 
 pub use bootstrap::{ADMIN_GROUP, BootstrapOptions, ClusterPki};

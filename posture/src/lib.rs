@@ -28,6 +28,7 @@ pub mod outcome;
 pub mod probes;
 pub mod report;
 pub mod scan;
+pub mod signing;
 pub mod workload;
 
 pub use catalogue::{Catalogue, Control, Framework, Severity};
