@@ -36,6 +36,10 @@ pub(crate) fn default_encryption(
         );
     }
     let dir = keyring_dir(data_dir);
+    // Private even where an older release created it 0755.
+    if data_dir.join("encryption").exists() {
+        bulwark_pki::files::ensure_private_dir(&data_dir.join("encryption"))?;
+    }
     let keyring = Arc::new(
         LocalKeyring::open_or_create(&dir)
             .with_context(|| format!("opening the encryption keyring in {}", dir.display()))?,

@@ -8,6 +8,7 @@ mod kubeconfig_cmd;
 mod limits_args;
 mod policy_cmd;
 mod posture_cmd;
+mod posture_setup;
 mod secrets_cmd;
 mod server_cmd;
 mod store_cmd;

@@ -19,6 +19,55 @@ pub(crate) enum PostureCommand {
     ///
     /// Example: helm template ./chart | bulwark posture scan -f - --fail-on high --format sarif --out posture.sarif
     Scan(ScanArgs),
+    /// Fetches the cluster's latest posture report, rendered and signed by the server, and
+    /// writes it with its signature (`FILE.sig`). Auditors may run it (the default grants let
+    /// bulwark:auditors read posture.bulwark.dev).
+    ///
+    /// Example: bulwark posture report --kubeconfig auditor.kubeconfig --framework cis --format html --out cis.html
+    Report(ReportArgs),
+    /// Verifies a signed report offline: its digest, the Ed25519 signature, and that the
+    /// signer's certificate was issued by the cluster CA (from --ca, or the CA data of
+    /// --kubeconfig, read without connecting). Exits 1, naming the failed check, otherwise.
+    ///
+    /// Example: bulwark posture verify cis.html --ca ./bulwark-data/pki/ca.crt
+    Verify(VerifyArgs),
+}
+
+/// `bulwark posture report` flags.
+#[derive(clap::Args)]
+pub(crate) struct ReportArgs {
+    /// The cluster to ask.
+    #[arg(long)]
+    kubeconfig: PathBuf,
+    /// The framework's controls only: cis, nsa, pss, mitre, soc2, nist, pci, or all.
+    #[arg(long, default_value = "all", value_parser = ["all", "cis", "nsa", "pss", "mitre", "soc2", "nist", "pci"])]
+    framework: String,
+    /// json, sarif, html, csv or oscal.
+    #[arg(long, default_value = "json", value_parser = ["json", "sarif", "html", "csv", "oscal"])]
+    format: String,
+    /// Write the report here and its signature to FILE.sig (default: the report to standard
+    /// output, unsigned there).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// `bulwark posture verify` flags.
+#[derive(clap::Args)]
+pub(crate) struct VerifyArgs {
+    /// The report file.
+    report: PathBuf,
+    /// Its signature (default: REPORT.sig).
+    #[arg(long)]
+    signature: Option<PathBuf>,
+    /// The cluster CA certificate the signer's certificate must chain to.
+    #[arg(long, conflicts_with_all = ["kubeconfig", "pubkey"])]
+    ca: Option<PathBuf>,
+    /// Take the cluster CA from this kubeconfig (read offline).
+    #[arg(long, conflicts_with = "pubkey")]
+    kubeconfig: Option<PathBuf>,
+    /// Pin the signer's Ed25519 public key instead (base64 of 32 bytes, in a file).
+    #[arg(long)]
+    pubkey: Option<PathBuf>,
 }
 
 /// `bulwark posture scan` flags.
@@ -51,7 +100,113 @@ pub(crate) async fn run(command: &PostureCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        PostureCommand::Report(args) => report(args).await,
+        PostureCommand::Verify(args) => {
+            if let Err(e) = verify(args) {
+                eprintln!("verification FAILED: {e:#}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
+}
+
+async fn report(args: &ReportArgs) -> anyhow::Result<()> {
+    let credentials = bulwark_client::Credentials::from_kubeconfig(&args.kubeconfig)
+        .with_context(|| format!("reading {}", args.kubeconfig.display()))?;
+    let client = bulwark_client::ApiClient::builder(&credentials)
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {}", credentials.server))?;
+    let path = format!(
+        "/apis/posture.bulwark.dev/v1/postureexports/{}.{}",
+        args.format, args.framework
+    );
+    let response = client.get(&path).await?;
+    let body = response.json();
+    if !response.status.is_success() {
+        anyhow::bail!(
+            "the cluster answered {}: {}",
+            response.status,
+            body.get("message")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+        );
+    }
+    let content = body
+        .get("content")
+        .and_then(serde_json::Value::as_str)
+        .context("the export has no content")?;
+    match &args.out {
+        None => std::io::stdout().write_all(content.as_bytes())?,
+        Some(out) => {
+            std::fs::write(out, content).with_context(|| format!("writing {}", out.display()))?;
+            let signature = body
+                .get("signature")
+                .filter(|s| !s.is_null())
+                .context("the server sent the report unsigned (no posture signing key)")?;
+            let sig_path = signature_path(out);
+            std::fs::write(&sig_path, serde_json::to_vec_pretty(signature)?)
+                .with_context(|| format!("writing {}", sig_path.display()))?;
+            eprintln!(
+                "wrote {} and its signature {}",
+                out.display(),
+                sig_path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn signature_path(report: &std::path::Path) -> PathBuf {
+    let mut name = report.as_os_str().to_owned();
+    name.push(".sig");
+    PathBuf::from(name)
+}
+
+fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
+    use bulwark_posture::signing::{ReportSignature, Trust};
+    let content = std::fs::read(&args.report)
+        .with_context(|| format!("reading {}", args.report.display()))?;
+    let sig_path = args
+        .signature
+        .clone()
+        .unwrap_or_else(|| signature_path(&args.report));
+    let sig_text = std::fs::read(&sig_path)
+        .with_context(|| format!("reading the signature {}", sig_path.display()))?;
+    let signature: ReportSignature = serde_json::from_slice(&sig_text)
+        .with_context(|| format!("{} is not a report signature", sig_path.display()))?;
+    let ca_pem;
+    let pinned;
+    let trust = if let Some(path) = &args.pubkey {
+        use base64::Engine as _;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        pinned = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .context("the public key file is not base64")?;
+        Trust::PublicKey(&pinned)
+    } else if let Some(path) = &args.ca {
+        ca_pem =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Trust::Ca(&ca_pem)
+    } else if let Some(path) = &args.kubeconfig {
+        let credentials = bulwark_client::Credentials::from_kubeconfig(path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        ca_pem = credentials.ca_pem.clone();
+        Trust::Ca(&ca_pem)
+    } else {
+        anyhow::bail!("give the trust anchor: --ca CA.crt, --kubeconfig K or --pubkey FILE");
+    };
+    let signer = bulwark_posture::signing::verify(&content, &signature, &trust)?;
+    println!(
+        "verified: {} ({} report, SHA-256 {}) signed {} by {signer}",
+        args.report.display(),
+        signature.format,
+        signature.sha256,
+        signature.signed_at
+    );
+    Ok(())
 }
 
 fn scan_manifests(args: &ScanArgs) -> anyhow::Result<ExitCode> {

@@ -65,6 +65,10 @@ pub(crate) struct ServerArgs {
     /// `*.apps`, `*.*` …).
     #[arg(long = "encrypt-resource")]
     pub(crate) encrypt_resources: Vec<String>,
+    /// How often the posture scanner runs a full scan (it also rescans within a second of
+    /// object changes), e.g. 10m.
+    #[arg(long, default_value = "10m", value_parser = parse_positive)]
+    pub(crate) posture_interval: Duration,
     #[command(flatten)]
     pub(crate) limits: crate::limits_args::LimitArgs,
 }
@@ -241,11 +245,9 @@ impl EngineJob for Server {
         } else if limits != bulwark_apiserver::http::limits::Limits::default() {
             tracing::info!(?limits, "limits differ from the defaults");
         }
-        let audit = open_audit(
-            &args.data_dir,
-            args.audit_policy.as_deref(),
-            webhook_options(&args)?,
-        )?;
+        let webhook = webhook_options(&args)?;
+        let webhook_url = webhook.as_ref().map(|w| w.endpoint.url.clone());
+        let audit = open_audit(&args.data_dir, args.audit_policy.as_deref(), webhook)?;
         let encryption = Arc::new(match &args.encryption_provider_config {
             Some(path) => crate::encryption_setup::from_config_file(path)?,
             None => crate::encryption_setup::default_encryption(
@@ -269,6 +271,24 @@ impl EngineJob for Server {
         if let Some(stats) = audit.0.webhook_stats() {
             builder.metrics().register_audit_webhook(stats);
         }
+        let posture = Arc::new(bulwark_apiserver::posture::Posture::new(
+            crate::posture_setup::settings(&crate::posture_setup::Facts {
+                data_dir: &args.data_dir,
+                listen: addr,
+                tls: &tls,
+                store: &args.store,
+                audit_policy_source: args.audit_policy.as_ref().map_or_else(
+                    || "built-in default".to_owned(),
+                    |p| p.display().to_string(),
+                ),
+                audit_webhook: webhook_url,
+                webhook_stats: audit.0.webhook_stats(),
+                interval: args.posture_interval,
+            }),
+        )?);
+        crate::posture_setup::refresh_signer(&posture, &args.data_dir, pki.ca())
+            .context("the posture report signing key")?;
+        let builder = builder.posture(Arc::clone(&posture));
         let audit_log = audit.0;
         audit_log
             .record(
@@ -281,14 +301,39 @@ impl EngineJob for Server {
         bulwark_apiserver::bootstrap(&state)
             .await
             .map_err(|e| anyhow::anyhow!("bootstrapping system namespaces: {e}"))?;
+        // Ends when the store closes at shutdown.
+        let _posture_task = posture.start(Arc::clone(&state));
 
         let pki = Arc::new(pki);
         let renewer = Arc::clone(&pki);
         let renewal_log = audit_log.clone();
+        let renewal_posture = Arc::clone(&posture);
+        let renewal_dir = args.data_dir.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(RENEWAL_CHECK);
             loop {
                 tick.tick().await;
+                {
+                    let (pki, posture, dir) = (
+                        Arc::clone(&renewer),
+                        Arc::clone(&renewal_posture),
+                        renewal_dir.clone(),
+                    );
+                    match tokio::task::spawn_blocking(move || {
+                        crate::posture_setup::refresh_signer(&posture, &dir, pki.ca())
+                    })
+                    .await
+                    {
+                        Ok(Ok(true)) => tracing::info!("posture report signing key renewed"),
+                        Ok(Ok(false)) => {}
+                        Ok(Err(e)) => {
+                            tracing::error!(error = %e, "posture signing key renewal failed")
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "posture signing key renewal task failed")
+                        }
+                    }
+                }
                 let pki = Arc::clone(&renewer);
                 let outcome =
                     match tokio::task::spawn_blocking(move || pki.renew_serving_if_due()).await {

@@ -25,6 +25,7 @@ pub(crate) mod discovery;
 pub mod encryption;
 pub mod http;
 pub mod pipeline;
+pub mod posture;
 pub mod registry;
 pub mod rest;
 pub mod state;
@@ -72,6 +73,7 @@ pub fn default_state<E: Engine>(
         policies: None,
         auditing: None,
         encryption: None,
+        posture: None,
         rbac_roles: Arc::new(arc_swap::ArcSwap::from_pointee(
             bulwark_policies::rbac::RbacSet::with_builtin_roles(),
         )),

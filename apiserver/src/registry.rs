@@ -299,6 +299,14 @@ macro_rules! encryption_api {
     };
 }
 
+/// A cluster-scoped kind of `posture.bulwark.dev/v1`.
+macro_rules! posture_api {
+    ($kind:expr, $plural:expr, $singular:expr, $handler:expr, $strategy:expr) => {
+        served_by!(bulwark_api::posture::GROUP, $kind, $plural, $singular, ns: false,
+            handler: $handler, strategy: $strategy)
+    };
+}
+
 /// Every built-in resource, in discovery order.
 fn builtin_table() -> Vec<ResourceDef> {
     vec![
@@ -428,6 +436,42 @@ fn builtin_table() -> Vec<ResourceDef> {
             "encryptionverifications",
             "encryptionverification",
             crate::encryption::api::VerificationsApi,
+            kinds::bulwark::HandlerServed
+        ),
+        // The posture scanner's reports, findings, signed exports, history and scans.
+        posture_api!(
+            "PostureReport",
+            "posturereports",
+            "posturereport",
+            crate::posture::api::ReportsApi,
+            kinds::bulwark::PostureReports
+        ),
+        posture_api!(
+            "PostureFinding",
+            "posturefindings",
+            "posturefinding",
+            crate::posture::api::FindingsApi,
+            kinds::bulwark::PostureFindings
+        ),
+        posture_api!(
+            "PostureExport",
+            "postureexports",
+            "postureexport",
+            crate::posture::api::ExportsApi,
+            kinds::bulwark::HandlerServed
+        ),
+        posture_api!(
+            "PostureHistory",
+            "posturehistories",
+            "posturehistory",
+            crate::posture::api::HistoryApi,
+            kinds::bulwark::HandlerServed
+        ),
+        posture_api!(
+            "PostureScan",
+            "posturescans",
+            "posturescan",
+            crate::posture::api::ScansApi,
             kinds::bulwark::HandlerServed
         ),
     ]

@@ -129,6 +129,13 @@ impl ApiStateBuilder {
         self
     }
 
+    /// The posture scanner and the `posture.bulwark.dev` API over it; start it with
+    /// [`crate::posture::Posture::start`] once the state is built.
+    pub fn posture(mut self, posture: Arc<crate::posture::Posture>) -> Self {
+        self.state.posture = Some(posture);
+        self
+    }
+
     /// The metrics registry, to register more collectors before serving.
     pub fn metrics(&mut self) -> &mut Metrics {
         &mut self.state.metrics
@@ -165,6 +172,8 @@ pub struct ApiState {
     pub auditing: Option<crate::audit::record::Auditing>,
     /// Encryption at rest, when configured (its transformer is the object storage's).
     pub encryption: Option<Arc<crate::encryption::Encryption>>,
+    /// The posture scanner, when configured (`posture.bulwark.dev`).
+    pub posture: Option<Arc<crate::posture::Posture>>,
     /// The mirrored RBAC roles and bindings (RBAC escalation checks read roles here).
     pub rbac_roles: Arc<arc_swap::ArcSwap<bulwark_policies::rbac::RbacSet>>,
     /// Namespace labels, mirrored for authorization.

@@ -134,6 +134,17 @@ impl LocalKeyring {
     pub fn open_or_create(dir: &Path) -> Result<Self, KeyringError> {
         let path = dir.join(KEYRING_FILE);
         if !path.exists() {
+            // Missing parents are created private too (DIR/encryption holds only keys).
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(io(dir))?;
+            }
+            #[cfg(not(unix))]
             std::fs::create_dir_all(dir).map_err(io(dir))?;
             #[cfg(unix)]
             {

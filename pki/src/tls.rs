@@ -127,6 +127,19 @@ pub fn server_config(
     Ok(config)
 }
 
+/// What a server config offers: protocol versions (`TLSv1.3`) and cipher suites (IANA
+/// names), as the posture scanner reports them.
+pub fn offered(config: &ServerConfig) -> (Vec<String>, Vec<String>) {
+    let suites = &config.crypto_provider().cipher_suites;
+    let versions = VERSIONS
+        .iter()
+        .filter(|v| suites.iter().any(|s| s.version() == **v))
+        .map(|v| format!("{:?}", v.version).replace('_', "."))
+        .collect();
+    let names = suites.iter().map(|s| format!("{:?}", s.suite())).collect();
+    (versions, names)
+}
+
 /// A client config trusting `ca_pem`, optionally presenting a client certificate; ALPN offers
 /// HTTP/2 first. Used by Bulwark's own clients (tests, benchmarks, components).
 pub fn client_config(

@@ -47,10 +47,13 @@ pub const DEFAULT_SOURCES: &[(&str, &str)] = &[("bulwark-default-grants", DEFAUL
 pub const POD_SECURITY: &str = include_str!("../cedar/pod-security.cedar");
 /// Upstream's NodeRestriction as admission policies: nodes write only what is bound to them.
 pub const NODE_RESTRICTION: &str = include_str!("../cedar/node-restriction.cedar");
+/// Upstream's DenyServiceExternalIPs as an admission policy (CVE-2020-8554).
+pub const SERVICE_EXTERNAL_IPS: &str = include_str!("../cedar/service-external-ips.cedar");
 /// The shipped admission sources installed on first start (mode Enforce).
 pub const DEFAULT_ADMISSION_SOURCES: &[(&str, &str)] = &[
     ("bulwark-pod-security", POD_SECURITY),
     ("bulwark-node-restriction", NODE_RESTRICTION),
+    ("bulwark-service-external-ips", SERVICE_EXTERNAL_IPS),
 ];
 
 /// Which tier decided.

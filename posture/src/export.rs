@@ -88,6 +88,16 @@ pub fn render(report: &Report, format: Format, trend: &[TrendPoint]) -> Vec<u8> 
     }
 }
 
+/// A finding's stable object name (the same subject of the same control, the same name).
+pub fn finding_name(finding: &crate::Finding) -> String {
+    let id = stable_uuid(&[&finding.key()]);
+    format!(
+        "{}-{}",
+        finding.control.to_ascii_lowercase(),
+        id.get(..8).unwrap_or_default()
+    )
+}
+
 /// A name-based UUID (v5) in Bulwark's namespace: the same input, the same id.
 pub(crate) fn stable_uuid(parts: &[&str]) -> String {
     const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6f1c_2f2e_8d3a_5b7e_9a41_3c0d_b0a5_7e11);

@@ -64,6 +64,20 @@ pub fn scan(snapshot: &Snapshot, options: &ScanOptions<'_>) -> Report {
                     "not evaluated: this build has no check for the control",
                 )],
             };
+            // A check with nothing to judge still says so.
+            let outcomes = if outcomes.is_empty() {
+                vec![Outcome::new(
+                    State::NotApplicable,
+                    Source::Config {
+                        key: "objects".to_owned(),
+                    },
+                    "",
+                    "",
+                    "nothing this control applies to exists",
+                )]
+            } else {
+                outcomes
+            };
             let findings = outcomes
                 .into_iter()
                 .map(|outcome| {

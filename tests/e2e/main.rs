@@ -21,5 +21,6 @@ mod cert_rotation;
 mod encryption;
 mod hostile_clients;
 mod kubectl;
+mod posture;
 mod python_client;
 mod rbac;

@@ -77,7 +77,7 @@ fn answer(ctx: &Ctx<'_>, body: &Value) -> Response {
 }
 
 /// Each encrypted collection's counts.
-async fn counts(
+pub(crate) async fn counts(
     backing: &Backing,
     enc: &Encryption,
 ) -> Result<Vec<(scan::Target, scan::Counts)>, ApiError> {
@@ -90,7 +90,7 @@ async fn counts(
 }
 
 /// Every key, with the values that use it.
-fn keys(enc: &Encryption, counts: &[(scan::Target, scan::Counts)]) -> Vec<Value> {
+pub(crate) fn keys(enc: &Encryption, counts: &[(scan::Target, scan::Counts)]) -> Vec<Value> {
     let mut by_label: BTreeMap<String, u64> = BTreeMap::new();
     for (_, c) in counts {
         for (label, n) in &c.by_form {

@@ -540,5 +540,14 @@ pub(super) fn default_service_accounts(ctx: &Ctx<'_>) -> Vec<Outcome> {
             "runs as the default service account with its token mounted",
         ));
     }
+    if out.is_empty() {
+        return match ctx.snapshot.objects.get() {
+            Ok(_) => super::not_applicable(
+                config("objects"),
+                "no workload and no default service account exists",
+            ),
+            Err(reason) => not_evaluated(config("objects"), expected, reason),
+        };
+    }
     out
 }

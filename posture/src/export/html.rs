@@ -152,7 +152,7 @@ fn severity_chart(h: &mut String, report: &Report) {
     let height = 28 * Severity::ALL.len() + 4;
     let _ = write!(
         h,
-        "<svg width=\"640\" height=\"{height}\" role=\"img\" aria-label=\"controls by severity\">"
+        "<svg width=\"900\" height=\"{height}\" role=\"img\" aria-label=\"controls by severity\">"
     );
     for (row, sev) in Severity::ALL.iter().enumerate() {
         let c = all.by_severity.get(sev).copied().unwrap_or_default();
@@ -170,7 +170,7 @@ fn severity_chart(h: &mut String, report: &Report) {
             (c.excepted, "#bf8700"),
             (c.open, "#6e7781"),
         ] {
-            let w = 480.0 * f64::from(count) / f64::from(max);
+            let w = 420.0 * f64::from(count) / f64::from(max);
             if count > 0 {
                 let _ = write!(
                     h,

@@ -139,3 +139,62 @@ served_with_columns!(
         json!(text(o, "/status/message")),
     ]
 );
+
+served_with_columns!(
+    /// `PostureReport`: the score and coverage over every control.
+    PostureReports,
+    [
+        ("Score", "string", 0),
+        ("Coverage", "string", 0),
+        ("Pass", "integer", 0),
+        ("Fail", "integer", 0),
+        ("Generated", "string", 0),
+        ("Catalogue", "string", 1),
+    ],
+    |o| {
+        let all = o.pointer("/summaries/0");
+        let field = |p: &str| all.and_then(|a| a.pointer(p)).cloned().unwrap_or(Value::Null);
+        vec![
+            json!(field("/score").as_f64().map_or_else(|| "none".to_owned(), |s| format!("{s:.1}%"))),
+            json!(field("/coverage").as_f64().map_or_else(String::new, |s| format!("{s:.1}%"))),
+            json!(field("/counts/pass").as_u64().unwrap_or(0)),
+            json!(field("/counts/fail").as_u64().unwrap_or(0)),
+            json!(text(o, "/generated")),
+            json!(text(o, "/catalogueVersion")),
+        ]
+    }
+);
+
+served_with_columns!(
+    /// `PostureFinding`: one control's verdict on one subject.
+    PostureFindings,
+    [
+        ("Control", "string", 0),
+        ("Severity", "string", 0),
+        ("State", "string", 0),
+        ("Subject", "string", 0),
+        ("Message", "string", 0),
+    ],
+    |o| {
+        let subject = match o.pointer("/source/type").and_then(Value::as_str) {
+            Some("object") => format!(
+                "{}/{}",
+                text(o, "/source/object/kind"),
+                text(o, "/source/object/name")
+            ),
+            Some("config") => text(o, "/source/key"),
+            Some("file") => text(o, "/source/path"),
+            Some("probe") => text(o, "/source/request"),
+            Some("policy") => text(o, "/source/id"),
+            Some("node") => text(o, "/source/node"),
+            _ => String::new(),
+        };
+        vec![
+            json!(text(o, "/control")),
+            json!(text(o, "/severity")),
+            json!(text(o, "/state")),
+            json!(subject),
+            json!(text(o, "/message")),
+        ]
+    }
+);

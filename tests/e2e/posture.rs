@@ -1,0 +1,642 @@
+//! The posture scanner against the real server and the real CLI: a fresh server passes every
+//! evaluable API-server, storage, PKI and audit control; a weakened one fails exactly the
+//! expected controls; reports in every format are signed and verify offline (a tampered one
+//! does not); SARIF and OSCAL validate against their schemas; the HTML report renders in
+//! headless Chromium; objects changes are re-evaluated without a rescan request; and the
+//! offline `bulwark posture scan` flags the insecure corpus and passes the hardened one.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use crate::server::{TestServer, admin, apply, eventually, outcome, policy_manifest, run, user};
+
+fn bulwark(args: &[&str]) -> (bool, String, i32) {
+    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let (ok, text) = outcome(&out);
+    (ok, text, out.status.code().unwrap_or(-1))
+}
+
+fn report(s: &TestServer, kubeconfig: &Path) -> Value {
+    let (ok, text) = run(
+        s,
+        kubeconfig,
+        &[
+            "get",
+            "--raw",
+            "/apis/posture.bulwark.dev/v1/posturereports/cluster",
+        ],
+    );
+    assert!(ok, "{text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+fn rescan(s: &TestServer) -> Value {
+    let body = s.dir.path().join("scan.json");
+    std::fs::write(
+        &body,
+        r#"{"apiVersion":"posture.bulwark.dev/v1","kind":"PostureScan","metadata":{"name":"now"}}"#,
+    )
+    .unwrap();
+    let (ok, text) = run(
+        s,
+        &admin(s),
+        &[
+            "create",
+            "--raw",
+            "/apis/posture.bulwark.dev/v1/posturescans",
+            "-f",
+            body.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{text}");
+    report(s, &admin(s))
+}
+
+fn states(report: &Value) -> Vec<(String, String)> {
+    report["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_owned(),
+                c["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn failing(report: &Value) -> BTreeSet<String> {
+    states(report)
+        .into_iter()
+        .filter(|(_, s)| s == "fail")
+        .map(|(id, _)| id)
+        .collect()
+}
+
+/// What a fresh single-node server fails, and why: deployment choices it cannot make for
+/// the operator (an identity provider, an image policy, default-deny network policies) and a
+/// plugin it does not have yet (ServiceAccount admission).
+const FRESH_FAILS: &[&str] = &["KSPM-AUTH-02", "KSPM-ADM-02", "KSPM-ADM-04", "KSPM-NET-02"];
+
+#[test]
+fn a_fresh_server_passes_every_evaluable_api_storage_pki_and_audit_control() {
+    let s = TestServer::start();
+    let report = report(&s, &admin(&s));
+    for (id, state) in states(&report) {
+        let family = id.split('-').nth(1).unwrap();
+        if ["API", "STO", "PKI", "AUD"].contains(&family) {
+            assert!(
+                ["pass", "not-applicable", "not-evaluated", "manual"].contains(&state.as_str()),
+                "{id} is {state}: {}",
+                serde_json::to_string_pretty(
+                    &report["controls"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|c| c["id"] == id.as_str())
+                        .unwrap()
+                )
+                .unwrap()
+            );
+        }
+    }
+    let expected: BTreeSet<String> = FRESH_FAILS.iter().map(|s| (*s).to_owned()).collect();
+    assert_eq!(failing(&report), expected);
+    // Scores count pass against fail; what was not evaluated lowers coverage, not the score.
+    let all = &report["summaries"][0];
+    assert_eq!(all["framework"], "all");
+    let (pass, fail) = (
+        all["counts"]["pass"].as_f64().unwrap(),
+        all["counts"]["fail"].as_f64().unwrap(),
+    );
+    assert_eq!(
+        all["score"].as_f64().unwrap(),
+        (1000.0 * pass / (pass + fail)).round() / 10.0
+    );
+    assert!(all["coverage"].as_f64().unwrap() < 100.0);
+    // Every finding carries its evidence.
+    for c in report["controls"].as_array().unwrap() {
+        for f in c["findings"].as_array().unwrap() {
+            for field in ["state", "message", "source", "time", "catalogueVersion"] {
+                assert!(!f[field].is_null(), "{}: {field}", c["id"]);
+            }
+        }
+    }
+    // kubectl shows it as a table, and the scan is in the audit log.
+    let (ok, table) = run(&s, &admin(&s), &["get", "posturereports"]);
+    assert!(
+        ok && table.contains("SCORE") && table.contains("cluster"),
+        "{table}"
+    );
+    let audit = s.audit_text();
+    assert!(
+        audit.contains("posture.bulwark.dev/score"),
+        "the scan summary is audited"
+    );
+    assert!(
+        audit.contains("finding-opened") && audit.contains("KSPM-NET-02"),
+        "new findings are audited"
+    );
+}
+
+#[test]
+fn a_weakened_server_fails_exactly_the_expected_controls() {
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("encryption.yaml");
+    std::fs::write(
+        &config,
+        "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: [secrets]\n    providers:\n      - identity: {}\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let s = TestServer::start_with(&[
+        "--encryption-provider-config",
+        config.to_str().unwrap(),
+        "--dangerous-no-limits",
+    ]);
+    let k = admin(&s);
+    let (ok, text) = apply(
+        &s,
+        &k,
+        "permit-all",
+        &policy_manifest(
+            "permit-all",
+            "Authorization",
+            None,
+            None,
+            "@id(\"oops.permit-all\")\npermit (principal, action, resource);",
+        ),
+    );
+    assert!(ok, "{text}");
+    let (ok, text) = run(&s, &k, &["create", "namespace", "ops"]);
+    assert!(ok, "{text}");
+    let (ok, text) = run(
+        &s,
+        &k,
+        &[
+            "label",
+            "namespace",
+            "ops",
+            "pod-security.kubernetes.io/enforce=privileged",
+        ],
+    );
+    assert!(ok, "{text}");
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: root, namespace: ops}\nspec:\n  containers: [{name: a, image: busybox, securityContext: {privileged: true}}]\n";
+    let (ok, text) = apply(&s, &k, "pod", pod);
+    assert!(ok, "{text}");
+    // The permit-all policy loads asynchronously; the scan must see it.
+    let someone = user(&s, "mallory", &[]);
+    eventually("the permit-all policy is in force", || {
+        run(&s, &someone, &["get", "secrets", "-A"])
+    });
+    let report = rescan(&s);
+    let mut expected: BTreeSet<String> = FRESH_FAILS.iter().map(|s| (*s).to_owned()).collect();
+    for id in [
+        // The flag that raises every limit.
+        "KSPM-API-07",
+        // Secrets written in plaintext.
+        "KSPM-STO-01",
+        "KSPM-STO-02",
+        // The permit-all policy, found by what it is and by what it lets everyone do.
+        "KSPM-AUTH-01",
+        "KSPM-AUTH-03",
+        "KSPM-AUTH-04",
+        "KSPM-AUTH-05",
+        "KSPM-AUTH-06",
+        "KSPM-AUTH-07",
+        // The privileged namespace and its privileged pod.
+        "KSPM-ADM-01",
+        "KSPM-AUTH-10",
+        "KSPM-WL-01",
+        "KSPM-WL-05",
+        "KSPM-WL-06",
+        "KSPM-WL-07",
+        "KSPM-WL-08",
+        "KSPM-WL-11",
+        "KSPM-WL-12",
+    ] {
+        expected.insert(id.to_owned());
+    }
+    assert_eq!(failing(&report), expected);
+    // Findings are filterable: the pod's, by namespace and severity.
+    let (ok, text) = run(
+        &s,
+        &k,
+        &[
+            "get",
+            "--raw",
+            "/apis/posture.bulwark.dev/v1/posturefindings?namespace=ops&state=fail&severity=critical",
+        ],
+    );
+    assert!(ok, "{text}");
+    let found: Value = serde_json::from_str(&text).unwrap();
+    let controls: BTreeSet<&str> = found["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["control"].as_str().unwrap())
+        .collect();
+    assert_eq!(controls, BTreeSet::from(["KSPM-WL-01"]), "{text}");
+    let (ok, text) = run(
+        &s,
+        &k,
+        &[
+            "get",
+            "--raw",
+            "/apis/posture.bulwark.dev/v1/posturefindings?severity=urgent",
+        ],
+    );
+    assert!(!ok && text.contains("unknown severity"), "{text}");
+}
+
+fn validate(schema: &str, doc: &Value) -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("posture/tests/schemas")
+        .join(schema);
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    validator
+        .iter_errors(doc)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect()
+}
+
+#[test]
+fn reports_in_every_format_are_signed_verify_offline_and_validate() {
+    let s = TestServer::start();
+    let auditor = user(&s, "audrey", &["bulwark:auditors"]);
+    let out = s.dir.path();
+    let ca = s.data_dir().join("pki").join("ca.crt");
+    for format in ["json", "sarif", "html", "csv", "oscal"] {
+        let file = out.join(format!("report.{format}"));
+        let (ok, text, _) = bulwark(&[
+            "posture",
+            "report",
+            "--kubeconfig",
+            auditor.to_str().unwrap(),
+            "--format",
+            format,
+            "--framework",
+            "all",
+            "--out",
+            file.to_str().unwrap(),
+        ]);
+        assert!(ok, "{format}: {text}");
+        let (ok, text, _) = bulwark(&[
+            "posture",
+            "verify",
+            file.to_str().unwrap(),
+            "--ca",
+            ca.to_str().unwrap(),
+        ]);
+        assert!(ok && text.contains("verified"), "{format}: {text}");
+    }
+    let sarif: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.sarif")).unwrap()).unwrap();
+    assert_eq!(
+        validate("sarif-schema-2.1.0.json", &sarif),
+        Vec::<String>::new()
+    );
+    let rules: BTreeSet<&str> = sarif["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["ruleId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rules,
+        FRESH_FAILS.iter().copied().collect(),
+        "failing results only, control ids as ruleId"
+    );
+    let oscal: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.oscal")).unwrap()).unwrap();
+    assert_eq!(
+        validate("oscal_assessment-results_schema-1.2.3.json", &oscal),
+        Vec::<String>::new()
+    );
+    // A framework's report holds that framework's controls only.
+    let cis = out.join("cis.json");
+    let (ok, text, _) = bulwark(&[
+        "posture",
+        "report",
+        "--kubeconfig",
+        auditor.to_str().unwrap(),
+        "--framework",
+        "cis",
+        "--out",
+        cis.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    let cis: Value = serde_json::from_slice(&std::fs::read(&cis).unwrap()).unwrap();
+    assert!(
+        cis["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["mappings"]["cis"].is_array())
+    );
+
+    // Tampering is caught, and named.
+    let html = out.join("report.html");
+    let mut bytes = std::fs::read(&html).unwrap();
+    let at = bytes.windows(4).position(|w| w == b"pass").unwrap();
+    bytes[at..at + 4].copy_from_slice(b"PASS");
+    std::fs::write(&html, &bytes).unwrap();
+    let (ok, text, code) = bulwark(&[
+        "posture",
+        "verify",
+        html.to_str().unwrap(),
+        "--ca",
+        ca.to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && code == 1 && text.contains("changed after signing"),
+        "{text}"
+    );
+    // An edited signature (a later signing time) is caught too.
+    let sig_path = out.join("report.csv.sig");
+    let mut sig: Value = serde_json::from_slice(&std::fs::read(&sig_path).unwrap()).unwrap();
+    sig["signedAt"] = Value::from("2030-01-01T00:00:00Z");
+    std::fs::write(&sig_path, serde_json::to_vec(&sig).unwrap()).unwrap();
+    let (ok, text, _) = bulwark(&[
+        "posture",
+        "verify",
+        out.join("report.csv").to_str().unwrap(),
+        "--ca",
+        ca.to_str().unwrap(),
+    ]);
+    assert!(!ok && text.contains("does not match"), "{text}");
+    // Another cluster's CA does not vouch for this signer.
+    let other = TestServer::start();
+    let other_ca = other.data_dir().join("pki").join("ca.crt");
+    let (ok, text, _) = bulwark(&[
+        "posture",
+        "verify",
+        out.join("report.json").to_str().unwrap(),
+        "--ca",
+        other_ca.to_str().unwrap(),
+    ]);
+    assert!(!ok && text.contains("not issued by the given CA"), "{text}");
+    // The auditor may read and export, not make the server scan.
+    let (ok, text) = run(
+        &s,
+        &auditor,
+        &[
+            "auth",
+            "can-i",
+            "create",
+            "posturescans.posture.bulwark.dev",
+        ],
+    );
+    assert!(!ok && text.trim().starts_with("no"), "{text}");
+}
+
+#[test]
+fn the_html_report_renders_in_chromium_without_console_errors_and_shows_every_failing_control() {
+    let s = TestServer::start();
+    let file = s.dir.path().join("report.html");
+    let (ok, text, _) = bulwark(&[
+        "posture",
+        "report",
+        "--kubeconfig",
+        admin(&s).to_str().unwrap(),
+        "--format",
+        "html",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("file://{}", file.display()))
+        .output()
+        .expect("chromium (scripts/deps installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let log = String::from_utf8_lossy(&out.stderr);
+    for line in log.lines() {
+        assert!(
+            !line.contains(":CONSOLE(")
+                && !line.contains("Uncaught")
+                && !line.contains("Refused to"),
+            "console error: {line}"
+        );
+    }
+    assert!(
+        dom.contains("Bulwark posture report") && dom.contains("<svg"),
+        "the page rendered"
+    );
+    let failing = dom.split("Failing controls").nth(1).unwrap();
+    for id in FRESH_FAILS {
+        assert!(
+            failing.contains(&format!("href=\"#{id}\"")),
+            "{id} is listed as failing"
+        );
+        assert!(
+            dom.contains(&format!("id=\"{id}\"")),
+            "{id} has its section"
+        );
+    }
+}
+
+#[test]
+fn an_object_change_updates_the_findings_without_asking_for_a_scan() {
+    let s = TestServer::start();
+    let k = admin(&s);
+    let _ = report(&s, &k);
+    let started = Instant::now();
+    let (ok, text) = run(&s, &k, &["create", "namespace", "lax"]);
+    assert!(ok, "{text}");
+    let (ok, text) = run(
+        &s,
+        &k,
+        &[
+            "label",
+            "namespace",
+            "lax",
+            "pod-security.kubernetes.io/enforce=privileged",
+        ],
+    );
+    assert!(ok, "{text}");
+    let took = eventually("the privileged namespace fails KSPM-ADM-01", || {
+        let r = report(&s, &k);
+        (
+            failing(&r).contains("KSPM-ADM-01"),
+            serde_json::to_string(&states(&r)).unwrap(),
+        )
+    });
+    eprintln!(
+        "object change to updated finding: {:?} (label to report: {took:?})",
+        started.elapsed()
+    );
+    // And back: relabelled, it passes again on the next watch-driven scan.
+    let (ok, text) = run(
+        &s,
+        &k,
+        &[
+            "label",
+            "--overwrite",
+            "namespace",
+            "lax",
+            "pod-security.kubernetes.io/enforce=baseline",
+        ],
+    );
+    assert!(ok, "{text}");
+    eventually("KSPM-ADM-01 passes again", || {
+        let r = report(&s, &k);
+        (!failing(&r).contains("KSPM-ADM-01"), String::new())
+    });
+    assert!(
+        s.audit_text().contains("finding-resolved"),
+        "the resolved finding is audited"
+    );
+}
+
+fn corpus(part: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/posture-corpus")
+        .join(part)
+}
+
+#[test]
+fn posture_scan_flags_the_insecure_corpus_exactly_and_passes_the_hardened_one() {
+    let expected = std::fs::read_to_string(corpus("insecure/EXPECTED")).unwrap();
+    for line in expected
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let (file, controls) = line.split_once(':').unwrap();
+        let want: BTreeSet<&str> = controls.split_whitespace().collect();
+        let path = corpus(&format!("insecure/{file}"));
+        let (ok, text, code) = bulwark(&[
+            "posture",
+            "scan",
+            "-f",
+            path.to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        assert!(!ok && code == 1, "{file}: {text}");
+        let r: Value = serde_json::from_str(&text).unwrap();
+        let got = failing(&r);
+        assert_eq!(
+            got.iter().map(String::as_str).collect::<BTreeSet<_>>(),
+            want,
+            "{file}"
+        );
+    }
+    let (ok, text, code) = bulwark(&[
+        "posture",
+        "scan",
+        "-f",
+        corpus("hardened").to_str().unwrap(),
+    ]);
+    assert!(ok && code == 0 && text.contains(" 0 fail"), "{text}");
+    // --fail-on decides the exit code: the corpus's worst is critical (privileged).
+    let insecure = corpus("insecure");
+    let (_, _, code) = bulwark(&[
+        "posture",
+        "scan",
+        "-f",
+        insecure.to_str().unwrap(),
+        "--fail-on",
+        "critical",
+    ]);
+    assert_eq!(code, 1);
+    let cron = corpus("insecure/cronjob-unconfined.yaml");
+    let (ok, _, _) = bulwark(&[
+        "posture",
+        "scan",
+        "-f",
+        cron.to_str().unwrap(),
+        "--fail-on",
+        "critical",
+    ]);
+    assert!(ok, "the cron job has no critical finding");
+    // SARIF from the CLI validates too, and points at the files.
+    let sarif = tempfile::NamedTempFile::new().unwrap();
+    let _ = bulwark(&[
+        "posture",
+        "scan",
+        "-f",
+        insecure.to_str().unwrap(),
+        "--format",
+        "sarif",
+        "--out",
+        sarif.path().to_str().unwrap(),
+    ]);
+    let doc: Value = serde_json::from_slice(&std::fs::read(sarif.path()).unwrap()).unwrap();
+    assert_eq!(
+        validate("sarif-schema-2.1.0.json", &doc),
+        Vec::<String>::new()
+    );
+    let uri = doc["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
+        ["uri"]
+        .as_str()
+        .unwrap();
+    assert!(uri.contains("posture-corpus/insecure/"), "{uri}");
+}
+
+#[test]
+fn posture_scan_refuses_bad_input_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\nspec: [unclosed\n",
+    )
+    .unwrap();
+    let (ok, text, code) = bulwark(&["posture", "scan", "-f", bad.to_str().unwrap()]);
+    assert!(
+        !ok && code == 2 && text.contains("bad.yaml: document 2"),
+        "{text}"
+    );
+    let unknown = dir.path().join("crd.yaml");
+    std::fs::write(
+        &unknown,
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {size: 3}\n",
+    )
+    .unwrap();
+    let (ok, text, code) = bulwark(&["posture", "scan", "-f", unknown.to_str().unwrap()]);
+    assert!(ok && code == 0, "unknown kinds are no error: {text}");
+    let huge = dir.path().join("huge.yaml");
+    let f = std::fs::File::create(&huge).unwrap();
+    f.set_len(100 * 1024 * 1024).unwrap();
+    let started = Instant::now();
+    let (ok, text, code) = bulwark(&["posture", "scan", "-f", huge.to_str().unwrap()]);
+    assert!(
+        !ok && code == 2 && text.contains("more than the limit"),
+        "{text}"
+    );
+    eprintln!("100 MB file refused in {:?}", started.elapsed());
+    let (ok, text, code) = bulwark(&[
+        "posture",
+        "scan",
+        "-f",
+        dir.path().join("missing.yaml").to_str().unwrap(),
+    ]);
+    assert!(!ok && code == 2 && text.contains("missing.yaml"), "{text}");
+}
