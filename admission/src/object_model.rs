@@ -35,7 +35,13 @@ pub const WORKLOAD_SPEC: &str = "bulwark.admission.PodSpec";
 
 /// Groups whose kinds are not admitted through Cedar: the policy objects themselves (so an
 /// admission policy can never lock policy management out) and the unstored access reviews.
-const NOT_ADMITTED: &[&str] = &["policy.bulwark.dev", "authorization.k8s.io"];
+const NOT_ADMITTED: &[&str] = &[
+    "policy.bulwark.dev",
+    "authorization.k8s.io",
+    // PostureExceptions are validated by their kind (and authorized by Cedar): like policy
+    // objects, they stay outside admission policies so none can lock risk acceptance out.
+    "posture.bulwark.dev",
+];
 
 /// How one field is represented in Cedar.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -308,7 +314,7 @@ impl Builder<'_> {
 }
 
 impl ObjectModel {
-    /// Builds the model of the kinds `source` registers (the policy objects and the access
+    /// Builds the model of the kinds `source` registers (the policy objects, posture exceptions and the access
     /// reviews are left out: they are never admitted through Cedar).
     pub fn build(source: &dyn KindSchemas) -> Result<Self, AdmissionError> {
         let mut generator = SchemaSettings::openapi3().into_generator();

@@ -2,6 +2,8 @@
 //! failing control for a scope, with a justification, an owner and an expiry — an auditor
 //! sees each one beside the finding it covers, and an expired exception re-opens it.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector as MetaSelector, ObjectMeta};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -17,8 +19,29 @@ pub const API_VERSION: &str = "posture.bulwark.dev/v1";
 /// The longest a justification may be (it is shown in every report).
 pub const MAX_JUSTIFICATION: usize = 4096;
 
+/// The longest an exception may last (a year and a day): risk acceptance is reviewed.
+pub const MAX_LIFETIME_SECONDS: i64 = 366 * 24 * 3600;
+
+/// `posture.bulwark.dev/v1 PostureException`, the stored object.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "dev.bulwark.posture.v1.PostureException")]
+pub struct PostureExceptionObject {
+    /// `posture.bulwark.dev/v1`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub api_version: String,
+    /// `PostureException`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    /// Standard object metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// What is accepted, where, why, by whom, until when.
+    pub spec: PostureExceptionSpec,
+}
+
 /// A resource an exception names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResourceName {
     /// Kind (`DaemonSet`).
@@ -32,25 +55,25 @@ pub struct ResourceName {
 
 /// What an exception covers. Every field given must match; none given covers the control's
 /// cluster-level findings only (configuration, policies, files), never every object.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExceptionScope {
     /// Namespaces by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub namespaces: Vec<String>,
-    /// Namespaces by label (`metav1.LabelSelector`).
+    /// Namespaces by label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace_selector: Option<Value>,
-    /// Objects by label (`metav1.LabelSelector`).
+    pub namespace_selector: Option<MetaSelector>,
+    /// Objects by label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub object_selector: Option<Value>,
+    pub object_selector: Option<MetaSelector>,
     /// Objects by kind and name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<ResourceName>,
 }
 
 /// `PostureException.spec`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PostureExceptionSpec {
     /// The controls accepted (`KSPM-WL-02`).
@@ -81,6 +104,9 @@ pub enum ExceptionError {
     /// `expires` is not an RFC 3339 time.
     #[error("spec.expires {0:?} is not an RFC 3339 time")]
     Expiry(String),
+    /// The expiry is in the past or too far away.
+    #[error("{0}")]
+    Lifetime(String),
     /// A selector does not parse.
     #[error("spec.scope.{field}: {source}")]
     Selector {
@@ -137,9 +163,9 @@ impl PostureException {
         )
         .map_err(|_| ExceptionError::Expiry(spec.expires.clone()))?
         .unix_timestamp();
-        let selector = |field: &'static str, v: &Option<Value>| {
+        let selector = |field: &'static str, v: &Option<MetaSelector>| {
             v.as_ref()
-                .map(LabelSelector::from_object)
+                .map(|s| LabelSelector::from_object(&serde_json::to_value(s).unwrap_or_default()))
                 .transpose()
                 .map_err(|source| ExceptionError::Selector { field, source })
         };
@@ -152,6 +178,24 @@ impl PostureException {
             namespace_selector,
             object_selector,
         })
+    }
+
+    /// The rules a new or changed exception must also meet at `now`: it expires in the
+    /// future, within [`MAX_LIFETIME_SECONDS`].
+    pub fn check_lifetime(&self, now: i64) -> Result<(), ExceptionError> {
+        if self.expires_at <= now {
+            return Err(ExceptionError::Lifetime(format!(
+                "spec.expires {} is in the past: an exception must expire in the future",
+                self.spec.expires
+            )));
+        }
+        if self.expires_at - now > MAX_LIFETIME_SECONDS {
+            return Err(ExceptionError::Lifetime(format!(
+                "spec.expires {} is more than a year and a day away: exceptions are reviewed at least yearly",
+                self.spec.expires
+            )));
+        }
+        Ok(())
     }
 
     /// Whether it has lapsed at `now` (Unix seconds).
@@ -213,6 +257,20 @@ mod tests {
             json!({"matchExpressions": [{"key": "a", "operator": "Near"}]});
         let err = PostureException::from_object(&object(spec)).unwrap_err();
         assert!(err.to_string().contains("namespaceSelector"), "{err}");
+        // Lifetimes: in the future, at most a year and a day.
+        assert!(e.check_lifetime(e.expires_at - 3600).is_ok());
+        assert!(
+            e.check_lifetime(e.expires_at + 1)
+                .unwrap_err()
+                .to_string()
+                .contains("in the past")
+        );
+        assert!(
+            e.check_lifetime(e.expires_at - 2 * MAX_LIFETIME_SECONDS)
+                .unwrap_err()
+                .to_string()
+                .contains("year")
+        );
         let mut spec = good["spec"].clone();
         spec["scop"] = json!({});
         assert!(matches!(

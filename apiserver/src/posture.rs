@@ -147,6 +147,7 @@ impl Posture {
         let _one_at_a_time = self.scanning.lock().await;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let source = evidence::collect(self, state).await;
+        let exceptions = evidence::exceptions(state).await;
         let catalogue = self.catalogue.clone();
         let report = tokio::task::spawn_blocking(move || {
             use bulwark_posture::EvidenceSource as _;
@@ -155,7 +156,7 @@ impl Posture {
                 &snapshot,
                 &bulwark_posture::ScanOptions {
                     catalogue: &catalogue,
-                    exceptions: &[],
+                    exceptions: &exceptions,
                     manifests_only: false,
                     framework: None,
                     name: "cluster",

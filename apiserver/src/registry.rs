@@ -397,6 +397,10 @@ fn builtin_table() -> Vec<ResourceDef> {
          short: &["cedar"], cat: NONE, ns: false, sub: &[Status], name: NameRule::Subdomain,
          fields: &[],
          strategy: kinds::bulwark::CedarPolicies),
+        res!("posture.bulwark.dev", "v1", "PostureException", "postureexceptions",
+         "postureexception", short: &["pex"], cat: NONE, ns: false, sub: &[],
+         name: NameRule::Subdomain, fields: &[],
+         strategy: kinds::bulwark::PostureExceptions),
         review!("SelfSubjectAccessReview", "selfsubjectaccessreviews", "selfsubjectaccessreview", ns: false,
             strategy: kinds::authorization::SelfSubjectAccessReviews),
         review!("SelfSubjectRulesReview", "selfsubjectrulesreviews", "selfsubjectrulesreview", ns: false,
@@ -553,10 +557,11 @@ mod tests {
             checked_in == rendered,
             "policies/cedar/k8s-objects.cedarschema is stale: run BULWARK_WRITE_SCHEMA=1 cargo test -p bulwark-apiserver"
         );
-        for def in builtin()
-            .iter()
-            .filter(|d| d.stored() && d.group() != bulwark_api::cedar_policy::GROUP)
-        {
+        for def in builtin().iter().filter(|d| {
+            d.stored()
+                && d.group() != bulwark_api::cedar_policy::GROUP
+                && d.group() != bulwark_api::posture::GROUP
+        }) {
             assert!(
                 model.objects().kind(def.group(), def.kind()).is_some(),
                 "{}/{} is stored but not admitted",

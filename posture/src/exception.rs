@@ -59,16 +59,22 @@ fn covers(e: &PostureException, object: Option<&ObjectRef>, index: &ScopeIndex<'
         return false;
     }
     let scope = &e.spec.scope;
-    if !scope.namespaces.is_empty() && !scope.namespaces.contains(&object.namespace) {
+    // A Namespace object is in the scope of its own name.
+    let namespace = if object.kind == "Namespace" {
+        &object.name
+    } else {
+        &object.namespace
+    };
+    if !scope.namespaces.is_empty() && !scope.namespaces.contains(namespace) {
         return false;
     }
     if let Some(selector) = &e.namespace_selector {
         let labels = index
             .namespace_labels
-            .get(object.namespace.as_str())
+            .get(namespace.as_str())
             .copied()
             .flatten();
-        if object.namespace.is_empty() || !selector.matches(labels) {
+        if namespace.is_empty() || !selector.matches(labels) {
             return false;
         }
     }

@@ -640,3 +640,130 @@ fn posture_scan_refuses_bad_input_clearly() {
     ]);
     assert!(!ok && code == 2 && text.contains("missing.yaml"), "{text}");
 }
+
+fn exception(name: &str, controls: &str, scope: &str, expires: &str) -> String {
+    format!(
+        "apiVersion: posture.bulwark.dev/v1\nkind: PostureException\nmetadata: {{name: {name}}}\nspec:\n  controls: [{controls}]\n  scope: {scope}\n  justification: the default namespace runs nothing; network policies come with the first workload\n  owner: platform-team@example.com\n  expires: \"{expires}\"\n"
+    )
+}
+
+fn rfc3339_in(seconds: i64) -> String {
+    let t = time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+#[test]
+fn exceptions_accept_a_finding_until_they_expire_and_bad_ones_are_refused() {
+    let s = TestServer::start();
+    let k = admin(&s);
+    // Refused, each saying why.
+    for (name, yaml, why) in [
+        (
+            "past",
+            exception(
+                "past",
+                "KSPM-NET-02",
+                "{namespaces: [default]}",
+                "2020-01-01T00:00:00Z",
+            ),
+            "in the past",
+        ),
+        (
+            "far",
+            exception(
+                "far",
+                "KSPM-NET-02",
+                "{namespaces: [default]}",
+                &rfc3339_in(3 * 366 * 86_400),
+            ),
+            "a year and a day",
+        ),
+        (
+            "nocontrol",
+            exception(
+                "nocontrol",
+                "KSPM-XX-99",
+                "{namespaces: [default]}",
+                &rfc3339_in(3600),
+            ),
+            "no such control",
+        ),
+        (
+            "selector",
+            exception(
+                "selector",
+                "KSPM-NET-02",
+                "{namespaceSelector: {matchExpressions: [{key: team, operator: Near, values: [a]}]}}",
+                &rfc3339_in(3600),
+            ),
+            "namespaceSelector",
+        ),
+    ] {
+        let (ok, text) = apply(&s, &k, name, &yaml);
+        assert!(!ok && text.contains(why), "{name}: {text}");
+    }
+    // Only authorized users may accept risk: an auditor may not.
+    let auditor = user(&s, "audrey", &["bulwark:auditors"]);
+    let (ok, text) = apply(
+        &s,
+        &auditor,
+        "by-auditor",
+        &exception(
+            "by-auditor",
+            "KSPM-NET-02",
+            "{namespaces: [default]}",
+            &rfc3339_in(3600),
+        ),
+    );
+    assert!(!ok && text.contains("forbidden"), "{text}");
+
+    // A live exception makes the finding excepted, named in the finding and the report.
+    let (ok, text) = apply(
+        &s,
+        &k,
+        "net",
+        &exception(
+            "default-netpol",
+            "KSPM-NET-02",
+            "{namespaces: [default]}",
+            &rfc3339_in(4),
+        ),
+    );
+    assert!(ok, "{text}");
+    let report = rescan(&s);
+    let net = report["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "KSPM-NET-02")
+        .unwrap();
+    assert_eq!(net["state"], "excepted", "{net}");
+    assert_eq!(net["findings"][0]["exception"]["name"], "default-netpol");
+    assert!(!failing(&report).contains("KSPM-NET-02"));
+    let (ok, table) = run(&s, &k, &["get", "postureexceptions"]);
+    assert!(ok && table.contains("platform-team@example.com"), "{table}");
+    // Expired, it re-opens the finding, which says so.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let report = rescan(&s);
+    let net = report["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "KSPM-NET-02")
+        .unwrap();
+    assert_eq!(net["state"], "fail", "{net}");
+    assert_eq!(net["findings"][0]["exception"]["expired"], true, "{net}");
+    assert!(
+        net["findings"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{net}"
+    );
+    // The change of the exception is in the audit log.
+    assert!(
+        s.audit_text().contains("postureexceptions"),
+        "exception changes are audited"
+    );
+}

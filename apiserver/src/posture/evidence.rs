@@ -507,3 +507,45 @@ async fn objects(state: &ApiState) -> Observed<Arc<Objects>> {
     }
     Observed::Available(Arc::new(Objects { items }))
 }
+
+/// The PostureException objects in force (ones that no longer validate are skipped, logged:
+/// they were valid when written, e.g. a control since removed from the catalogue).
+pub async fn exceptions(state: &ApiState) -> Vec<bulwark_api::posture::PostureException> {
+    let table = state.registry.snapshot();
+    let Some(def) = table
+        .iter()
+        .find(|d| d.is(bulwark_api::posture::GROUP, "PostureException"))
+    else {
+        return Vec::new();
+    };
+    let prefix = crate::storage::collection_prefix(def, None);
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let options = ListOptions {
+            limit: PAGE,
+            continue_token: token.take(),
+            ..ListOptions::default()
+        };
+        let Ok(page) = state.objects.list(&prefix, options).await else {
+            tracing::error!("posture: listing PostureExceptions failed; scanning without them");
+            return out;
+        };
+        for kv in &page.items {
+            let Ok(object) = crate::storage::decode(def, kv) else {
+                continue;
+            };
+            match bulwark_api::posture::PostureException::from_object(&object) {
+                Ok(e) => out.push(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "posture: a stored PostureException no longer validates; ignored")
+                }
+            }
+        }
+        match page.continue_token {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    out
+}

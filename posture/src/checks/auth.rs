@@ -459,23 +459,26 @@ pub(super) fn sa_tokens(ctx: &Ctx<'_>) -> Vec<Outcome> {
 }
 
 pub(super) fn default_service_accounts(ctx: &Ctx<'_>) -> Vec<Outcome> {
-    let expected = "own service account, or automountServiceAccountToken: false";
+    let expected = "automountServiceAccountToken: false (pod or its service account), and not the default account";
     let mut out = Vec::new();
-    // Whether each namespace's default account mounts tokens (live scans hold them).
-    let default_accounts: Vec<&Value> = ctx
-        .of_kind("", "ServiceAccount")
-        .filter(|sa| sa.pointer("/metadata/name").and_then(Value::as_str) == Some("default"))
-        .collect();
-    let account_automount = |ns: &str| {
-        default_accounts
+    // Whether each service account mounts tokens by default (live scans hold them).
+    let accounts: Vec<&Value> = ctx.of_kind("", "ServiceAccount").collect();
+    let account_automount = |ns: &str, name: &str| {
+        accounts
             .iter()
-            .find(|sa| sa.pointer("/metadata/namespace").and_then(Value::as_str) == Some(ns))
+            .find(|sa| {
+                sa.pointer("/metadata/namespace").and_then(Value::as_str) == Some(ns)
+                    && sa.pointer("/metadata/name").and_then(Value::as_str) == Some(name)
+            })
             .and_then(|sa| {
                 sa.get("automountServiceAccountToken")
                     .and_then(Value::as_bool)
             })
     };
-    for sa in &default_accounts {
+    for sa in accounts
+        .iter()
+        .filter(|sa| sa.pointer("/metadata/name").and_then(Value::as_str) == Some("default"))
+    {
         let ns = sa
             .pointer("/metadata/namespace")
             .and_then(Value::as_str)
@@ -506,39 +509,35 @@ pub(super) fn default_service_accounts(ctx: &Ctx<'_>) -> Vec<Outcome> {
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
             .unwrap_or("default");
+        // The pod's setting wins over its account's (as the kubelet decides).
         let automount = w
             .spec
             .get("automountServiceAccountToken")
             .and_then(Value::as_bool)
-            .or_else(|| {
-                if account == "default" {
-                    account_automount(w.namespace())
-                } else {
-                    None
-                }
-            });
-        let ok = account != "default" || automount == Some(false);
-        out.push(Outcome::check(
-            ok,
-            Source::Object {
-                object: w.reference.clone(),
-                path: w.path("serviceAccountName"),
-            },
-            format!(
-                "serviceAccountName {account}, automount {}",
-                automount.map_or_else(|| "unset".to_owned(), |v| v.to_string())
+            .or_else(|| account_automount(w.namespace(), account));
+        let mounted = automount != Some(false);
+        let observed = format!(
+            "serviceAccountName {account}, automount {}",
+            automount.map_or_else(|| "unset".to_owned(), |v| v.to_string())
+        );
+        let source = Source::Object {
+            object: w.reference.clone(),
+            path: w.path(if mounted {
+                "automountServiceAccountToken"
+            } else {
+                "serviceAccountName"
+            }),
+        };
+        out.push(match (mounted, account == "default") {
+            (false, _) => Outcome::pass(source, observed, expected, format!("runs as {account} without a token")),
+            (true, true) => Outcome::fail(source, observed, expected, "runs as the default service account with its token mounted"),
+            (true, false) => Outcome::fail(
+                source,
+                observed,
+                expected,
+                format!("mounts the token of {account}: set automountServiceAccountToken: false unless it calls the API (then record an exception)"),
             ),
-            expected,
-            format!(
-                "runs as {account}{}",
-                if automount == Some(false) {
-                    " without a token"
-                } else {
-                    ""
-                }
-            ),
-            "runs as the default service account with its token mounted",
-        ));
+        });
     }
     if out.is_empty() {
         return match ctx.snapshot.objects.get() {

@@ -46,6 +46,68 @@ impl KindStrategy for CedarPolicies {
     }
 }
 
+/// PostureExceptions: validated (controls that exist, selectors that parse, an owner, a
+/// justification, an expiry in the future within a year and a day); the columns say what is
+/// accepted, by whom, until when.
+#[derive(Debug)]
+pub(crate) struct PostureExceptions;
+
+impl KindStrategy for PostureExceptions {
+    typed!(bulwark_api::posture::PostureExceptionObject);
+
+    fn validate(&self, obj: &Value, v: &mut crate::registry::validation::Causes) {
+        let exception = match bulwark_api::posture::PostureException::from_object(obj) {
+            Ok(e) => e,
+            Err(e) => {
+                v.invalid("spec", "", &e.to_string());
+                return;
+            }
+        };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        if let Err(e) = exception.check_lifetime(now) {
+            v.invalid("spec.expires", &exception.spec.expires, &e.to_string());
+        }
+        if let Ok(catalogue) = bulwark_posture::Catalogue::builtin() {
+            for (i, control) in exception.spec.controls.iter().enumerate() {
+                if catalogue.control(control).is_none() {
+                    v.invalid(
+                        &format!("spec.controls[{i}]"),
+                        control,
+                        "no such control in the posture catalogue",
+                    );
+                }
+            }
+        }
+    }
+
+    fn columns(&self) -> &'static [Column] {
+        &[
+            ("Controls", "string", 0),
+            ("Owner", "string", 0),
+            ("Expires", "string", 0),
+            ("Age", "string", 0),
+            ("Justification", "string", 1),
+        ]
+    }
+
+    fn cells(&self, o: &Value) -> Vec<Value> {
+        let controls: Vec<&str> = o
+            .pointer("/spec/controls")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        vec![
+            json!(controls.join(",")),
+            json!(text(o, "/spec/owner")),
+            json!(text(o, "/spec/expires")),
+            age(o),
+            json!(text(o, "/spec/justification")),
+        ]
+    }
+}
+
 /// Objects a handler answers with and never stores (audit events, listed from the log, whose
 /// Table `audit::query` builds; the encryption API's): no schema, no conversion.
 #[derive(Debug)]
