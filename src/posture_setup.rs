@@ -23,6 +23,7 @@ pub(crate) struct Facts<'a> {
     pub(crate) audit_webhook: Option<String>,
     pub(crate) webhook_stats: Option<Arc<bulwark_audit::webhook::WebhookStats>>,
     pub(crate) interval: Duration,
+    pub(crate) history_retention: Duration,
 }
 
 /// A datastore's transport as its cluster file says (`…@host:port:tls,…`).
@@ -154,6 +155,7 @@ pub(crate) fn settings(facts: &Facts<'_>) -> bulwark_apiserver::posture::Posture
         interval: facts.interval,
         debounce: Duration::from_millis(200),
         webhook_stats: facts.webhook_stats.clone(),
+        history_retention: facts.history_retention,
     }
 }
 

@@ -69,6 +69,10 @@ pub(crate) struct ServerArgs {
     /// object changes), e.g. 10m.
     #[arg(long, default_value = "10m", value_parser = parse_positive)]
     pub(crate) posture_interval: Duration,
+    /// How long the posture score's history is kept (stored outside the object keyspace),
+    /// e.g. 90d.
+    #[arg(long, default_value = "90d", value_parser = parse_positive)]
+    pub(crate) posture_history_retention: Duration,
     #[command(flatten)]
     pub(crate) limits: crate::limits_args::LimitArgs,
 }
@@ -284,6 +288,7 @@ impl EngineJob for Server {
                 audit_webhook: webhook_url,
                 webhook_stats: audit.0.webhook_stats(),
                 interval: args.posture_interval,
+                history_retention: args.posture_history_retention,
             }),
         )?);
         crate::posture_setup::refresh_signer(&posture, &args.data_dir, pki.ca())

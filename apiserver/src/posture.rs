@@ -21,9 +21,10 @@ use crate::state::ApiState;
 
 pub mod api;
 pub mod evidence;
+mod history;
 
-/// Scores kept for the trend (one per scan).
-const HISTORY: usize = 1_000;
+/// Points of the trend kept in memory (the stored history may hold more).
+const HISTORY: usize = 10_000;
 
 /// What the binary knows of the server that the state does not hold.
 #[derive(Debug, Clone)]
@@ -41,6 +42,8 @@ pub struct PostureSettings {
     pub debounce: Duration,
     /// The audit webhook's counters, when one is configured.
     pub webhook_stats: Option<Arc<bulwark_audit::webhook::WebhookStats>>,
+    /// How long the score's history is kept.
+    pub history_retention: Duration,
 }
 
 /// The key exports are signed with.
@@ -69,6 +72,8 @@ pub struct Posture {
     trigger: tokio::sync::Notify,
     scanning: tokio::sync::Mutex<()>,
     closed: std::sync::atomic::AtomicBool,
+    /// The last point stored (its time, score and failing count).
+    stored: std::sync::Mutex<Option<(i64, Option<f64>, u32)>>,
 }
 
 impl std::fmt::Debug for Posture {
@@ -101,6 +106,7 @@ impl Posture {
             trigger: tokio::sync::Notify::new(),
             scanning: tokio::sync::Mutex::new(()),
             closed: std::sync::atomic::AtomicBool::new(false),
+            stored: std::sync::Mutex::new(None),
         })
     }
 
@@ -175,20 +181,39 @@ impl Posture {
             }
         };
         let previous = self.latest.swap(Some(Arc::clone(&report)));
-        self.scans.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut history) = self.history.lock() {
-            history.push_back(TrendPoint {
-                time: report.generated.clone(),
-                score: report.summaries.first().and_then(|s| s.score),
-                failing: report
+        let scan = self.scans.fetch_add(1, Ordering::Relaxed) + 1;
+        let point = TrendPoint {
+            time: report.generated.clone(),
+            score: report.summaries.first().and_then(|s| s.score),
+            failing: u32::try_from(
+                report
                     .controls
                     .iter()
                     .filter(|c| c.state == State::Fail)
-                    .count() as u32,
-            });
+                    .count(),
+            )
+            .unwrap_or(u32::MAX),
+        };
+        if let Ok(mut history) = self.history.lock() {
+            history.push_back(point.clone());
             while history.len() > HISTORY {
                 history.pop_front();
             }
+        }
+        let due = self.stored.lock().ok().is_some_and(|mut last| {
+            let interval = i64::try_from(self.settings.interval.as_secs()).unwrap_or(i64::MAX);
+            let due = last.is_none_or(|(at, score, failing)| {
+                score != point.score || failing != point.failing || now - at >= interval
+            });
+            if due {
+                *last = Some((now, point.score, point.failing));
+            }
+            due
+        });
+        if due {
+            let retention =
+                i64::try_from(self.settings.history_retention.as_secs()).unwrap_or(i64::MAX);
+            history::append(state, &point, now, scan, now.saturating_sub(retention)).await;
         }
         audit_scan(state, previous.as_deref(), &report).await;
         report
@@ -263,6 +288,14 @@ impl Posture {
         tokio::spawn(async move {
             while !state.ready.load(Ordering::Acquire) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let retention =
+                i64::try_from(me.settings.history_retention.as_secs()).unwrap_or(i64::MAX);
+            let stored = history::load(&state, now.saturating_sub(retention)).await;
+            if let Ok(mut history) = me.history.lock() {
+                let skip = stored.len().saturating_sub(HISTORY);
+                history.extend(stored.into_iter().skip(skip));
             }
             loop {
                 if me.closed.load(Ordering::Acquire) {

@@ -767,3 +767,74 @@ fn exceptions_accept_a_finding_until_they_expire_and_bad_ones_are_refused() {
         "exception changes are audited"
     );
 }
+
+fn history(s: &TestServer, query: &str) -> Vec<Value> {
+    let (ok, text) = run(
+        s,
+        &admin(s),
+        &[
+            "get",
+            "--raw",
+            &format!("/apis/posture.bulwark.dev/v1/posturehistories/cluster{query}"),
+        ],
+    );
+    assert!(ok, "{text}");
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    doc["points"].as_array().unwrap().clone()
+}
+
+#[test]
+fn the_score_history_survives_a_restart_and_is_bounded_by_time() {
+    let mut s = TestServer::start();
+    let k = admin(&s);
+    let before = rescan(&s);
+    // A change of the score is a new point.
+    let (ok, text) = run(&s, &k, &["create", "namespace", "lax"]);
+    assert!(ok, "{text}");
+    let (ok, text) = run(
+        &s,
+        &k,
+        &[
+            "label",
+            "namespace",
+            "lax",
+            "pod-security.kubernetes.io/enforce=privileged",
+        ],
+    );
+    assert!(ok, "{text}");
+    let after = rescan(&s);
+    assert_ne!(
+        before["summaries"][0]["score"],
+        after["summaries"][0]["score"]
+    );
+    let points = history(&s, "");
+    assert!(points.len() >= 2, "{points:?}");
+    s.restart(false);
+    let kept = history(&s, "");
+    // Stored are the points where the score or the failing count changed (and one per
+    // interval): both scores before the restart are there, from the first scan on.
+    for r in [&before, &after] {
+        assert!(
+            kept.iter()
+                .any(|p| p["score"] == r["summaries"][0]["score"]),
+            "{kept:?}"
+        );
+    }
+    assert_eq!(
+        kept[0]["time"], points[0]["time"],
+        "the history starts before the restart"
+    );
+    // since/until bound it; a bad time is a 400.
+    assert!(history(&s, "?since=2099-01-01T00:00:00Z").is_empty());
+    assert_eq!(history(&s, "?until=2099-01-01T00:00:00Z").len(), kept.len());
+    let (ok, text) = run(
+        &s,
+        &k,
+        &[
+            "get",
+            "--raw",
+            "/apis/posture.bulwark.dev/v1/posturehistories/cluster?since=yesterday",
+        ],
+    );
+    assert!(!ok && text.contains("RFC 3339"), "{text}");
+}
