@@ -217,7 +217,11 @@ fn checkov() -> Option<PathBuf> {
 }
 
 fn corpus(copies: usize) -> (tempfile::TempDir, usize) {
-    let dir = tempfile::tempdir().unwrap();
+    // Not a hidden directory (tempfile's default `.tmp…`): Checkov skips those.
+    let dir = tempfile::Builder::new()
+        .prefix("posture-corpus-")
+        .tempdir()
+        .unwrap();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/posture-corpus");
     let mut n = 0;
     for part in ["insecure", "hardened"] {

@@ -152,8 +152,10 @@ impl Posture {
     pub async fn scan(&self, state: &ApiState) -> Arc<Report> {
         let _one_at_a_time = self.scanning.lock().await;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let started = std::time::Instant::now();
         let source = evidence::collect(self, state).await;
         let exceptions = evidence::exceptions(state).await;
+        let collected = started.elapsed();
         let catalogue = self.catalogue.clone();
         let report = tokio::task::spawn_blocking(move || {
             use bulwark_posture::EvidenceSource as _;
@@ -215,7 +217,15 @@ impl Posture {
                 i64::try_from(self.settings.history_retention.as_secs()).unwrap_or(i64::MAX);
             history::append(state, &point, now, scan, now.saturating_sub(retention)).await;
         }
+        let evaluated = started.elapsed();
         audit_scan(state, previous.as_deref(), &report).await;
+        tracing::debug!(
+            collect_ms = collected.as_millis(),
+            evaluate_ms = (evaluated - collected).as_millis(),
+            audit_ms = (started.elapsed() - evaluated).as_millis(),
+            findings = report.findings().count(),
+            "posture scan"
+        );
         report
     }
 

@@ -463,18 +463,24 @@ pub(super) fn default_service_accounts(ctx: &Ctx<'_>) -> Vec<Outcome> {
     let mut out = Vec::new();
     // Whether each service account mounts tokens by default (live scans hold them).
     let accounts: Vec<&Value> = ctx.of_kind("", "ServiceAccount").collect();
-    let account_automount = |ns: &str, name: &str| {
-        accounts
-            .iter()
-            .find(|sa| {
-                sa.pointer("/metadata/namespace").and_then(Value::as_str) == Some(ns)
-                    && sa.pointer("/metadata/name").and_then(Value::as_str) == Some(name)
-            })
-            .and_then(|sa| {
+    // Indexed once: a cluster has thousands of accounts and of workloads.
+    let by_name: std::collections::HashMap<(&str, &str), Option<bool>> = accounts
+        .iter()
+        .map(|sa| {
+            let meta = |f: &str| {
+                sa.get("metadata")
+                    .and_then(|m| m.get(f))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+            };
+            (
+                (meta("namespace"), meta("name")),
                 sa.get("automountServiceAccountToken")
-                    .and_then(Value::as_bool)
-            })
-    };
+                    .and_then(Value::as_bool),
+            )
+        })
+        .collect();
+    let account_automount = |ns: &str, name: &str| by_name.get(&(ns, name)).copied().flatten();
     for sa in accounts
         .iter()
         .filter(|sa| sa.pointer("/metadata/name").and_then(Value::as_str) == Some("default"))
