@@ -27,7 +27,11 @@ use crate::codec::request::RequestBody;
 use crate::http::error::ApiError;
 use crate::http::request_info::Verb;
 use crate::http::respond;
-use crate::rest::handler::RestHandler;
+use crate::rest::handler::{RestHandler, answer, ok};
+
+fn list_of(kind: &str, items: Vec<Value>) -> Value {
+    crate::rest::handler::list_of(API_VERSION, kind, items)
+}
 use crate::rest::resource::Ctx;
 
 /// The API group.
@@ -47,33 +51,6 @@ fn encryption(ctx: &Ctx<'_>) -> Result<Arc<Encryption>, ApiError> {
 
 fn not_found(resource: &str, name: &str) -> ApiError {
     bulwark_api::Status::not_found(GROUP, resource, name).into()
-}
-
-fn list_of(kind: &str, items: Vec<Value>) -> Value {
-    json!({"apiVersion": API_VERSION, "kind": format!("{kind}List"), "metadata": {}, "items": items})
-}
-
-fn ok(body: &Value) -> Response {
-    respond::json(StatusCode::OK, body, &[])
-}
-
-/// `body` (an object or a list) as the client asked: JSON, or a Table with the kind's
-/// columns (`kubectl get`).
-fn answer(ctx: &Ctx<'_>, body: &Value) -> Response {
-    if ctx.format != crate::http::negotiate::Format::Table {
-        return ok(body);
-    }
-    let items = match body.get("items").and_then(Value::as_array) {
-        Some(items) => items.clone(),
-        None => vec![body.clone()],
-    };
-    let include = crate::codec::table::IncludeObject::parse(ctx.query.get("includeObject"));
-    ok(&crate::codec::table::table(
-        ctx.def(),
-        &items,
-        json!({}),
-        include,
-    ))
 }
 
 /// Each encrypted collection's counts.

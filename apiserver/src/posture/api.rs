@@ -27,7 +27,11 @@ use crate::codec::request::RequestBody;
 use crate::http::error::ApiError;
 use crate::http::request_info::Verb;
 use crate::http::respond;
-use crate::rest::handler::RestHandler;
+use crate::rest::handler::{RestHandler, answer, ok};
+
+fn list_of(kind: &str, items: Vec<Value>) -> Value {
+    crate::rest::handler::list_of(API_VERSION, kind, items)
+}
 use crate::rest::resource::Ctx;
 
 const API_VERSION: &str = bulwark_api::posture::API_VERSION;
@@ -50,32 +54,6 @@ fn not_found(resource: &str, name: &str) -> ApiError {
 
 fn bad(message: String) -> ApiError {
     ApiError::new(StatusReason::BadRequest, message)
-}
-
-fn ok(body: &Value) -> Response {
-    respond::json(StatusCode::OK, body, &[])
-}
-
-fn list_of(kind: &str, items: Vec<Value>) -> Value {
-    json!({"apiVersion": API_VERSION, "kind": format!("{kind}List"), "metadata": {}, "items": items})
-}
-
-/// `body` as the client asked: JSON, or a Table with the kind's columns.
-fn answer(ctx: &Ctx<'_>, body: &Value) -> Response {
-    if ctx.format != crate::http::negotiate::Format::Table {
-        return ok(body);
-    }
-    let items = match body.get("items").and_then(Value::as_array) {
-        Some(items) => items.clone(),
-        None => vec![body.clone()],
-    };
-    let include = crate::codec::table::IncludeObject::parse(ctx.query.get("includeObject"));
-    ok(&crate::codec::table::table(
-        ctx.def(),
-        &items,
-        json!({}),
-        include,
-    ))
 }
 
 fn framework(ctx: &Ctx<'_>) -> Result<Option<Framework>, ApiError> {
