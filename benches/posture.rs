@@ -422,6 +422,12 @@ fn offline(copies: usize) {
             missed.join("; ")
         );
     }
+    println!(
+        "\nKnown differences by design: CKV_K8S_31 accepts only RuntimeDefault where KSPM-WL-08 also \
+         accepts a Localhost profile (as the Pod Security Standards' restricted level does); \
+         KSPM-WL-03 flags every hostPath and non-restricted volume, CKV_K8S_27 only the Docker \
+         socket; KSPM-WL-13 also flags credential-looking literal env values and ConfigMap keys."
+    );
 }
 
 #[tokio::main]

@@ -202,7 +202,7 @@ pub struct AuditWebhook {
     pub sent: u64,
     /// Events it could not take (they stay in the log).
     pub dropped: u64,
-    /// The last delivery failed.
+    /// Deliveries fail (requests fail and none has been accepted).
     pub failing: bool,
 }
 

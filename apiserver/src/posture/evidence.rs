@@ -7,9 +7,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use bulwark_posture::evidence::{
-    AccessAnswer, AdmissionAnswer, AuditCoverage, AuditWebhook, CertInfo, EncryptedResource,
-    EncryptionState, FileInfo, KeyInfo, LimitsConfig, NodeReport, Objects, Observed, PkiState,
-    PolicyInfo, PolicyState, ServerConfig,
+    AccessAnswer, AdmissionAnswer, AuditCoverage, CertInfo, EncryptedResource, EncryptionState,
+    FileInfo, KeyInfo, LimitsConfig, NodeReport, Objects, Observed, PkiState, PolicyInfo,
+    PolicyState, ServerConfig,
 };
 use bulwark_posture::probes::{ACCESS_PROBES, ADMISSION_PROBES, AUDIT_CONCERNS, PROBE_NAMESPACE};
 use bulwark_store::ListOptions;
@@ -178,16 +178,15 @@ fn server_config(posture: &Posture, state: &ApiState) -> ServerConfig {
             config.audit.coverage.clear();
         }
     }
-    if let Some(webhook) = &mut config.audit.webhook {
-        if let Some(stats) = &posture.settings().webhook_stats {
-            let load =
-                |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-            webhook.sent = load(&stats.sent);
-            webhook.dropped = load(&stats.dropped);
-            webhook.failing = load(&stats.failures) > 0 && load(&stats.batches) == 0;
-        }
-    } else {
-        config.audit.webhook = None::<AuditWebhook>;
+    // Delivery counters of the configured webhook (the flags named it).
+    if let (Some(webhook), Some(stats)) =
+        (&mut config.audit.webhook, &posture.settings().webhook_stats)
+    {
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        webhook.sent = load(&stats.sent);
+        webhook.dropped = load(&stats.dropped);
+        // Failing: requests fail and none has ever been accepted.
+        webhook.failing = load(&stats.failures) > 0 && load(&stats.batches) == 0;
     }
     config
 }
