@@ -474,6 +474,29 @@ fn policy_state(state: &ApiState) -> Observed<PolicyState> {
     })
 }
 
+/// Every value stored under `prefix`, a page at a time (the scanner's lists and the
+/// history's).
+pub(super) async fn list_all(
+    state: &ApiState,
+    prefix: &str,
+) -> Result<Vec<bulwark_store::KeyValue>, bulwark_store::StoreError> {
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let options = ListOptions {
+            limit: PAGE,
+            continue_token: token.take(),
+            ..ListOptions::default()
+        };
+        let page = state.objects.list(prefix, options).await?;
+        out.extend(page.items);
+        match page.continue_token {
+            Some(t) => token = Some(t),
+            None => return Ok(out),
+        }
+    }
+}
+
 async fn objects(state: &ApiState) -> Observed<Arc<Objects>> {
     let table = state.registry.snapshot();
     let mut items = Vec::new();
@@ -482,27 +505,16 @@ async fn objects(state: &ApiState) -> Observed<Arc<Objects>> {
             continue;
         }
         let prefix = crate::storage::collection_prefix(def, None);
-        let mut token = None;
-        loop {
-            let options = ListOptions {
-                limit: PAGE,
-                continue_token: token.take(),
-                ..ListOptions::default()
-            };
-            let page = match state.objects.list(&prefix, options).await {
-                Ok(p) => p,
-                Err(e) => return Observed::unavailable(format!("listing {}: {e}", def.plural())),
-            };
-            for kv in &page.items {
-                if let Ok(object) = crate::storage::decode(def, kv) {
-                    items.push(Arc::new(object));
-                }
-            }
-            match page.continue_token {
-                Some(t) => token = Some(t),
-                None => break,
-            }
-        }
+        let stored = match list_all(state, &prefix).await {
+            Ok(kvs) => kvs,
+            Err(e) => return Observed::unavailable(format!("listing {}: {e}", def.plural())),
+        };
+        items.extend(
+            stored
+                .iter()
+                .filter_map(|kv| crate::storage::decode(def, kv).ok())
+                .map(Arc::new),
+        );
     }
     Observed::Available(Arc::new(Objects { items }))
 }
@@ -517,33 +529,20 @@ pub async fn exceptions(state: &ApiState) -> Vec<bulwark_api::posture::PostureEx
     else {
         return Vec::new();
     };
-    let prefix = crate::storage::collection_prefix(def, None);
+    let Ok(stored) = list_all(state, &crate::storage::collection_prefix(def, None)).await else {
+        tracing::error!("posture: listing PostureExceptions failed; scanning without them");
+        return Vec::new();
+    };
     let mut out = Vec::new();
-    let mut token = None;
-    loop {
-        let options = ListOptions {
-            limit: PAGE,
-            continue_token: token.take(),
-            ..ListOptions::default()
+    for kv in &stored {
+        let Ok(object) = crate::storage::decode(def, kv) else {
+            continue;
         };
-        let Ok(page) = state.objects.list(&prefix, options).await else {
-            tracing::error!("posture: listing PostureExceptions failed; scanning without them");
-            return out;
-        };
-        for kv in &page.items {
-            let Ok(object) = crate::storage::decode(def, kv) else {
-                continue;
-            };
-            match bulwark_api::posture::PostureException::from_object(&object) {
-                Ok(e) => out.push(e),
-                Err(e) => {
-                    tracing::warn!(error = %e, "posture: a stored PostureException no longer validates; ignored")
-                }
+        match bulwark_api::posture::PostureException::from_object(&object) {
+            Ok(e) => out.push(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "posture: a stored PostureException no longer validates; ignored")
             }
-        }
-        match page.continue_token {
-            Some(t) => token = Some(t),
-            None => break,
         }
     }
     out

@@ -24,32 +24,15 @@ fn time_of(key: &str) -> Option<i64> {
 
 /// Every stored point at or after `since` (Unix seconds), oldest first.
 pub(crate) async fn load(state: &ApiState, since: i64) -> Vec<TrendPoint> {
-    let mut out = Vec::new();
-    let mut token = None;
-    loop {
-        let options = ListOptions {
-            limit: PAGE,
-            continue_token: token.take(),
-            ..ListOptions::default()
-        };
-        let Ok(page) = state.objects.list(PREFIX, options).await else {
-            tracing::warn!("posture: the stored history could not be read; the trend starts now");
-            return out;
-        };
-        for kv in &page.items {
-            let key = kv.key.as_str();
-            if time_of(key).is_some_and(|t| t >= since)
-                && let Ok(point) = serde_json::from_slice::<TrendPoint>(&kv.value)
-            {
-                out.push(point);
-            }
-        }
-        match page.continue_token {
-            Some(t) => token = Some(t),
-            None => break,
-        }
-    }
-    out
+    let Ok(stored) = super::evidence::list_all(state, PREFIX).await else {
+        tracing::warn!("posture: the stored history could not be read; the trend starts now");
+        return Vec::new();
+    };
+    stored
+        .iter()
+        .filter(|kv| time_of(&kv.key).is_some_and(|t| t >= since))
+        .filter_map(|kv| serde_json::from_slice::<TrendPoint>(&kv.value).ok())
+        .collect()
 }
 
 /// Stores `point` (taken at `at`), and deletes points older than `cutoff`.

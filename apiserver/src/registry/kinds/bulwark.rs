@@ -67,7 +67,12 @@ impl KindStrategy for PostureExceptions {
         if let Err(e) = exception.check_lifetime(now) {
             v.invalid("spec.expires", &exception.spec.expires, &e.to_string());
         }
-        if let Ok(catalogue) = bulwark_posture::Catalogue::builtin() {
+        // Parsed once, not on every write.
+        static CATALOGUE: std::sync::OnceLock<Option<bulwark_posture::Catalogue>> =
+            std::sync::OnceLock::new();
+        if let Some(catalogue) =
+            CATALOGUE.get_or_init(|| bulwark_posture::Catalogue::builtin().ok())
+        {
             for (i, control) in exception.spec.controls.iter().enumerate() {
                 if catalogue.control(control).is_none() {
                     v.invalid(
