@@ -41,6 +41,9 @@ const NOT_ADMITTED: &[&str] = &[
     // PostureExceptions are validated by their kind (and authorized by Cedar): like policy
     // objects, they stay outside admission policies so none can lock risk acceptance out.
     "posture.bulwark.dev",
+    // Policy reports are engines' output (the posture scanner's among them, written by the
+    // server itself); a workload policy has nothing to judge in them.
+    "wgpolicyk8s.io",
 ];
 
 /// How one field is represented in Cedar.

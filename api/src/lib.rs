@@ -10,6 +10,8 @@
 //!   write Cedar policies in.
 //! - [`posture`]: `posture.bulwark.dev/v1 PostureException`, how a failing control is accepted
 //!   for a scope, with an owner and an expiry.
+//! - [`policy_report`]: `wgpolicyk8s.io/v1alpha2 PolicyReport` and `ClusterPolicyReport`, the
+//!   Policy WG's report format the posture scanner publishes its results in.
 //!
 //! Objects themselves stay `serde_json::Value` in the generic paths (see DESIGN.md): the
 //! apiserver stores and serves upstream shapes without a typed round trip.
@@ -17,6 +19,7 @@
 pub mod cedar_policy;
 pub mod gvk;
 pub mod names;
+pub mod policy_report;
 pub mod posture;
 pub mod selector;
 pub mod status;

@@ -4,8 +4,9 @@
 //! report and the score's history. A full scan runs every `interval` (10 minutes by
 //! default) and whenever objects change (watch-driven, debounced); every scan's summary and
 //! every finding that opened or closed is an audit event. Reports are served by
-//! `posture.bulwark.dev/v1` ([`api`]) and exports are signed with the PKI's posture
-//! signing key.
+//! `posture.bulwark.dev/v1` ([`api`]), exports are signed with the PKI's posture signing
+//! key, and every scan is also published as `wgpolicyk8s.io/v1alpha2` PolicyReports
+//! (`publish`) for the tools built on the Policy WG's format.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::state::ApiState;
 pub mod api;
 pub mod evidence;
 mod history;
+mod publish;
 
 /// Points of the trend kept in memory (the stored history may hold more).
 const HISTORY: usize = 10_000;
@@ -74,6 +76,8 @@ pub struct Posture {
     closed: std::sync::atomic::AtomicBool,
     /// The last point stored (its time, score and failing count).
     stored: std::sync::Mutex<Option<(i64, Option<f64>, u32)>>,
+    /// The `wgpolicyk8s.io` reports published.
+    publisher: publish::Publisher,
 }
 
 impl std::fmt::Debug for Posture {
@@ -107,6 +111,7 @@ impl Posture {
             scanning: tokio::sync::Mutex::new(()),
             closed: std::sync::atomic::AtomicBool::new(false),
             stored: std::sync::Mutex::new(None),
+            publisher: publish::Publisher::default(),
         })
     }
 
@@ -219,10 +224,16 @@ impl Posture {
         }
         let evaluated = started.elapsed();
         audit_scan(state, previous.as_deref(), &report).await;
+        let audited = started.elapsed();
+        let published = self.publisher.publish(state, &report).await;
         tracing::debug!(
             collect_ms = collected.as_millis(),
             evaluate_ms = (evaluated - collected).as_millis(),
-            audit_ms = (started.elapsed() - evaluated).as_millis(),
+            audit_ms = (audited - evaluated).as_millis(),
+            publish_ms = (started.elapsed() - audited).as_millis(),
+            reports_written = published.written,
+            reports_unchanged = published.unchanged,
+            reports_deleted = published.deleted,
             findings = report.findings().count(),
             "posture scan"
         );
@@ -281,6 +292,14 @@ impl Posture {
                 };
                 loop {
                     match watch.next().await {
+                        // The published reports are output, not evidence; but a deleted
+                        // one is published again at once.
+                        Ok(event) if event.kv.key.starts_with(publish::KEY_PREFIX) => {
+                            if event.kind == bulwark_store::EventKind::Delete {
+                                watcher.publisher.forget(&event.kv.key);
+                                watcher.poke();
+                            }
+                        }
                         Ok(_) => watcher.poke(),
                         Err(StoreError::Closed) => {
                             watcher.closed.store(true, Ordering::Release);

@@ -401,6 +401,15 @@ fn builtin_table() -> Vec<ResourceDef> {
          "postureexception", short: &["pex"], cat: NONE, ns: false, sub: &[],
          name: NameRule::Subdomain, fields: &[],
          strategy: kinds::bulwark::PostureExceptions),
+        // The Policy WG's report format: the posture scanner publishes its results in it.
+        res!("wgpolicyk8s.io", "v1alpha2", "PolicyReport", "policyreports", "policyreport",
+         short: &["polr"], cat: NONE, ns: true, sub: &[], name: NameRule::Subdomain,
+         fields: &[],
+         strategy: kinds::bulwark::PolicyReports),
+        res!("wgpolicyk8s.io", "v1alpha2", "ClusterPolicyReport", "clusterpolicyreports",
+         "clusterpolicyreport", short: &["cpolr"], cat: NONE, ns: false, sub: &[],
+         name: NameRule::Subdomain, fields: &[],
+         strategy: kinds::bulwark::ClusterPolicyReports),
         review!("SelfSubjectAccessReview", "selfsubjectaccessreviews", "selfsubjectaccessreview", ns: false,
             strategy: kinds::authorization::SelfSubjectAccessReviews),
         review!("SelfSubjectRulesReview", "selfsubjectrulesreviews", "selfsubjectrulesreview", ns: false,
@@ -561,6 +570,7 @@ mod tests {
             d.stored()
                 && d.group() != bulwark_api::cedar_policy::GROUP
                 && d.group() != bulwark_api::posture::GROUP
+                && d.group() != bulwark_api::policy_report::GROUP
         }) {
             assert!(
                 model.objects().kind(def.group(), def.kind()).is_some(),

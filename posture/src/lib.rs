@@ -12,6 +12,8 @@
 //! - [`manifest`]: offline manifests (YAML/JSON, multi-document, Lists, directories) for CI
 //!   gates; [`export`]: JSON, SARIF 2.1.0, CSV, HTML and OSCAL; [`signing`]: Ed25519
 //!   signatures that `bulwark posture verify` checks offline.
+//! - [`policy_report`]: findings as `wgpolicyk8s.io/v1alpha2` PolicyReport results, for the
+//!   report tooling built on the Policy WG's format.
 //!
 //! Decisions: a control whose subject cannot be observed is `not-evaluated` with the reason,
 //! never passed; a control that cannot apply by construction (the embedded store has no
@@ -25,6 +27,7 @@ pub mod exception;
 pub mod export;
 pub mod manifest;
 pub mod outcome;
+pub mod policy_report;
 pub mod probes;
 pub mod report;
 pub mod scan;

@@ -838,3 +838,196 @@ fn the_score_history_survives_a_restart_and_is_bounded_by_time() {
     );
     assert!(!ok && text.contains("RFC 3339"), "{text}");
 }
+
+/// A `wgpolicyk8s.io` report as JSON (None when there is none).
+fn policy_report(s: &TestServer, k: &Path, args: &[&str]) -> Option<Value> {
+    let mut all = vec!["get"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-o", "json"]);
+    let (ok, text) = run(s, k, &all);
+    if !ok && text.contains("NotFound") {
+        return None;
+    }
+    assert!(ok, "{text}");
+    Some(serde_json::from_str(&text).unwrap())
+}
+
+#[test]
+fn results_are_published_as_policy_reports_that_tools_list_and_watch() {
+    let mut s = TestServer::start();
+    let k = admin(&s);
+    // The cluster's own findings: one ClusterPolicyReport, its counts those of its results.
+    let mut cluster = None;
+    eventually("the ClusterPolicyReport is published", || {
+        cluster = policy_report(&s, &k, &["clusterpolicyreport", "bulwark-posture"]);
+        (cluster.is_some(), String::new())
+    });
+    let cluster = cluster.unwrap();
+    let results = cluster["results"].as_array().unwrap();
+    let count = |r: &str| results.iter().filter(|x| x["result"] == r).count() as u64;
+    for r in ["pass", "fail", "warn", "error", "skip"] {
+        assert_eq!(cluster["summary"][r], count(r), "summary.{r}");
+    }
+    let failing_controls: BTreeSet<&str> = results
+        .iter()
+        .filter(|x| x["result"] == "fail")
+        .map(|x| x["policy"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        failing_controls,
+        failing(&report(&s, &k))
+            .iter()
+            .map(String::as_str)
+            .collect(),
+        "the cluster report fails the controls the PostureReport fails"
+    );
+    assert!(results.iter().all(|x| x["source"] == "bulwark-posture"));
+
+    // A watch (what Policy Reporter's informer does) sees a namespace's report appear.
+    let mut watch = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&k)
+        .args([
+            "get",
+            "policyreports",
+            "-A",
+            "--watch",
+            "-o",
+            "jsonpath={.metadata.namespace} {.metadata.name} {.results[*].policy}{\"\\n\"}",
+        ])
+        .env("HOME", s.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    for args in [
+        vec!["create", "namespace", "shop"],
+        vec![
+            "label",
+            "namespace",
+            "shop",
+            "pod-security.kubernetes.io/enforce=privileged",
+        ],
+    ] {
+        let (ok, text) = run(&s, &k, &args);
+        assert!(ok, "{text}");
+    }
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: shop}\nspec:\n  containers: [{name: a, image: busybox, securityContext: {privileged: true}}]\n";
+    let (ok, text) = apply(&s, &k, "pod", pod);
+    assert!(ok, "{text}");
+    let seen = loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the watch delivers the shop namespace's report");
+        if line.starts_with("shop bulwark-posture ") && line.contains("KSPM-WL-01") {
+            break line;
+        }
+    };
+    let _ = watch.kill();
+    let _ = watch.wait();
+    eprintln!("watched: {seen}");
+    let shop = policy_report(&s, &k, &["policyreport", "-n", "shop", "bulwark-posture"]).unwrap();
+    let privileged = shop["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["policy"] == "KSPM-WL-01")
+        .unwrap();
+    assert_eq!(privileged["result"], "fail");
+    assert_eq!(privileged["scored"], true);
+    assert_eq!(privileged["resources"][0]["kind"], "Pod");
+    assert_eq!(privileged["resources"][0]["name"], "web");
+    assert!(privileged["resources"][0]["uid"].is_string());
+    assert!(privileged["properties"]["cis"].is_string());
+    assert!(privileged["timestamp"]["seconds"].as_i64().unwrap() > 0);
+
+    // Auditors read them under the default grants; a user without grants does not.
+    let auditor = user(&s, "ava", &["bulwark:auditors"]);
+    let (ok, text) = run(&s, &auditor, &["get", "policyreports", "-A"]);
+    assert!(ok && text.contains("bulwark-posture"), "{text}");
+    let nobody = user(&s, "nobody", &[]);
+    let (ok, text) = run(&s, &nobody, &["get", "clusterpolicyreports"]);
+    assert!(!ok && text.contains("Forbidden"), "{text}");
+
+    // Nobody writes the scanner's reports, not even an admin; other engines' reports are
+    // stored as given and left alone.
+    let (ok, text) = run(
+        &s,
+        &k,
+        &[
+            "label",
+            "-n",
+            "shop",
+            "policyreport",
+            "bulwark-posture",
+            "x=y",
+        ],
+    );
+    assert!(
+        !ok && text.contains("reserved for the posture scanner"),
+        "{text}"
+    );
+    let forged = "apiVersion: wgpolicyk8s.io/v1alpha2\nkind: ClusterPolicyReport\nmetadata: {name: forged, labels: {app.kubernetes.io/managed-by: bulwark-posture}}\n";
+    let (ok, text) = apply(&s, &k, "forged", forged);
+    assert!(!ok && text.contains("written only by the server"), "{text}");
+    let other = "apiVersion: wgpolicyk8s.io/v1alpha2\nkind: PolicyReport\nmetadata: {name: other-engine, namespace: shop}\nsummary: {pass: 1}\nresults:\n- {policy: other-check, result: pass, source: other}\n";
+    let (ok, text) = apply(&s, &k, "other", other);
+    assert!(ok, "{text}");
+
+    // Deleted, the scanner's report comes back with the same results, first-found times kept.
+    let (ok, text) = run(
+        &s,
+        &k,
+        &["delete", "-n", "shop", "policyreport", "bulwark-posture"],
+    );
+    assert!(ok, "{text}");
+    let mut back = None;
+    eventually("the deleted report is published again", || {
+        back = policy_report(&s, &k, &["policyreport", "-n", "shop", "bulwark-posture"]);
+        (back.is_some(), String::new())
+    });
+    let back = back.unwrap();
+    assert!(
+        back["results"] == shop["results"],
+        "the same results, from the same times: {} then {}",
+        shop["results"],
+        back["results"]
+    );
+
+    // Written only when results change: rescans and a restart leave the reports as they are.
+    let rv = |v: &Value| v["metadata"]["resourceVersion"].clone();
+    rescan(&s);
+    rescan(&s);
+    s.restart(false);
+    rescan(&s);
+    let after = policy_report(&s, &k, &["policyreport", "-n", "shop", "bulwark-posture"]).unwrap();
+    assert_eq!(
+        rv(&after),
+        rv(&back),
+        "an unchanged report is not rewritten"
+    );
+
+    // With no findings left in the namespace its report goes; the other engine's stays.
+    let (ok, text) = run(&s, &k, &["delete", "-n", "shop", "pod", "web"]);
+    assert!(ok, "{text}");
+    eventually("the empty namespace's report is deleted", || {
+        (
+            policy_report(&s, &k, &["policyreport", "-n", "shop", "bulwark-posture"]).is_none(),
+            String::new(),
+        )
+    });
+    assert!(policy_report(&s, &k, &["policyreport", "-n", "shop", "other-engine"]).is_some());
+}

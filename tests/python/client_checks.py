@@ -340,6 +340,48 @@ def errors(core, apps):
     assert e.body.endswith("\n"), repr(e.body)
 
 
+@check("policy reports: listed and watched as Policy Reporter does (wgpolicyk8s.io/v1alpha2)")
+def policy_reports(core, apps):
+    custom = client.CustomObjectsApi()
+    group, version = "wgpolicyk8s.io", "v1alpha2"
+    deadline = time.time() + 10
+    while True:
+        reports = custom.list_cluster_custom_object(group, version, "clusterpolicyreports")
+        names = [r["metadata"]["name"] for r in reports["items"]]
+        if "bulwark-posture" in names or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    assert "bulwark-posture" in names, names
+    cluster = next(r for r in reports["items"] if r["metadata"]["name"] == "bulwark-posture")
+    assert cluster["summary"]["pass"] > 0 and cluster["results"], cluster["summary"]
+    start = custom.list_cluster_custom_object(group, version, "policyreports")["metadata"]["resourceVersion"]
+    seen, found = [], []
+
+    def consume():
+        w = watch.Watch()
+        for ev in w.stream(custom.list_cluster_custom_object, group, version, "policyreports",
+                           resource_version=start, timeout_seconds=20):
+            obj = ev["object"]
+            meta = obj["metadata"]
+            subjects = {o["name"] for r in obj.get("results", []) for o in r.get("resources", [])}
+            seen.append((ev["type"], meta["namespace"], meta["name"]))
+            if meta["namespace"] == NS and "reported" in subjects:
+                found.append(ev["type"])
+                w.stop()
+
+    t = threading.Thread(target=consume)
+    t.start()
+    time.sleep(0.3)
+    core.create_namespaced_pod(NS, client.V1Pod(metadata=client.V1ObjectMeta(name="reported"),
+                                                spec=restricted_pod_spec("reported", "busybox")))
+    t.join(25)
+    assert found and seen[-1][1:] == (NS, "bulwark-posture"), seen
+    report = custom.get_namespaced_custom_object(group, version, NS, "policyreports", "bulwark-posture")
+    mine = [r for r in report["results"] if any(o["name"] == "reported" for o in r.get("resources", []))]
+    assert mine and all(r["source"] == "bulwark-posture" for r in mine), report["results"][:3]
+    core.delete_namespaced_pod("reported", NS)
+
+
 def main():
     config.load_kube_config()
     core, apps = client.CoreV1Api(), client.AppsV1Api()

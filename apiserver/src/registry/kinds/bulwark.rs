@@ -113,6 +113,104 @@ impl KindStrategy for PostureExceptions {
     }
 }
 
+/// `wgpolicyk8s.io/v1alpha2` PolicyReports and ClusterPolicyReports: stored as given (any
+/// engine may publish its results), with the WG's columns. The `bulwark-posture` reports (by
+/// name or by their `managed-by` label) are the posture scanner's, written by the server
+/// itself: no request may create or change one, so what Policy Reporter shows is what the
+/// scanner found.
+macro_rules! policy_report_kind {
+    ($(#[$doc:meta])* $name:ident, $ty:ty) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub(crate) struct $name;
+
+        impl KindStrategy for $name {
+            typed!($ty);
+
+            fn validate(&self, obj: &Value, v: &mut crate::registry::validation::Causes) {
+                reserve_posture_reports(obj, v);
+            }
+
+            fn columns(&self) -> &'static [Column] {
+                POLICY_REPORT_COLUMNS
+            }
+
+            fn cells(&self, o: &Value) -> Vec<Value> {
+                policy_report_cells(o)
+            }
+        }
+    };
+}
+
+policy_report_kind!(
+    /// `PolicyReport`: one namespace's results.
+    PolicyReports,
+    bulwark_api::policy_report::PolicyReport
+);
+policy_report_kind!(
+    /// `ClusterPolicyReport`: the cluster's and cluster-scoped resources' results.
+    ClusterPolicyReports,
+    bulwark_api::policy_report::ClusterPolicyReport
+);
+
+/// The columns the WG's CRD prints.
+const POLICY_REPORT_COLUMNS: &[Column] = &[
+    ("Kind", "string", 1),
+    ("Name", "string", 1),
+    ("Pass", "integer", 0),
+    ("Fail", "integer", 0),
+    ("Warn", "integer", 0),
+    ("Error", "integer", 0),
+    ("Skip", "integer", 0),
+    ("Age", "string", 0),
+];
+
+fn policy_report_cells(o: &Value) -> Vec<Value> {
+    let count = |field: &str| json!(crate::codec::table::int(o, &format!("/summary/{field}")));
+    vec![
+        json!(text(o, "/scope/kind")),
+        json!(text(o, "/scope/name")),
+        count("pass"),
+        count("fail"),
+        count("warn"),
+        count("error"),
+        count("skip"),
+        age(o),
+    ]
+}
+
+/// Refuses a request that would create or change one of the posture scanner's reports.
+fn reserve_posture_reports(obj: &Value, v: &mut crate::registry::validation::Causes) {
+    use bulwark_posture::policy_report::{MANAGED_BY_LABEL, REPORT_NAME, SOURCE};
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let reserved_name = name == REPORT_NAME
+        || name
+            .strip_prefix(REPORT_NAME)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    if reserved_name {
+        v.invalid(
+            "metadata.name",
+            name,
+            "this name is reserved for the posture scanner's report, which only the server writes",
+        );
+    }
+    let label = obj
+        .pointer("/metadata/labels")
+        .and_then(|l| l.get(MANAGED_BY_LABEL))
+        .and_then(Value::as_str);
+    if label == Some(SOURCE) {
+        v.invalid(
+            &format!("metadata.labels[{MANAGED_BY_LABEL}]"),
+            SOURCE,
+            "reports managed by the posture scanner are written only by the server",
+        );
+    }
+}
+
 /// Objects a handler answers with and never stores (audit events, listed from the log, whose
 /// Table `audit::query` builds; the encryption API's): no schema, no conversion.
 #[derive(Debug)]
