@@ -93,62 +93,53 @@ pub struct PolicyReportResult {
     pub properties: BTreeMap<String, String>,
 }
 
-/// `wgpolicyk8s.io/v1alpha2 PolicyReport`: results for resources of one namespace.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-#[schemars(rename = "io.wgpolicyk8s.v1alpha2.PolicyReport")]
-pub struct PolicyReport {
-    /// `wgpolicyk8s.io/v1alpha2`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub api_version: String,
-    /// `PolicyReport`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub kind: String,
-    /// Standard object metadata.
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    /// The one resource the report is about, if it is about one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<ObjectReference>,
-    /// The resources the report is about, by label.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope_selector: Option<LabelSelector>,
-    /// The counts of the results.
-    #[serde(default)]
-    pub summary: PolicyReportSummary,
-    /// The results.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub results: Vec<PolicyReportResult>,
+/// The WG's two report kinds share one shape (the cluster one has no namespace); each is its
+/// own type so the OpenAPI document names both.
+macro_rules! report_kind {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $schema:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+        #[serde(rename_all = "camelCase")]
+        #[schemars(rename = $schema)]
+        pub struct $name {
+            /// `wgpolicyk8s.io/v1alpha2`.
+            #[serde(default, skip_serializing_if = "String::is_empty")]
+            pub api_version: String,
+            #[doc = concat!("`", $kind, "`.")]
+            #[serde(default, skip_serializing_if = "String::is_empty")]
+            pub kind: String,
+            /// Standard object metadata.
+            #[serde(default)]
+            pub metadata: ObjectMeta,
+            /// The one resource the report is about, if it is about one.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub scope: Option<ObjectReference>,
+            /// The resources the report is about, by label.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub scope_selector: Option<LabelSelector>,
+            /// The counts of the results.
+            #[serde(default)]
+            pub summary: PolicyReportSummary,
+            /// The results.
+            #[serde(default, skip_serializing_if = "Vec::is_empty")]
+            pub results: Vec<PolicyReportResult>,
+        }
+    };
 }
 
-/// `wgpolicyk8s.io/v1alpha2 ClusterPolicyReport`: results for the cluster itself and its
-/// cluster-scoped resources. The same shape as [`PolicyReport`], without a namespace.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-#[schemars(rename = "io.wgpolicyk8s.v1alpha2.ClusterPolicyReport")]
-pub struct ClusterPolicyReport {
-    /// `wgpolicyk8s.io/v1alpha2`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub api_version: String,
-    /// `ClusterPolicyReport`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub kind: String,
-    /// Standard object metadata.
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    /// The one resource the report is about, if it is about one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<ObjectReference>,
-    /// The resources the report is about, by label.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope_selector: Option<LabelSelector>,
-    /// The counts of the results.
-    #[serde(default)]
-    pub summary: PolicyReportSummary,
-    /// The results.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub results: Vec<PolicyReportResult>,
-}
+report_kind!(
+    /// `wgpolicyk8s.io/v1alpha2 PolicyReport`: results for resources of one namespace.
+    PolicyReport,
+    "PolicyReport",
+    "io.wgpolicyk8s.v1alpha2.PolicyReport"
+);
+report_kind!(
+    /// `wgpolicyk8s.io/v1alpha2 ClusterPolicyReport`: results for the cluster itself and its
+    /// cluster-scoped resources.
+    ClusterPolicyReport,
+    "ClusterPolicyReport",
+    "io.wgpolicyk8s.v1alpha2.ClusterPolicyReport"
+);
 
 impl PolicyReportSummary {
     /// Counts `results`.

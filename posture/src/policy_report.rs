@@ -30,6 +30,15 @@ pub const MAX_REPORT_BYTES: usize = 1024 * 1024;
 /// The longest message or property value kept (longer ones are cut, marked `…`).
 const MAX_TEXT: usize = 1024;
 
+/// Whether `object` carries the label of the reports the scanner owns.
+pub fn is_managed(object: &serde_json::Value) -> bool {
+    object
+        .pointer("/metadata/labels")
+        .and_then(|l| l.get(MANAGED_BY_LABEL))
+        .and_then(serde_json::Value::as_str)
+        == Some(SOURCE)
+}
+
 /// The format's result for a state, and whether it is scored.
 pub fn result_of(state: State) -> (&'static str, bool) {
     match state {

@@ -325,12 +325,7 @@ async fn load(state: &ApiState, defs: &[&ResourceDef]) -> Result<HeldState, Stor
             let Ok(object) = crate::storage::decode_stored(&kv) else {
                 continue;
             };
-            let managed = object
-                .pointer("/metadata/labels")
-                .and_then(|l| l.get(MANAGED_BY_LABEL))
-                .and_then(Value::as_str)
-                == Some(SOURCE);
-            if !managed {
+            if !policy_report::is_managed(&object) {
                 continue;
             }
             let results: Vec<PolicyReportResult> = object

@@ -198,11 +198,7 @@ fn reserve_posture_reports(obj: &Value, v: &mut crate::registry::validation::Cau
             "this name is reserved for the posture scanner's report, which only the server writes",
         );
     }
-    let label = obj
-        .pointer("/metadata/labels")
-        .and_then(|l| l.get(MANAGED_BY_LABEL))
-        .and_then(Value::as_str);
-    if label == Some(SOURCE) {
+    if bulwark_posture::policy_report::is_managed(obj) {
         v.invalid(
             &format!("metadata.labels[{MANAGED_BY_LABEL}]"),
             SOURCE,
