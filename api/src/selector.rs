@@ -527,6 +527,15 @@ impl FieldSelector {
         self.requirements.iter().map(|r| r.field.as_str())
     }
 
+    /// The value `field` must equal, if a term requires one (`field=value`): a selector on
+    /// `metadata.name` narrows a list to one object, so the server reads one key.
+    pub fn required(&self, field: &str) -> Option<&str> {
+        self.requirements
+            .iter()
+            .find(|r| r.equals && r.field == field)
+            .map(|r| r.value.as_str())
+    }
+
     /// Whether the object satisfies every term; `lookup` returns a field's value.
     pub fn matches(&self, lookup: impl Fn(&str) -> String) -> bool {
         self.requirements
@@ -652,6 +661,9 @@ mod tests {
         };
         assert!(f.matches(lookup("Running")));
         assert!(!f.matches(lookup("Failed")));
+        assert_eq!(f.required("metadata.name"), Some("web"));
+        assert_eq!(f.required("status.phase"), None, "!= requires no value");
+        assert_eq!(FieldSelector::default().required("metadata.name"), None);
         let esc = FieldSelector::parse(r"metadata.name=a\,b").unwrap();
         assert_eq!(esc.requirements[0].value, "a,b");
         assert!(FieldSelector::parse("metadata.name").is_err());

@@ -27,6 +27,11 @@ use crate::registry::convert;
 /// nothing above storage is generic over engines.
 trait StoreHandle: Send + Sync {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<KeyValue>, StoreError>>;
+    fn get_with_revision<'a>(
+        &'a self,
+        key: &'a str,
+        revision: Option<Revision>,
+    ) -> BoxFuture<'a, Result<(Option<KeyValue>, Revision), StoreError>>;
     fn create<'a>(
         &'a self,
         key: &'a str,
@@ -65,6 +70,14 @@ trait EventSource: Send {
 impl<E: Engine> StoreHandle for Store<E> {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<KeyValue>, StoreError>> {
         Box::pin(Store::get(self, key))
+    }
+
+    fn get_with_revision<'a>(
+        &'a self,
+        key: &'a str,
+        revision: Option<Revision>,
+    ) -> BoxFuture<'a, Result<(Option<KeyValue>, Revision), StoreError>> {
+        Box::pin(Store::get_with_revision(self, key, revision))
     }
 
     fn create<'a>(
@@ -188,6 +201,21 @@ impl ObjectStorage {
             Some(kv) => self.open(kv).await.map(Some),
             None => Ok(None),
         }
+    }
+
+    /// The value at `key` as a one-key list reads it: the latest (`revision` `None`) or at
+    /// `revision`, with the revision the read is consistent at.
+    pub async fn get_with_revision(
+        &self,
+        key: &str,
+        revision: Option<Revision>,
+    ) -> Result<(Option<KeyValue>, Revision), StoreError> {
+        let (kv, at) = self.store.get_with_revision(key, revision).await?;
+        let kv = match kv {
+            Some(kv) => Some(self.open(kv).await?),
+            None => None,
+        };
+        Ok((kv, at))
     }
 
     async fn stored_form(&self, key: &str, value: &[u8]) -> Result<Vec<u8>, StoreError> {
@@ -344,6 +372,14 @@ pub fn object_key(def: &ResourceDef, namespace: Option<&str>, name: &str) -> Str
     }
 }
 
+/// The one key a list of `def` in `namespace` narrowed to `name` can find, if the name pins
+/// one: the resource is cluster-scoped or the namespace is given, and the name is one path
+/// segment (any other name matches no object, and the caller reads the collection instead).
+pub fn pinned_key(def: &ResourceDef, namespace: Option<&str>, name: &str) -> Option<String> {
+    let in_scope = !convert::storage_def(def).namespaced() || namespace.is_some();
+    (in_scope && !name.is_empty() && !name.contains('/')).then(|| object_key(def, namespace, name))
+}
+
 /// The prefix of a collection: one namespace, or every object of the kind.
 pub fn collection_prefix(def: &ResourceDef, namespace: Option<&str>) -> String {
     let def = convert::storage_def(def);
@@ -379,64 +415,110 @@ pub fn decode_stored(kv: &KeyValue) -> Result<Value, ApiError> {
     decode_stored_at(&kv.value, kv.mod_revision.0)
 }
 
-/// A stored object re-encoded with its `resourceVersion`, parsed only at the top level.
-#[derive(Debug)]
+/// A stored object with `metadata.resourceVersion` set, as JSON bytes, without its tree.
 pub struct RawObject {
     /// The object's JSON, `metadata.resourceVersion` set.
     pub bytes: Vec<u8>,
-    /// Its metadata, parsed (for label selection).
-    pub metadata: Value,
+    /// `metadata.labels`, parsed (for label selection).
+    labels: Option<serde_json::Map<String, Value>>,
 }
 
 impl RawObject {
     /// `metadata.labels`.
     pub fn labels(&self) -> Option<&serde_json::Map<String, Value>> {
-        self.metadata.get("labels").and_then(Value::as_object)
+        self.labels.as_ref()
     }
 }
 
-/// Decodes a stored key-value without building the object tree: only the top-level keys and
-/// `metadata` are parsed; every other field is copied through as raw JSON.
-pub fn decode_raw(kv: &KeyValue) -> Result<RawObject, ApiError> {
-    let top: std::collections::BTreeMap<String, &serde_json::value::RawValue> =
-        serde_json::from_slice(&kv.value).map_err(ApiError::internal)?;
-    let mut metadata: Value = match top.get("metadata") {
-        Some(raw) => serde_json::from_str(raw.get()).map_err(ApiError::internal)?,
-        None => Value::Object(serde_json::Map::new()),
-    };
-    if let Some(meta) = metadata.as_object_mut() {
-        meta.insert(
-            "resourceVersion".into(),
-            Value::String(kv.mod_revision.0.to_string()),
-        );
+/// The members of one JSON object in their order, keys borrowed and values left unparsed.
+/// Keys with escape sequences do not borrow, so they fail to parse here (no Kubernetes
+/// object has them at the top level or in `metadata`; the caller then parses the whole tree).
+struct RawMembers<'a>(Vec<(&'a str, &'a serde_json::value::RawValue)>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for RawMembers<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Members<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Members<'a> {
+            type Value = RawMembers<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(RawMembers(members))
+            }
+        }
+        deserializer.deserialize_map(Members(std::marker::PhantomData))
     }
-    let mut bytes = Vec::with_capacity(kv.value.len() + 32);
+}
+
+/// Appends `"key":value` (with a leading comma after the first member).
+fn push_member(bytes: &mut Vec<u8>, first: &mut bool, key: &str, value: &[u8]) {
+    if !std::mem::take(first) {
+        bytes.push(b',');
+    }
+    // A borrowed key has no escape sequences and no control characters: it is valid as is.
+    bytes.push(b'"');
+    bytes.extend_from_slice(key.as_bytes());
+    bytes.extend_from_slice(b"\":");
+    bytes.extend_from_slice(value);
+}
+
+/// Decodes a stored key-value without building the object tree: only the top-level members
+/// and those of `metadata` are split (in their order), every value is copied through as raw
+/// JSON, `resourceVersion` is set and `labels` parsed: the same object as [`decode_stored`]
+/// makes. What is not a plain object of that shape goes through that full decoder instead.
+pub fn decode_raw(kv: &KeyValue) -> Result<RawObject, ApiError> {
+    match decode_raw_members(kv) {
+        Some(raw) => Ok(raw),
+        None => {
+            let obj = decode_stored(kv)?;
+            let labels = crate::rest::object::labels(&obj).cloned();
+            let bytes = serde_json::to_vec(&obj).map_err(ApiError::internal)?;
+            Ok(RawObject { bytes, labels })
+        }
+    }
+}
+
+fn decode_raw_members(kv: &KeyValue) -> Option<RawObject> {
+    let top: RawMembers<'_> = serde_json::from_slice(&kv.value).ok()?;
+    let metadata = match top.0.iter().find(|(k, _)| *k == "metadata") {
+        Some((_, raw)) => serde_json::from_str::<RawMembers<'_>>(raw.get()).ok()?.0,
+        None => Vec::new(),
+    };
+    let labels = match metadata.iter().find(|(k, _)| *k == "labels") {
+        Some((_, raw)) => Some(serde_json::from_str(raw.get()).ok()?),
+        None => None,
+    };
+    let revision = kv.mod_revision.0.to_string();
+    let mut meta = Vec::with_capacity(kv.value.len().min(4096) + revision.len() + 24);
+    meta.push(b'{');
+    let mut first = true;
+    for (key, value) in metadata.iter().filter(|(k, _)| *k != "resourceVersion") {
+        push_member(&mut meta, &mut first, key, value.get().as_bytes());
+    }
+    let quoted = format!("\"{revision}\"");
+    push_member(&mut meta, &mut first, "resourceVersion", quoted.as_bytes());
+    meta.push(b'}');
+    let mut bytes = Vec::with_capacity(kv.value.len() + revision.len() + 32);
     bytes.push(b'{');
     let mut first = true;
-    let mut write = |bytes: &mut Vec<u8>, key: &str, value: &[u8]| -> Result<(), ApiError> {
-        if !first {
-            bytes.push(b',');
-        }
-        first = false;
-        serde_json::to_writer(&mut *bytes, key).map_err(ApiError::internal)?;
-        bytes.push(b':');
-        bytes.extend_from_slice(value);
-        Ok(())
-    };
-    let meta_bytes = serde_json::to_vec(&metadata).map_err(ApiError::internal)?;
-    if !top.contains_key("metadata") {
-        write(&mut bytes, "metadata", &meta_bytes)?;
-    }
-    for (key, raw) in &top {
-        let value = if key == "metadata" {
-            meta_bytes.as_slice()
+    for (key, value) in &top.0 {
+        let value = if *key == "metadata" {
+            meta.as_slice()
         } else {
-            raw.get().as_bytes()
+            value.get().as_bytes()
         };
-        write(&mut bytes, key, value)?;
+        push_member(&mut bytes, &mut first, key, value);
     }
     bytes.push(b'}');
-    Ok(RawObject { bytes, metadata })
+    Some(RawObject { bytes, labels })
 }
 
 /// Decodes a stored key-value as `def` serves it.
@@ -472,6 +554,30 @@ mod tests {
         assert_eq!(reparsed, decode(&cm, &kv).unwrap());
         assert_eq!(reparsed["metadata"]["resourceVersion"], "7");
         assert_eq!(raw.labels().unwrap()["a"], "b");
+        // Members keep their order; the metadata's own members too.
+        let text = String::from_utf8(raw.bytes).unwrap();
+        assert!(text.find("\"name\"") < text.find("\"labels\""), "{text}");
+
+        // No metadata at all, a top-level key with an escape sequence (the full decoder's
+        // path), and a metadata that is not an object: the same answer as the full decoder.
+        for stored in [
+            r#"{"kind":"ConfigMap","data":{"k":"v"}}"#,
+            r#"{"kind":"ConfigMap","metadata":{"name":"x","labels":{"a":"b"}},"d\u0061ta":{}}"#,
+            r#"{"kind":"ConfigMap","metadata":null}"#,
+        ] {
+            let kv = KeyValue {
+                value: stored.as_bytes().to_vec().into(),
+                ..kv.clone()
+            };
+            let raw = decode_raw(&kv).unwrap();
+            let reparsed: Value = serde_json::from_slice(&raw.bytes).unwrap();
+            assert_eq!(reparsed, decode(&cm, &kv).unwrap(), "{stored}");
+            assert_eq!(
+                raw.labels(),
+                crate::rest::object::labels(&reparsed),
+                "{stored}"
+            );
+        }
     }
 
     /// What goes through the transformer: every write, every read.

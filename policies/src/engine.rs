@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use arc_swap::ArcSwap;
 use cedar_policy::{
     ActionConstraint, Authorizer, Decision as CedarDecision, Effect, EntityTypeName, EntityUid,
-    PolicyId, PolicySet, PrincipalConstraint, ResourceConstraint,
+    PolicySet, PrincipalConstraint, ResourceConstraint,
 };
 
 use crate::compiled::CompiledPolicies;
@@ -122,6 +122,8 @@ type Buckets = ByKey<EntityUid, ByKey<EntityUid, ByKey<EntityTypeName, PolicySet
 struct IndexedTier {
     all: PolicySet,
     buckets: Buckets,
+    /// Each policy's `@reason`, read once (cedar parses the annotation key on every lookup).
+    reasons: HashMap<String, String>,
 }
 
 /// What one tier says about a request.
@@ -134,7 +136,11 @@ struct TierOutcome {
 impl IndexedTier {
     fn new(all: PolicySet) -> Result<Self, PolicyError> {
         let mut buckets = Buckets::default();
+        let mut reasons = HashMap::new();
         for policy in all.policies() {
+            if let Some(reason) = policy.annotation("reason") {
+                reasons.insert(policy.id().to_string(), reason.to_owned());
+            }
             let principal = match policy.principal_constraint() {
                 PrincipalConstraint::In(uid)
                 | PrincipalConstraint::Eq(uid)
@@ -164,7 +170,23 @@ impl IndexedTier {
                     .map_err(|e| PolicyError::Request(e.to_string()))?;
             }
         }
-        Ok(Self { all, buckets })
+        Ok(Self {
+            all,
+            buckets,
+            reasons,
+        })
+    }
+
+    /// The `@reason` of each policy in `ids`.
+    fn reasons(&self, ids: &[String]) -> Vec<String> {
+        ids.iter()
+            .map(|id| {
+                self.reasons
+                    .get(id)
+                    .map_or("(no @reason given)", String::as_str)
+                    .to_owned()
+            })
+            .collect()
     }
 
     fn evaluate(&self, authorizer: &Authorizer, cedar: &CedarRequest) -> TierOutcome {
@@ -376,7 +398,7 @@ impl Snapshot {
         };
         let boot = self.bootstrap.evaluate(&self.authorizer, &cedar);
         if boot.allowed {
-            let reasons = reasons(&self.bootstrap.all, &boot.matched);
+            let reasons = self.bootstrap.reasons(&boot.matched);
             return Decision {
                 allowed: true,
                 tier: Tier::Bootstrap,
@@ -387,7 +409,7 @@ impl Snapshot {
 
         let guard = self.guardrails.evaluate(&self.authorizer, &cedar);
         if !guard.matched.is_empty() || !guard.errors.is_empty() {
-            let mut reasons = reasons(&self.guardrails.all, &guard.matched);
+            let mut reasons = self.guardrails.reasons(&guard.matched);
             let mut policies = guard.matched;
             for (id, error) in guard.errors {
                 reasons.push(format!(
@@ -412,7 +434,7 @@ impl Snapshot {
         for tier in std::iter::once(&self.grants).chain(confined) {
             let grant = tier.evaluate(&self.authorizer, &cedar);
             if grant.allowed {
-                reasons_out.extend(reasons(&tier.all, &grant.matched));
+                reasons_out.extend(tier.reasons(&grant.matched));
                 policies.extend(grant.matched);
             }
         }
@@ -456,17 +478,6 @@ fn require_effect(source: &str, set: &PolicySet, effect: Effect) -> Result<(), P
         }),
         None => Ok(()),
     }
-}
-
-fn reasons(set: &PolicySet, ids: &[String]) -> Vec<String> {
-    ids.iter()
-        .map(|id| {
-            // A keyed lookup: scanning the set here would cost a pass over every policy.
-            set.annotation(&PolicyId::new(id), "reason")
-                .unwrap_or("(no @reason given)")
-                .to_owned()
-        })
-        .collect()
 }
 
 /// The shipped default sources, compiled.

@@ -2,7 +2,7 @@
 //! `k8s::Node` that is a member of its `k8s::Group`s), the action `k8s::Action::"<verb>"`,
 //! the resource (`k8s::Resource` or `k8s::NonResourceURL`) and the request context.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::OnceLock;
@@ -137,6 +137,29 @@ fn uid(ty: &str, id: &str) -> Result<EntityUid, PolicyError> {
     ))
 }
 
+/// Most source addresses whose `ip(…)` expression is kept; past it the cache starts over.
+const IP_CACHE_MAX: usize = 4096;
+
+/// `ip("<address>")`, built once per source address: cedar parses the extension's name on
+/// every [`RestrictedExpression::new_ip`], which cost more than the rest of a decision.
+fn ip_expression(address: IpAddr) -> RestrictedExpression {
+    static CACHE: OnceLock<std::sync::Mutex<HashMap<IpAddr, RestrictedExpression>>> =
+        OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut cache = cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(expr) = cache.get(&address) {
+        return expr.clone();
+    }
+    if cache.len() >= IP_CACHE_MAX {
+        cache.clear();
+    }
+    let expr = RestrictedExpression::new_ip(address.to_string());
+    cache.insert(address, expr.clone());
+    expr
+}
+
 fn string(value: &str) -> RestrictedExpression {
     RestrictedExpression::new_string(value.to_owned())
 }
@@ -217,10 +240,7 @@ pub fn context_pairs(
 ) -> Vec<(String, RestrictedExpression)> {
     let mut context = vec![
         ("authMethod".to_owned(), string(auth_method)),
-        (
-            "sourceIp".to_owned(),
-            RestrictedExpression::new_ip(source_ip.to_string()),
-        ),
+        ("sourceIp".to_owned(), ip_expression(source_ip)),
     ];
     if let Some(fp) = cert_fingerprint {
         context.push(("certFingerprint".to_owned(), string(fp)));

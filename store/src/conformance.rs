@@ -60,6 +60,7 @@ macro_rules! conformance_tests {
             automatic_compaction,
             large_values,
             prefix_isolation,
+            one_key_reads_with_revision,
             bad_input,
             reopen_keeps_everything,
             close_ends_watchers,
@@ -858,6 +859,51 @@ pub async fn prefix_isolation<H: Harness>(h: &H) -> CheckResult {
         e2.kv.key
     );
     ensure!(s.get("ns/a/").await?.is_none(), "a prefix is not a key");
+    Ok(())
+}
+
+/// A read of one key answers at a revision, as a list would: the latest state with the
+/// snapshot's revision (never older than a write acknowledged before it), or the state at an
+/// older revision; deleted and absent keys read as nothing, and a prefix is not a key.
+pub async fn one_key_reads_with_revision<H: Harness>(h: &H) -> CheckResult {
+    let s = store(h, "one-key").await?;
+    let first = s.create("one/a", "v1").await?;
+    s.create("one/ab", "other").await?;
+    let second = s.update("one/a", "v2", None).await?;
+    let (kv, at) = s.get_with_revision("one/a", None).await?;
+    ensure!(
+        kv.as_ref().map(|kv| kv.value.as_ref()) == Some(b"v2".as_slice()),
+        "latest read returned {kv:?}"
+    );
+    ensure!(
+        at >= second.mod_revision && at == s.current_revision().await?,
+        "latest read answered at {at:?}, after a write at {:?}",
+        second.mod_revision
+    );
+    let (old, at) = s
+        .get_with_revision("one/a", Some(first.mod_revision))
+        .await?;
+    ensure!(
+        at == first.mod_revision
+            && old.as_ref().map(|kv| kv.value.as_ref()) == Some(b"v1".as_slice()),
+        "read at {:?} returned {old:?} at {at:?}",
+        first.mod_revision
+    );
+    let (prefix, _) = s.get_with_revision("one/", None).await?;
+    ensure!(prefix.is_none(), "a prefix is not a key");
+    s.delete("one/a", None).await?;
+    let (gone, at) = s.get_with_revision("one/a", None).await?;
+    ensure!(
+        gone.is_none() && at == s.current_revision().await?,
+        "a deleted key read as {gone:?} at {at:?}"
+    );
+    let (before, _) = s
+        .get_with_revision("one/a", Some(second.mod_revision))
+        .await?;
+    ensure!(
+        before.is_some_and(|kv| kv.value == "v2"),
+        "history before the delete is readable"
+    );
     Ok(())
 }
 

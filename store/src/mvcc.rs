@@ -300,18 +300,26 @@ impl<E: Engine> Store<E> {
     pub async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
         layout::validate_key(key)?;
         let snap = self.inner.engine.snapshot().await?;
-        let mk = meta_key(key);
-        let Some(raw) = snap.get(&mk).await? else {
-            return Ok(None);
-        };
-        let meta = Meta::decode(&mk, &raw)?;
-        if meta.kind == Kind::Delete {
-            return Ok(None);
+        read_latest(&snap, key).await
+    }
+
+    /// Reads `key` together with the revision the read is consistent at: the latest state
+    /// (`revision` `None`), or the state at `revision`. A list narrowed to one name (a
+    /// `metadata.name` field selector, a watch of one object) reads one key instead of the
+    /// whole collection and still answers at a revision, as the full list would.
+    pub async fn get_with_revision(
+        &self,
+        key: &str,
+        revision: Option<Revision>,
+    ) -> Result<(Option<KeyValue>, Revision)> {
+        match revision {
+            Some(revision) => Ok((self.get_at(key, revision).await?, revision)),
+            None => {
+                layout::validate_key(key)?;
+                let snap = self.inner.engine.snapshot().await?;
+                Ok((read_latest(&snap, key).await?, snap.revision()))
+            }
         }
-        let kv = read_version(&snap, key, meta.mod_revision)
-            .await?
-            .ok_or_else(|| StoreError::corrupt(&mk, "latest version is missing"))?;
-        Ok(Some(kv))
     }
 
     /// Reads `key` as it was at `revision`.
@@ -412,6 +420,22 @@ impl<E: Engine> Store<E> {
         }
         Ok(page(items, revision, None))
     }
+}
+
+/// The latest version of `key` in `snap` (`None` if it does not exist or was deleted).
+async fn read_latest<S: Snapshot>(snap: &S, key: &str) -> Result<Option<KeyValue>> {
+    let mk = meta_key(key);
+    let Some(raw) = snap.get(&mk).await? else {
+        return Ok(None);
+    };
+    let meta = Meta::decode(&mk, &raw)?;
+    if meta.kind == Kind::Delete {
+        return Ok(None);
+    }
+    let kv = read_version(snap, key, meta.mod_revision)
+        .await?
+        .ok_or_else(|| StoreError::corrupt(&mk, "latest version is missing"))?;
+    Ok(Some(kv))
 }
 
 fn page(items: Vec<KeyValue>, revision: Revision, next: Option<String>) -> ListPage {

@@ -10,15 +10,7 @@ use crate::registry::ResourceDef;
 
 /// A JSON response with `code` and `Warning: 299` headers.
 pub fn json(code: StatusCode, body: &Value, warnings: &[String]) -> Response {
-    let mut bytes = serde_json::to_vec(body).unwrap_or_default();
-    // Upstream's JSON bodies end with a newline (clients compare error texts byte for byte).
-    bytes.push(b'\n');
-    let mut response = (
-        code,
-        [(http::header::CONTENT_TYPE, "application/json")],
-        bytes,
-    )
-        .into_response();
+    let mut response = json_bytes(code, serde_json::to_vec(body).unwrap_or_default());
     for warning in warnings {
         let text = format!(
             "299 - {}",
@@ -29,6 +21,18 @@ pub fn json(code: StatusCode, body: &Value, warnings: &[String]) -> Response {
         }
     }
     response
+}
+
+/// A JSON body that is already encoded (an object served from its stored bytes).
+pub fn json_bytes(code: StatusCode, mut bytes: Vec<u8>) -> Response {
+    // Upstream's JSON bodies end with a newline (clients compare error texts byte for byte).
+    bytes.push(b'\n');
+    (
+        code,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        bytes,
+    )
+        .into_response()
 }
 
 /// One object, as JSON or as a one-row Table.

@@ -45,6 +45,12 @@ impl Selectors {
         Ok(Self { labels, fields })
     }
 
+    /// The storage key a `metadata.name=…` term narrows a list in `ctx`'s scope to, if any.
+    pub fn pinned_key(&self, ctx: &Ctx<'_>) -> Option<String> {
+        let name = self.fields.required("metadata.name")?;
+        storage::pinned_key(ctx.def(), ctx.namespace(), name)
+    }
+
     /// Whether an object matches both selectors.
     pub fn matches(&self, obj: &Value) -> bool {
         self.labels.matches(object::labels(obj))
@@ -91,7 +97,8 @@ pub async fn read_page(
     revision: Option<Revision>,
 ) -> Result<Page, ApiError> {
     let def = ctx.def();
-    read_page_with(ctx, limit, token, revision, |kv| {
+    let pinned = selectors.pinned_key(ctx);
+    read_page_with(ctx, limit, token, revision, pinned, |kv| {
         let obj = storage::decode(def, kv)?;
         Ok(selectors.matches(&obj).then_some(obj))
     })
@@ -100,15 +107,34 @@ pub async fn read_page(
 
 /// Reads up to `limit` objects that `select` keeps (0 = all), continuing from `token`; pages
 /// through the store so that a selective filter still fills the page, and returns a token
-/// that resumes exactly after the last object read.
+/// that resumes exactly after the last object read. A selection `pinned` to one key (see
+/// [`Selectors::pinned_key`]) reads that key alone, at a revision as the list would.
 async fn read_page_with<T>(
     ctx: &Ctx<'_>,
     limit: usize,
     mut token: Option<String>,
     revision: Option<Revision>,
+    pinned: Option<String>,
     mut select: impl FnMut(&bulwark_store::KeyValue) -> Result<Option<T>, ApiError>,
 ) -> Result<Page<T>, ApiError> {
     let def = ctx.def();
+    if let (None, Some(key)) = (&token, pinned) {
+        let (kv, at) = ctx
+            .state
+            .objects
+            .get_with_revision(&key, revision)
+            .await
+            .map_err(|e| from_store(e, def.group(), def.plural(), ""))?;
+        let items = match kv.as_ref().map(&mut select).transpose()? {
+            Some(Some(item)) => vec![item],
+            _ => Vec::new(),
+        };
+        return Ok(Page {
+            items,
+            revision: at.0,
+            continue_token: None,
+        });
+    }
     let prefix = storage::collection_prefix(def, ctx.namespace());
     let mut items = Vec::new();
     let mut revision = revision;
@@ -169,7 +195,7 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     // without parsing below the top level (10,000 objects, no deep trees to build and drop).
     if ctx.format == Format::Json && selectors.fields.is_empty() && convert::is_identity(ctx.def())
     {
-        let page = read_page_with(ctx, limit, token, revision, |kv| {
+        let page = read_page_with(ctx, limit, token, revision, None, |kv| {
             let raw = storage::decode_raw(kv)?;
             Ok(selectors.labels.matches(raw.labels()).then_some(raw.bytes))
         })

@@ -163,15 +163,19 @@ impl Ctx<'_> {
 
     /// Reads the addressed object (404 if absent).
     pub async fn current(&self) -> Result<(KeyValue, Value), ApiError> {
-        let kv = self
-            .state
+        let kv = self.current_stored().await?;
+        let obj = storage::decode(self.def(), &kv)?;
+        Ok((kv, obj))
+    }
+
+    /// The stored object (404 if there is none).
+    async fn current_stored(&self) -> Result<KeyValue, ApiError> {
+        self.state
             .objects
             .get(&self.key())
             .await
             .map_err(|e| self.store_err(e))?
-            .ok_or_else(|| self.not_found())?;
-        let obj = storage::decode(self.def(), &kv)?;
-        Ok((kv, obj))
+            .ok_or_else(|| self.not_found())
     }
 
     fn respond(&self, code: StatusCode, obj: &Value, warnings: &[String]) -> Response {
@@ -289,6 +293,15 @@ pub fn validate_fields(
 
 /// GET one object (or its status).
 pub async fn get(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
+    // An object served as it is stored goes out from its stored bytes, its tree never built.
+    if ctx.req.subresource.is_none()
+        && ctx.format == Format::Json
+        && crate::registry::convert::is_identity(ctx.def())
+    {
+        let kv = ctx.current_stored().await?;
+        let raw = storage::decode_raw(&kv)?;
+        return Ok(respond::json_bytes(StatusCode::OK, raw.bytes));
+    }
     let (_, obj) = ctx.current().await?;
     if ctx.req.subresource == Some(Subresource::Scale) {
         return Ok(respond::json(

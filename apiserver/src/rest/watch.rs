@@ -169,11 +169,24 @@ pub async fn watch(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let page_bytes = ctx.state.limits.watches.initial_page_bytes;
     // The first page of the initial state is read before the response starts, so that a
     // failure is a plain error response and the watch starts at the page's revision.
+    // A watch of one object (by path or `metadata.name`) starts from that key alone.
+    let pinned = name
+        .as_deref()
+        .or_else(|| selectors.fields.required("metadata.name"))
+        .and_then(|n| storage::pinned_key(def, ctx.namespace(), n));
     let (start, mut initial) = match ctx.query.get("resourceVersion") {
         None | Some("") | Some("0") => {
-            let page = initial_page(&store, &prefix, None, page_bytes)
-                .await
-                .map_err(|e| from_store(e, def.group(), def.plural(), ""))?;
+            let page = match pinned {
+                Some(key) => store.get_with_revision(&key, None).await.map(|(kv, at)| {
+                    bulwark_store::ListPage {
+                        items: kv.into_iter().collect(),
+                        revision: at,
+                        continue_token: None,
+                    }
+                }),
+                None => initial_page(&store, &prefix, None, page_bytes).await,
+            }
+            .map_err(|e| from_store(e, def.group(), def.plural(), ""))?;
             (page.revision, Some(page))
         }
         Some(rv) => (resource::parse_rv(rv)?, None),
