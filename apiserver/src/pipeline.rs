@@ -472,6 +472,16 @@ mod tests {
     use serde_json::Value;
 
     async fn send(state: &Arc<ApiState>, method: Method, path: &str, body: &str) -> (u16, Value) {
+        let (code, bytes) = send_raw(state, method, path, body).await;
+        (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    async fn send_raw(
+        state: &Arc<ApiState>,
+        method: Method,
+        path: &str,
+        body: &str,
+    ) -> (u16, bytes::Bytes) {
         let mut request = Request::builder()
             .method(method)
             .uri(path)
@@ -491,7 +501,96 @@ mod tests {
         let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
             .await
             .unwrap();
-        (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (code, bytes)
+    }
+
+    fn names(list: &Value) -> Vec<&str> {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["metadata"]["name"].as_str().unwrap())
+            .collect()
+    }
+
+    /// A list or watch narrowed to one name reads that key alone: exactly that object (not
+    /// the names it is a prefix of), at the current revision, with the other terms still
+    /// applied; across namespaces, and for names that cannot be a key, the collection is read.
+    #[tokio::test]
+    async fn one_name_selections_answer_like_the_full_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            EmbeddedEngine::open(dir.path().join("db")).unwrap(),
+            StoreOptions::default(),
+        )
+        .await
+        .unwrap();
+        let state = ApiState::builder(store, "system:masters").build();
+        crate::bootstrap(&state).await.unwrap();
+        let path = "/api/v1/namespaces/default/configmaps";
+        for name in ["a", "ab", "b"] {
+            let cm = json!({"metadata": {"name": name, "labels": {"n": name}}, "data": {"k": "v"}});
+            let (code, _) = send(&state, Method::POST, path, &cm.to_string()).await;
+            assert_eq!(code, 201);
+        }
+        let (_, all) = send(&state, Method::GET, path, "").await;
+        let (code, one) = send(
+            &state,
+            Method::GET,
+            &format!("{path}?fieldSelector=metadata.name%3Da"),
+            "",
+        )
+        .await;
+        assert_eq!((code, names(&one)), (200, vec!["a"]));
+        assert_eq!(
+            one["metadata"]["resourceVersion"],
+            all["metadata"]["resourceVersion"]
+        );
+        assert_eq!(
+            one["items"][0], all["items"][0],
+            "the same object as the full list"
+        );
+        for (query, want) in [
+            ("metadata.name%3Da,metadata.namespace%3Dother", vec![]),
+            ("metadata.name%3Da,metadata.namespace%3Ddefault", vec!["a"]),
+            ("metadata.name%3Dzzz", vec![]),
+            ("metadata.name%3Da%2Fb", vec![]),
+            ("metadata.name%3Da&labelSelector=n%3Db", vec![]),
+        ] {
+            let (code, list) = send(
+                &state,
+                Method::GET,
+                &format!("{path}?fieldSelector={query}"),
+                "",
+            )
+            .await;
+            assert_eq!((code, names(&list)), (200, want), "{query}");
+        }
+        let (code, across) = send(
+            &state,
+            Method::GET,
+            "/api/v1/configmaps?fieldSelector=metadata.name%3Dab",
+            "",
+        )
+        .await;
+        assert_eq!((code, names(&across)), (200, vec!["ab"]));
+
+        let (code, stream) = send_raw(
+            &state,
+            Method::GET,
+            &format!("{path}?watch=1&fieldSelector=metadata.name%3Da&timeoutSeconds=1"),
+            "",
+        )
+        .await;
+        let events: Vec<Value> = stream
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        assert_eq!(code, 200);
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0]["type"], "ADDED");
+        assert_eq!(events[0]["object"]["metadata"]["name"], "a");
     }
 
     /// The request path reaches resources only through the state's registry: a kind this
