@@ -555,6 +555,7 @@ mod tests {
             ("metadata.name%3Da,metadata.namespace%3Ddefault", vec!["a"]),
             ("metadata.name%3Dzzz", vec![]),
             ("metadata.name%3Da%2Fb", vec![]),
+            ("metadata.name%3Da%00", vec![]),
             ("metadata.name%3Da&labelSelector=n%3Db", vec![]),
         ] {
             let (code, list) = send(

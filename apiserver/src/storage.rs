@@ -374,10 +374,17 @@ pub fn object_key(def: &ResourceDef, namespace: Option<&str>, name: &str) -> Str
 
 /// The one key a list of `def` in `namespace` narrowed to `name` can find, if the name pins
 /// one: the resource is cluster-scoped or the namespace is given, and the name is one path
-/// segment (any other name matches no object, and the caller reads the collection instead).
+/// segment the store can hold (any other name matches no object; the caller then reads the
+/// collection and answers as it always did: nothing matches).
 pub fn pinned_key(def: &ResourceDef, namespace: Option<&str>, name: &str) -> Option<String> {
     let in_scope = !convert::storage_def(def).namespaced() || namespace.is_some();
-    (in_scope && !name.is_empty() && !name.contains('/')).then(|| object_key(def, namespace, name))
+    if !in_scope || name.is_empty() || name.contains('/') {
+        return None;
+    }
+    let key = object_key(def, namespace, name);
+    bulwark_store::layout::validate_key(&key)
+        .is_ok()
+        .then_some(key)
 }
 
 /// The prefix of a collection: one namespace, or every object of the kind.
