@@ -504,6 +504,18 @@ mod tests {
         (code, bytes)
     }
 
+    /// A store on the embedded engine in a fresh directory (kept alive by the first value).
+    async fn embedded_store() -> (tempfile::TempDir, Store<EmbeddedEngine>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            EmbeddedEngine::open(dir.path().join("db")).unwrap(),
+            StoreOptions::default(),
+        )
+        .await
+        .unwrap();
+        (dir, store)
+    }
+
     fn names(list: &Value) -> Vec<&str> {
         list["items"]
             .as_array()
@@ -518,13 +530,7 @@ mod tests {
     /// applied; across namespaces, and for names that cannot be a key, the collection is read.
     #[tokio::test]
     async fn one_name_selections_answer_like_the_full_list() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(
-            EmbeddedEngine::open(dir.path().join("db")).unwrap(),
-            StoreOptions::default(),
-        )
-        .await
-        .unwrap();
+        let (_dir, store) = embedded_store().await;
         let state = ApiState::builder(store, "system:masters").build();
         crate::bootstrap(&state).await.unwrap();
         let path = "/api/v1/namespaces/default/configmaps";
@@ -599,13 +605,7 @@ mod tests {
     /// read and listed like a built-in one, and disappears when the table is replaced.
     #[tokio::test]
     async fn handlers_serve_whatever_the_registry_serves() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(
-            EmbeddedEngine::open(dir.path().join("db")).unwrap(),
-            StoreOptions::default(),
-        )
-        .await
-        .unwrap();
+        let (_dir, store) = embedded_store().await;
         let served = Arc::new(ServedResources::builtin());
         let mut defs: Vec<_> = builtin().iter().cloned().collect();
         defs.push(Arc::new(ResourceDef::new_stored(
