@@ -1,7 +1,9 @@
 //! Load generator for `bulwark server` (the real binary, embedded store, TLS with client
 //! certificates, persistent HTTP/2 connections). Prints cold start to /readyz, creates/s,
-//! gets/s, list latency over 10,000 ConfigMaps, watch delivery latency p50/p99 with 1,000
-//! concurrent watchers, and server RSS idle and under load. Then measures the audit log's cost:
+//! gets/s of one hot object, list latency over 10,000 ConfigMaps, watch delivery latency
+//! p50/p99 with 1,000 concurrent watchers, and server RSS idle and under load; then the shared
+//! load generator's workload (distinct 1 KiB objects, 8 and 64 clients over one connection, a
+//! fresh server each), whose figures compare with `../shared/loadgen` and upstream's. Then measures the audit log's cost:
 //! two fresh servers, one at the hardened default (Metadata for ConfigMaps, fsynced, signed and
 //! indexed) and one with auditing off, run creates and gets in alternating rounds, and the
 //! median difference is printed with every round's figures. The limits' cost is measured the
@@ -88,6 +90,81 @@ async fn watch_hot(c: ApiClient, rv: String, opened: Arc<AtomicU64>, mut each: i
         }
     }
     assert_eq!(seen, WATCH_EVENTS, "watch ended early");
+}
+
+/// One phase of the shared load generator's workload: `n` operations, `clients` at a time;
+/// returns operations per second and the sorted latencies (ms).
+async fn count_phase<F, Fut>(clients: usize, n: usize, op: F) -> (f64, Vec<f64>)
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let op = Arc::new(op);
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (op, next) = (Arc::clone(&op), Arc::clone(&next));
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                if i >= n {
+                    return latencies;
+                }
+                let t = Instant::now();
+                op(i).await;
+                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+        }));
+    }
+    let mut all = Vec::with_capacity(n);
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    all.sort_by(f64::total_cmp);
+    (rate, all)
+}
+
+/// The shared load generator's workload (`../shared/loadgen`), so these figures compare with
+/// its runs and upstream's: `n` distinct 1 KiB ConfigMaps created `clients` at a time over
+/// one HTTP/2 connection, then each read once, `clients` at a time.
+async fn distinct_objects(creds: &Credentials, ns: &str, clients: usize, n: usize) {
+    let c = ApiClient::builder(creds).connect().await.unwrap();
+    let r = c
+        .post_json("/api/v1/namespaces", &json!({"metadata": {"name": ns}}))
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 201);
+    let path: Arc<str> = format!("/api/v1/namespaces/{ns}/configmaps").into();
+    let data = "x".repeat(1024);
+    let (client, at) = (c.clone(), Arc::clone(&path));
+    let (creates, create_ms) = count_phase(clients, n, move |i| {
+        let (c, path) = (client.clone(), Arc::clone(&at));
+        let body = json!({"metadata": {"name": format!("cm-{i}")}, "data": {"v": data}});
+        async move {
+            let r = c.post_json(&path, &body).await.unwrap();
+            assert_eq!(r.status.as_u16(), 201);
+        }
+    })
+    .await;
+    let (client, at) = (c.clone(), Arc::clone(&path));
+    let (gets, get_ms) = count_phase(clients, n, move |i| {
+        let (c, path) = (client.clone(), Arc::clone(&at));
+        async move {
+            let r = c.get(&format!("{path}/cm-{i}")).await.unwrap();
+            assert_eq!(r.status.as_u16(), 200);
+        }
+    })
+    .await;
+    println!(
+        "  {clients:>2} clients, {n:>6} distinct objects: creates/s {creates:>6.0} (p50 / p99 {:.2} / {:.2} ms), gets/s {gets:>6.0} (p50 / p99 {:.2} / {:.2} ms)",
+        percentile(&create_ms, 0.5),
+        percentile(&create_ms, 0.99),
+        percentile(&get_ms, 0.5),
+        percentile(&get_ms, 0.99),
+    );
 }
 
 /// The resourceVersion a list was read at.
@@ -676,7 +753,7 @@ async fn main() {
         ready.as_secs_f64() * 1000.0
     );
     println!("  creates/s ({WRITERS} writers, 1 KiB)   {creates:>9.0}");
-    println!("  gets/s ({READERS} readers)             {gets:>9.0}");
+    println!("  gets/s ({READERS} readers, one hot object) {gets:>5.0}");
     println!(
         "  list {LIST_OBJECTS} ConfigMaps p50 / max {:>7.1} / {:.1} ms",
         percentile(&list_ms, 0.5),
@@ -701,6 +778,15 @@ async fn main() {
     wire_comparison(&clients, seconds).await;
     apply_latencies(&c0).await;
     drop(server);
+
+    // The shared load generator's workload, each size on a fresh server as it measures.
+    println!("  the shared load generator's workload (one HTTP/2 connection, fresh server each):");
+    for (clients, n) in [(8, 2_000), (64, 20_000)] {
+        let fresh = start_server(false);
+        let creds = Credentials::from_kubeconfig(&fresh.kubeconfig).unwrap();
+        ready_clients(&fresh).await;
+        distinct_objects(&creds, "load", clients, n).await;
+    }
 
     // Audit cost: two fresh servers, the hardened default and a policy recording nothing.
     let audited = start_server(false);

@@ -8,6 +8,9 @@
 
 pub(crate) mod event_cache;
 pub(crate) mod mirror;
+mod raw;
+
+pub use raw::{append_raw, decode_raw};
 
 use std::sync::Arc;
 
@@ -422,112 +425,6 @@ pub fn decode_stored(kv: &KeyValue) -> Result<Value, ApiError> {
     decode_stored_at(&kv.value, kv.mod_revision.0)
 }
 
-/// A stored object with `metadata.resourceVersion` set, as JSON bytes, without its tree.
-pub struct RawObject {
-    /// The object's JSON, `metadata.resourceVersion` set.
-    pub bytes: Vec<u8>,
-    /// `metadata.labels`, parsed (for label selection).
-    labels: Option<serde_json::Map<String, Value>>,
-}
-
-impl RawObject {
-    /// `metadata.labels`.
-    pub fn labels(&self) -> Option<&serde_json::Map<String, Value>> {
-        self.labels.as_ref()
-    }
-}
-
-/// The members of one JSON object in their order, keys borrowed and values left unparsed.
-/// Keys with escape sequences do not borrow, so they fail to parse here (no Kubernetes
-/// object has them at the top level or in `metadata`; the caller then parses the whole tree).
-struct RawMembers<'a>(Vec<(&'a str, &'a serde_json::value::RawValue)>);
-
-impl<'de: 'a, 'a> serde::Deserialize<'de> for RawMembers<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Members<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Members<'a> {
-            type Value = RawMembers<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<M: serde::de::MapAccess<'de>>(
-                self,
-                mut map: M,
-            ) -> Result<Self::Value, M::Error> {
-                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(member) = map.next_entry()? {
-                    members.push(member);
-                }
-                Ok(RawMembers(members))
-            }
-        }
-        deserializer.deserialize_map(Members(std::marker::PhantomData))
-    }
-}
-
-/// Appends `"key":value` (with a leading comma after the first member).
-fn push_member(bytes: &mut Vec<u8>, first: &mut bool, key: &str, value: &[u8]) {
-    if !std::mem::take(first) {
-        bytes.push(b',');
-    }
-    // A borrowed key has no escape sequences and no control characters: it is valid as is.
-    bytes.push(b'"');
-    bytes.extend_from_slice(key.as_bytes());
-    bytes.extend_from_slice(b"\":");
-    bytes.extend_from_slice(value);
-}
-
-/// Decodes a stored key-value without building the object tree: only the top-level members
-/// and those of `metadata` are split (in their order), every value is copied through as raw
-/// JSON, `resourceVersion` is set and `labels` parsed: the same object as [`decode_stored`]
-/// makes. What is not a plain object of that shape goes through that full decoder instead.
-pub fn decode_raw(kv: &KeyValue) -> Result<RawObject, ApiError> {
-    match decode_raw_members(kv) {
-        Some(raw) => Ok(raw),
-        None => {
-            let obj = decode_stored(kv)?;
-            let labels = crate::rest::object::labels(&obj).cloned();
-            let bytes = serde_json::to_vec(&obj).map_err(ApiError::internal)?;
-            Ok(RawObject { bytes, labels })
-        }
-    }
-}
-
-fn decode_raw_members(kv: &KeyValue) -> Option<RawObject> {
-    let top: RawMembers<'_> = serde_json::from_slice(&kv.value).ok()?;
-    let metadata = match top.0.iter().find(|(k, _)| *k == "metadata") {
-        Some((_, raw)) => serde_json::from_str::<RawMembers<'_>>(raw.get()).ok()?.0,
-        None => Vec::new(),
-    };
-    let labels = match metadata.iter().find(|(k, _)| *k == "labels") {
-        Some((_, raw)) => Some(serde_json::from_str(raw.get()).ok()?),
-        None => None,
-    };
-    let revision = kv.mod_revision.0.to_string();
-    let mut meta = Vec::with_capacity(kv.value.len().min(4096) + revision.len() + 24);
-    meta.push(b'{');
-    let mut first = true;
-    for (key, value) in metadata.iter().filter(|(k, _)| *k != "resourceVersion") {
-        push_member(&mut meta, &mut first, key, value.get().as_bytes());
-    }
-    let quoted = format!("\"{revision}\"");
-    push_member(&mut meta, &mut first, "resourceVersion", quoted.as_bytes());
-    meta.push(b'}');
-    let mut bytes = Vec::with_capacity(kv.value.len() + revision.len() + 32);
-    bytes.push(b'{');
-    let mut first = true;
-    for (key, value) in &top.0 {
-        let value = if *key == "metadata" {
-            meta.as_slice()
-        } else {
-            value.get().as_bytes()
-        };
-        push_member(&mut bytes, &mut first, key, value);
-    }
-    bytes.push(b'}');
-    Some(RawObject { bytes, labels })
-}
-
 /// Decodes a stored key-value as `def` serves it.
 pub fn decode(def: &ResourceDef, kv: &KeyValue) -> Result<Value, ApiError> {
     Ok(convert::from_stored(def, decode_stored(kv)?))
@@ -537,55 +434,6 @@ pub fn decode(def: &ResourceDef, kv: &KeyValue) -> Result<Value, ApiError> {
 mod tests {
     use super::*;
     use crate::registry::lookup;
-
-    #[test]
-    fn raw_decoding_matches_full_decoding() {
-        let cm = lookup(&bulwark_api::GroupVersionResource::new(
-            "",
-            "v1",
-            "configmaps",
-        ))
-        .unwrap();
-        let obj = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "x", "labels": {"a": "b"}, "resourceVersion": "stale"},
-            "data": {"metadata": "{\"not\": \"this\"}", "k": "v"}});
-        let kv = KeyValue {
-            key: "/registry/core/configmaps/d/x".into(),
-            value: encode(&cm, &obj).unwrap().into(),
-            create_revision: bulwark_store::Revision(3),
-            mod_revision: bulwark_store::Revision(7),
-            version: 2,
-        };
-        let raw = decode_raw(&kv).unwrap();
-        let reparsed: Value = serde_json::from_slice(&raw.bytes).unwrap();
-        assert_eq!(reparsed, decode(&cm, &kv).unwrap());
-        assert_eq!(reparsed["metadata"]["resourceVersion"], "7");
-        assert_eq!(raw.labels().unwrap()["a"], "b");
-        // Members keep their order; the metadata's own members too.
-        let text = String::from_utf8(raw.bytes).unwrap();
-        assert!(text.find("\"name\"") < text.find("\"labels\""), "{text}");
-
-        // No metadata at all, a top-level key with an escape sequence (the full decoder's
-        // path), and a metadata that is not an object: the same answer as the full decoder.
-        for stored in [
-            r#"{"kind":"ConfigMap","data":{"k":"v"}}"#,
-            r#"{"kind":"ConfigMap","metadata":{"name":"x","labels":{"a":"b"}},"d\u0061ta":{}}"#,
-            r#"{"kind":"ConfigMap","metadata":null}"#,
-        ] {
-            let kv = KeyValue {
-                value: stored.as_bytes().to_vec().into(),
-                ..kv.clone()
-            };
-            let raw = decode_raw(&kv).unwrap();
-            let reparsed: Value = serde_json::from_slice(&raw.bytes).unwrap();
-            assert_eq!(reparsed, decode(&cm, &kv).unwrap(), "{stored}");
-            assert_eq!(
-                raw.labels(),
-                crate::rest::object::labels(&reparsed),
-                "{stored}"
-            );
-        }
-    }
 
     /// What goes through the transformer: every write, every read.
     #[tokio::test(flavor = "multi_thread")]

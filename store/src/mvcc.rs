@@ -331,17 +331,17 @@ impl<E: Engine> Store<E> {
         let mut best: Option<VersionBuilder> = None;
         loop {
             let rows = snap.scan(&start, &end, SCAN_BATCH).await?;
-            let more = rows.len() == SCAN_BATCH;
-            for (k, v) in &rows {
-                let hk = layout::parse_history_key(k)?;
+            let next = next_batch_start(&rows);
+            for (k, v) in rows {
+                let hk = layout::parse_history_key(&k)?;
                 if hk.revision > revision {
                     return finish_version(best);
                 }
-                push_chunk(&mut best, k, &hk, v)?;
+                push_chunk(&mut best, &k, &hk, v)?;
             }
-            match rows.last() {
-                Some((k, _)) if more => start = successor(k),
-                _ => return finish_version(best),
+            match next {
+                Some(next) => start = next,
+                None => return finish_version(best),
             }
         }
     }
@@ -380,9 +380,9 @@ impl<E: Engine> Store<E> {
         let mut snap = first;
         loop {
             let rows = snap.scan(&start, &end, SCAN_BATCH).await?;
-            let more = rows.len() == SCAN_BATCH;
-            for (k, v) in &rows {
-                let hk = layout::parse_history_key(k)?;
+            let next = next_batch_start(&rows);
+            for (k, v) in rows {
+                let hk = layout::parse_history_key(&k)?;
                 if current.as_ref().is_none_or(|(key, _)| key != hk.key) {
                     if let Some((key, builder)) = current.take()
                         && let Some(kv) = finish_version(builder)?
@@ -398,12 +398,12 @@ impl<E: Engine> Store<E> {
                 if hk.revision <= revision
                     && let Some((_, builder)) = current.as_mut()
                 {
-                    push_chunk(builder, k, &hk, v)?;
+                    push_chunk(builder, &k, &hk, v)?;
                 }
             }
-            match rows.last() {
-                Some((k, _)) if more => start = successor(k),
-                _ => break,
+            match next {
+                Some(next) => start = next,
+                None => break,
             }
             // A fresh snapshot per batch keeps every engine transaction short (FoundationDB's
             // 5 s limit); the revision filter keeps the result identical to one snapshot.
@@ -443,6 +443,14 @@ fn page(items: Vec<KeyValue>, revision: Revision, next: Option<String>) -> ListP
         items,
         revision,
         continue_token: next.map(|k| ContinueToken::new(revision, k).encode()),
+    }
+}
+
+/// Where the scan after a full batch of [`SCAN_BATCH`] rows starts (`None`: it was the last).
+fn next_batch_start(rows: &[(Vec<u8>, Vec<u8>)]) -> Option<Vec<u8>> {
+    match rows.last() {
+        Some((k, _)) if rows.len() == SCAN_BATCH => Some(successor(k)),
+        _ => None,
     }
 }
 
@@ -552,7 +560,11 @@ pub(crate) struct VersionBuilder {
     key: String,
     revision: Revision,
     header: HistoryHeader,
+    /// The first chunk's row as read, header included, with every later chunk appended: a
+    /// value of one chunk (most objects) is handed out without being copied.
     data: Vec<u8>,
+    /// Where the value starts in `data` (after the first chunk's header).
+    offset: usize,
     engine_key: Vec<u8>,
 }
 
@@ -561,24 +573,25 @@ pub(crate) fn push_chunk(
     builder: &mut Option<VersionBuilder>,
     raw_key: &[u8],
     hk: &layout::HistoryKey<'_>,
-    value: &[u8],
+    mut value: Vec<u8>,
 ) -> Result<()> {
     if hk.chunk == 0 {
-        let (header, data) = HistoryHeader::decode(raw_key, value)?;
-        let mut buf = Vec::with_capacity(header.value_len as usize);
-        buf.extend_from_slice(data);
+        let (header, data) = HistoryHeader::decode(raw_key, &value)?;
+        let offset = value.len() - data.len();
+        value.reserve((header.value_len as usize).saturating_sub(data.len()));
         *builder = Some(VersionBuilder {
             key: hk.key.to_string(),
             revision: hk.revision,
             header,
-            data: buf,
+            data: value,
+            offset,
             engine_key: raw_key.to_vec(),
         });
         return Ok(());
     }
     match builder {
         Some(b) if b.revision == hk.revision => {
-            b.data.extend_from_slice(value);
+            b.data.extend_from_slice(&value);
             Ok(())
         }
         _ => Err(StoreError::corrupt(
@@ -588,10 +601,17 @@ pub(crate) fn push_chunk(
     }
 }
 
+impl VersionBuilder {
+    /// Whether every chunk of the value is there.
+    fn complete(&self) -> bool {
+        self.data.len() - self.offset == self.header.value_len as usize
+    }
+}
+
 /// Turns a finished builder into a value (`None` for tombstones or no version).
 pub(crate) fn finish_version(builder: Option<VersionBuilder>) -> Result<Option<KeyValue>> {
     let Some(b) = builder else { return Ok(None) };
-    if b.data.len() != b.header.value_len as usize {
+    if !b.complete() {
         return Err(StoreError::corrupt(&b.engine_key, "value is incomplete"));
     }
     if b.header.kind == Kind::Delete {
@@ -599,7 +619,7 @@ pub(crate) fn finish_version(builder: Option<VersionBuilder>) -> Result<Option<K
     }
     Ok(Some(KeyValue {
         key: b.key,
-        value: Bytes::from(b.data),
+        value: Bytes::from(b.data).slice(b.offset..),
         create_revision: if b.header.create_revision == Revision::ZERO {
             b.revision
         } else {
@@ -619,12 +639,12 @@ pub(crate) async fn read_version_raw<S: Snapshot>(
     let (start, end) = history_version_range(key, revision);
     let rows = snap.scan(&start, &end, layout::MAX_CHUNKS).await?;
     let mut builder = None;
-    for (k, v) in &rows {
-        let hk = layout::parse_history_key(k)?;
-        push_chunk(&mut builder, k, &hk, v)?;
+    for (k, v) in rows {
+        let hk = layout::parse_history_key(&k)?;
+        push_chunk(&mut builder, &k, &hk, v)?;
     }
     if let Some(b) = &builder
-        && b.data.len() != b.header.value_len as usize
+        && !b.complete()
     {
         return Err(StoreError::corrupt(&b.engine_key, "value is incomplete"));
     }

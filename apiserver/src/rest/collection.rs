@@ -195,12 +195,25 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     // without parsing below the top level (10,000 objects, no deep trees to build and drop).
     if ctx.format == Format::Json && selectors.fields.is_empty() && convert::is_identity(ctx.def())
     {
+        // Items go straight into one buffer, comma-separated; one that the label selector
+        // does not keep is taken back out.
+        let mut items = Vec::new();
+        let want_labels = !selectors.labels.is_empty();
         let page = read_page_with(ctx, limit, token, revision, None, |kv| {
-            let raw = storage::decode_raw(kv)?;
-            Ok(selectors.labels.matches(raw.labels()).then_some(raw.bytes))
+            let mark = items.len();
+            if mark > 0 {
+                items.push(b',');
+            }
+            let labels = storage::append_raw(kv, &mut items, want_labels)?;
+            if selectors.labels.matches(labels.as_ref()) {
+                Ok(Some(()))
+            } else {
+                items.truncate(mark);
+                Ok(None)
+            }
         })
         .await?;
-        return Ok(raw_list(ctx.def(), page));
+        return Ok(raw_list(ctx.def(), &page, &items));
     }
     let page = read_page(ctx, &selectors, limit, token, revision).await?;
     let list_meta = list_meta(&page);
@@ -229,21 +242,15 @@ fn list_meta<T>(page: &Page<T>) -> Value {
     meta
 }
 
-/// A JSON list response whose items are already-encoded objects.
-fn raw_list(def: &ResourceDef, page: Page<Vec<u8>>) -> Response {
-    let head = json!({"kind": list_kind(def), "apiVersion": def.api_version(), "metadata": list_meta(&page)});
-    let mut body = serde_json::to_vec(&head).unwrap_or_default();
+/// A JSON list response whose items are already encoded, comma-separated, in `items`.
+fn raw_list<T>(def: &ResourceDef, page: &Page<T>, items: &[u8]) -> Response {
+    let head = json!({"kind": list_kind(def), "apiVersion": def.api_version(), "metadata": list_meta(page)});
+    let mut body = Vec::with_capacity(items.len() + 256);
+    serde_json::to_writer(&mut body, &head).unwrap_or_default();
     // Reopen the object to append the items array.
     body.pop();
-    let size: usize = page.items.iter().map(|i| i.len() + 1).sum();
-    body.reserve(size + 16);
     body.extend_from_slice(b",\"items\":[");
-    for (i, item) in page.items.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(item);
-    }
+    body.extend_from_slice(items);
     body.extend_from_slice(b"]}\n");
     (
         StatusCode::OK,

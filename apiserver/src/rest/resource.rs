@@ -299,7 +299,7 @@ pub async fn get(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         && crate::registry::convert::is_identity(ctx.def())
     {
         let kv = ctx.current_stored().await?;
-        let raw = storage::decode_raw(&kv)?;
+        let raw = storage::decode_raw(&kv, false)?;
         return Ok(respond::json_bytes(StatusCode::OK, raw.bytes));
     }
     let (_, obj) = ctx.current().await?;

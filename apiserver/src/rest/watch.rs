@@ -130,7 +130,7 @@ fn initial_line(
     raw: bool,
 ) -> Result<Option<Bytes>, ApiError> {
     if raw {
-        let object = storage::decode_raw(kv)?;
+        let object = storage::decode_raw(kv, !selectors.labels.is_empty())?;
         if !selectors.labels.matches(object.labels()) {
             return Ok(None);
         }
