@@ -399,13 +399,38 @@ pub fn collection_prefix(def: &ResourceDef, namespace: Option<&str>) -> String {
     }
 }
 
-/// Serializes an object of `def` for storage (stored shape, without `resourceVersion`).
+/// Serializes an object of `def` for storage (stored shape, without `resourceVersion`), its
+/// members in Kubernetes' order: `apiVersion`, `kind` and `metadata` first, then the rest as
+/// they came. Reads find `metadata` without parsing past it ([`raw`]), and the object reads
+/// back as upstream writes it.
 pub fn encode(def: &ResourceDef, obj: &Value) -> Result<Vec<u8>, ApiError> {
     let mut copy = convert::to_stored(def, obj.clone());
     if let Some(meta) = copy.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("resourceVersion");
+        meta.shift_remove("resourceVersion");
     }
-    serde_json::to_vec(&copy).map_err(ApiError::internal)
+    serde_json::to_vec(&metadata_first(copy)).map_err(ApiError::internal)
+}
+
+/// `obj` with `apiVersion`, `kind` and `metadata` as its first members.
+fn metadata_first(obj: Value) -> Value {
+    let Value::Object(members) = obj else {
+        return obj;
+    };
+    let mut head: [Option<(String, Value)>; 3] = [None, None, None];
+    let mut rest = Vec::with_capacity(members.len());
+    for (key, value) in members {
+        let slot = match key.as_str() {
+            "apiVersion" => head.get_mut(0),
+            "kind" => head.get_mut(1),
+            "metadata" => head.get_mut(2),
+            _ => None,
+        };
+        match slot {
+            Some(slot) => *slot = Some((key, value)),
+            None => rest.push((key, value)),
+        }
+    }
+    Value::Object(head.into_iter().flatten().chain(rest).collect())
 }
 
 /// Decodes a stored value in its stored shape, setting `resourceVersion` to `revision`.
@@ -434,6 +459,28 @@ pub fn decode(def: &ResourceDef, kv: &KeyValue) -> Result<Value, ApiError> {
 mod tests {
     use super::*;
     use crate::registry::lookup;
+
+    /// Stored objects lead with `apiVersion`, `kind` and `metadata` whatever order they came
+    /// in, keep the rest in theirs, and never hold a `resourceVersion`.
+    #[test]
+    fn stored_objects_lead_with_their_metadata() {
+        let cm = lookup(&bulwark_api::GroupVersionResource::new(
+            "",
+            "v1",
+            "configmaps",
+        ))
+        .unwrap();
+        let obj: Value = serde_json::from_str(
+            r#"{"data":{"k":"v"},"metadata":{"resourceVersion":"3","name":"x","uid":"u"},
+                "immutable":true,"kind":"ConfigMap","apiVersion":"v1"}"#,
+        )
+        .unwrap();
+        let stored = String::from_utf8(encode(&cm, &obj).unwrap()).unwrap();
+        assert_eq!(
+            stored,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x","uid":"u"},"data":{"k":"v"},"immutable":true}"#
+        );
+    }
 
     /// What goes through the transformer: every write, every read.
     #[tokio::test(flavor = "multi_thread")]

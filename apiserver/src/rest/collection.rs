@@ -98,7 +98,7 @@ pub async fn read_page(
 ) -> Result<Page, ApiError> {
     let def = ctx.def();
     let pinned = selectors.pinned_key(ctx);
-    read_page_with(ctx, limit, token, revision, pinned, |kv| {
+    read_page_with(ctx, limit, token, revision, pinned, |kv, _| {
         let obj = storage::decode(def, kv)?;
         Ok(selectors.matches(&obj).then_some(obj))
     })
@@ -109,13 +109,15 @@ pub async fn read_page(
 /// through the store so that a selective filter still fills the page, and returns a token
 /// that resumes exactly after the last object read. A selection `pinned` to one key (see
 /// [`Selectors::pinned_key`]) reads that key alone, at a revision as the list would.
+/// `select` is also told the bytes of the values in the store page the object came in,
+/// for a caller that writes every item into one buffer to size it once.
 async fn read_page_with<T>(
     ctx: &Ctx<'_>,
     limit: usize,
     mut token: Option<String>,
     revision: Option<Revision>,
     pinned: Option<String>,
-    mut select: impl FnMut(&bulwark_store::KeyValue) -> Result<Option<T>, ApiError>,
+    mut select: impl FnMut(&bulwark_store::KeyValue, usize) -> Result<Option<T>, ApiError>,
 ) -> Result<Page<T>, ApiError> {
     let def = ctx.def();
     if let (None, Some(key)) = (&token, pinned) {
@@ -125,7 +127,8 @@ async fn read_page_with<T>(
             .get_with_revision(&key, revision)
             .await
             .map_err(|e| from_store(e, def.group(), def.plural(), ""))?;
-        let items = match kv.as_ref().map(&mut select).transpose()? {
+        let size = kv.as_ref().map_or(0, |kv| kv.value.len());
+        let items = match kv.as_ref().map(|kv| select(kv, size)).transpose()? {
             Some(Some(item)) => vec![item],
             _ => Vec::new(),
         };
@@ -155,8 +158,9 @@ async fn read_page_with<T>(
             .await
             .map_err(|e| from_store(e, def.group(), def.plural(), ""))?;
         revision = Some(page.revision);
+        let page_bytes = page.items.iter().map(|kv| kv.value.len()).sum();
         for kv in &page.items {
-            if let Some(item) = select(kv)? {
+            if let Some(item) = select(kv, page_bytes)? {
                 items.push(item);
             }
         }
@@ -199,7 +203,11 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         // does not keep is taken back out.
         let mut items = Vec::new();
         let want_labels = !selectors.labels.is_empty();
-        let page = read_page_with(ctx, limit, token, revision, None, |kv| {
+        let page = read_page_with(ctx, limit, token, revision, None, |kv, page_bytes| {
+            if items.is_empty() {
+                // Room for the page as stored, and for each object's resourceVersion.
+                items.reserve(page_bytes.saturating_add(page_bytes / 8));
+            }
             let mark = items.len();
             if mark > 0 {
                 items.push(b',');

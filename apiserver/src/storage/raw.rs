@@ -114,9 +114,9 @@ fn splice(kv: &KeyValue, out: &mut Vec<u8>, want_labels: bool) -> Option<Option<
     let value = kv.value.as_ref();
     let (start, end) = member_span(value, "metadata")?;
     let metadata = value.get(start..end)?;
-    if metadata.first() != Some(&b'{')
-        || memchr::memmem::find(metadata, b"\"resourceVersion\"").is_some()
-    {
+    static RESOURCE_VERSION: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"resourceVersion\""));
+    if metadata.first() != Some(&b'{') || RESOURCE_VERSION.find(metadata).is_some() {
         return None;
     }
     let labels = if want_labels {
@@ -129,7 +129,7 @@ fn splice(kv: &KeyValue, out: &mut Vec<u8>, want_labels: bool) -> Option<Option<
         .skip(1)
         .find(|b| !b.is_ascii_whitespace())
         .is_some_and(|b| *b == b'}');
-    out.reserve(value.len() + 48);
+    out.reserve(value.len() + 32);
     out.extend_from_slice(value.get(..=start)?);
     out.extend_from_slice(b"\"resourceVersion\":\"");
     out.extend_from_slice(kv.mod_revision.0.to_string().as_bytes());
