@@ -27,6 +27,11 @@ mod publish;
 
 /// Points of the trend kept in memory (the stored history may hold more).
 const HISTORY: usize = 10_000;
+/// After a rescan driven by object changes, the scanner waits at least this many times as
+/// long as the scan took (and at least the debounce): under constant change it takes at
+/// most a fifth of one core, so a large cluster's writes are not slowed by rescanning it.
+/// A small cluster's scan takes milliseconds and still follows a change within a second.
+const RESCAN_PAUSE_PER_SCAN_TIME: u32 = 4;
 
 /// What the binary knows of the server that the state does not hold.
 #[derive(Debug, Clone)]
@@ -330,12 +335,15 @@ impl Posture {
                 if me.closed.load(Ordering::Acquire) {
                     return;
                 }
+                let started = std::time::Instant::now();
                 me.scan(&state).await;
+                let took = started.elapsed();
                 tokio::select! {
                     () = tokio::time::sleep(me.settings.interval) => {}
                     () = me.trigger.notified() => {
                         // Gather the burst, then scan once.
-                        tokio::time::sleep(me.settings.debounce).await;
+                        let pause = me.settings.debounce.max(took * RESCAN_PAUSE_PER_SCAN_TIME);
+                        tokio::time::sleep(pause).await;
                     }
                 }
             }

@@ -27,6 +27,10 @@ const STATE: TableDefinition<&str, u64> = TableDefinition::new("engine");
 const REVISION_KEY: &str = "revision";
 /// Most programs in one group commit.
 const MAX_GROUP: usize = 1024;
+/// The page cache the server keeps of the database file by default. redb's own default is
+/// 1 GiB, which a growing cluster fills: the server's memory then grows with its data.
+/// Reads of pages beyond it go to the kernel's page cache, a copy away.
+pub const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// Scans with at most this many rows run inline instead of on the blocking pool: reading one
 /// version (at most [`crate::layout::MAX_CHUNKS`] rows) is a few page reads.
 const INLINE_SCAN_ROWS: usize = 64;
@@ -92,11 +96,21 @@ pub struct EmbeddedEngine {
 }
 
 impl EmbeddedEngine {
-    /// Opens (or creates, mode 0600) the database file at `path`.
+    /// Opens (or creates, mode 0600) the database file at `path`, with a page cache of
+    /// [`DEFAULT_CACHE_BYTES`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens (or creates, mode 0600) the database file at `path`, caching at most
+    /// `cache_bytes` of its pages in memory.
+    pub fn open_with_cache(path: impl AsRef<Path>, cache_bytes: usize) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         create_private_file(&path)?;
-        let db = Database::create(&path).map_err(engine_err)?;
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(&path)
+            .map_err(engine_err)?;
         {
             let txn = db.begin_write().map_err(engine_err)?;
             txn.open_table(DATA).map_err(engine_err)?;
