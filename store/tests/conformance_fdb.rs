@@ -1,7 +1,7 @@
 //! The engine conformance suite on FoundationDB. Runs when the crate is built with
 //! `--features fdb` and `FDB_CLUSTER_FILE` names a live cluster's cluster file; without the
-//! variable each test prints that it was skipped (CI has no FoundationDB: it only
-//! compile-checks this file, see `.ci/run`).
+//! variable each test prints that it was skipped. CI runs it against a local cluster
+//! started from `../shared/fdb` (`scripts/fdb-tests`).
 #![cfg(feature = "fdb")]
 #![allow(
     clippy::unwrap_used,
