@@ -206,19 +206,24 @@ impl ObjectStorage {
         }
     }
 
-    /// The value at `key` as a one-key list reads it: the latest (`revision` `None`) or at
-    /// `revision`, with the revision the read is consistent at.
-    pub async fn get_with_revision(
+    /// A list of the one key `key`: its value (none if it does not exist) at the latest
+    /// revision (`revision` `None`) or at `revision`, as one page read at the revision the
+    /// read is consistent at, like a page of [`Self::list`].
+    pub async fn list_one(
         &self,
         key: &str,
         revision: Option<Revision>,
-    ) -> Result<(Option<KeyValue>, Revision), StoreError> {
+    ) -> Result<ListPage, StoreError> {
         let (kv, at) = self.store.get_with_revision(key, revision).await?;
-        let kv = match kv {
-            Some(kv) => Some(self.open(kv).await?),
-            None => None,
+        let items = match kv {
+            Some(kv) => vec![self.open(kv).await?],
+            None => Vec::new(),
         };
-        Ok((kv, at))
+        Ok(ListPage {
+            items,
+            revision: at,
+            continue_token: None,
+        })
     }
 
     async fn stored_form(&self, key: &str, value: &[u8]) -> Result<Vec<u8>, StoreError> {

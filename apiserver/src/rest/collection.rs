@@ -120,43 +120,26 @@ async fn read_page_with<T>(
     mut select: impl FnMut(&bulwark_store::KeyValue, usize) -> Result<Option<T>, ApiError>,
 ) -> Result<Page<T>, ApiError> {
     let def = ctx.def();
-    if let (None, Some(key)) = (&token, pinned) {
-        let (kv, at) = ctx
-            .state
-            .objects
-            .get_with_revision(&key, revision)
-            .await
-            .map_err(|e| from_store(e, def.group(), def.plural(), ""))?;
-        let size = kv.as_ref().map_or(0, |kv| kv.value.len());
-        let items = match kv.as_ref().map(|kv| select(kv, size)).transpose()? {
-            Some(Some(item)) => vec![item],
-            _ => Vec::new(),
-        };
-        return Ok(Page {
-            items,
-            revision: at.0,
-            continue_token: None,
-        });
-    }
+    // A continue token resumes a list of the collection, never a one-key read.
+    let pinned = pinned.filter(|_| token.is_none());
     let prefix = storage::collection_prefix(def, ctx.namespace());
     let mut items = Vec::new();
     let mut revision = revision;
     loop {
         let want = if limit == 0 { 0 } else { limit - items.len() };
-        let page = ctx
-            .state
-            .objects
-            .list(
-                &prefix,
-                ListOptions {
+        let page = match &pinned {
+            Some(key) => ctx.state.objects.list_one(key, revision).await,
+            None => {
+                let options = ListOptions {
                     revision,
                     limit: want,
                     continue_token: token.take(),
                     max_bytes: 0,
-                },
-            )
-            .await
-            .map_err(|e| from_store(e, def.group(), def.plural(), ""))?;
+                };
+                ctx.state.objects.list(&prefix, options).await
+            }
+        }
+        .map_err(|e| from_store(e, def.group(), def.plural(), ""))?;
         revision = Some(page.revision);
         let page_bytes = page.items.iter().map(|kv| kv.value.len()).sum();
         for kv in &page.items {

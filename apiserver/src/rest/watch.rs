@@ -177,13 +177,7 @@ pub async fn watch(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let (start, mut initial) = match ctx.query.get("resourceVersion") {
         None | Some("") | Some("0") => {
             let page = match pinned {
-                Some(key) => store.get_with_revision(&key, None).await.map(|(kv, at)| {
-                    bulwark_store::ListPage {
-                        items: kv.into_iter().collect(),
-                        revision: at,
-                        continue_token: None,
-                    }
-                }),
+                Some(key) => store.list_one(&key, None).await,
                 None => initial_page(&store, &prefix, None, page_bytes).await,
             }
             .map_err(|e| from_store(e, def.group(), def.plural(), ""))?;

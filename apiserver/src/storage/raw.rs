@@ -120,7 +120,8 @@ fn splice(kv: &KeyValue, out: &mut Vec<u8>, want_labels: bool) -> Option<Option<
         return None;
     }
     let labels = if want_labels {
-        labels_in(std::str::from_utf8(metadata).ok()?)?
+        let members: RawMembers<'_> = serde_json::from_slice(metadata).ok()?;
+        labels_among(&members.0)?
     } else {
         None
     };
@@ -141,11 +142,10 @@ fn splice(kv: &KeyValue, out: &mut Vec<u8>, want_labels: bool) -> Option<Option<
     Some(labels)
 }
 
-/// `labels` among the members of a `metadata` object: `None` if it does not parse,
-/// `Some(None)` if there are none.
-fn labels_in(metadata: &str) -> Option<Option<Labels>> {
-    let members: RawMembers<'_> = serde_json::from_str(metadata).ok()?;
-    match members.0.iter().find(|(k, _)| *k == "labels") {
+/// `labels` among the members of a `metadata` object, parsed: `None` if they do not
+/// parse, `Some(None)` if there are none.
+fn labels_among(metadata: &[(&str, &RawValue)]) -> Option<Option<Labels>> {
+    match metadata.iter().find(|(k, _)| *k == "labels") {
         Some((_, raw)) => serde_json::from_str(raw.get()).ok().map(Some),
         None => Some(None),
     }
@@ -194,9 +194,10 @@ fn rewrite_members(kv: &KeyValue, out: &mut Vec<u8>, want_labels: bool) -> Optio
         Some((_, raw)) => serde_json::from_str::<RawMembers<'_>>(raw.get()).ok()?.0,
         None => Vec::new(),
     };
-    let labels = match metadata.iter().find(|(k, _)| *k == "labels") {
-        Some((_, raw)) if want_labels => Some(serde_json::from_str(raw.get()).ok()?),
-        _ => None,
+    let labels = if want_labels {
+        labels_among(&metadata)?
+    } else {
+        None
     };
     let revision = format!("\"{}\"", kv.mod_revision.0);
     let mut meta = Vec::new();
