@@ -47,6 +47,22 @@ pub enum StoreError {
         /// The newest committed revision.
         current: Revision,
     },
+    /// The store holds a write newer than its engine's current revision, so new writes would
+    /// get revisions below existing ones. On FoundationDB: a backup restored into a cluster
+    /// whose commit version is behind the original's. The store refuses to open.
+    #[error(
+        "the store holds a write at revision {stored}, beyond the engine's current revision \
+         {current}: new writes would be ordered before existing ones (on FoundationDB: a backup \
+         restored into a cluster behind the original; advance that cluster with `fdbcli \
+         advanceversion {}`, see docs/storage.md)",
+        (.stored.get() >> 16) + 1
+    )]
+    DataAheadOfEngine {
+        /// The newest revision found in the data.
+        stored: Revision,
+        /// The engine's current revision.
+        current: Revision,
+    },
     /// The key is not acceptable. API: 400/422.
     #[error("invalid key: {0}")]
     InvalidKey(String),

@@ -180,6 +180,13 @@ pub fn log_key_stamped() -> Stamped {
     Stamped { bytes, offset: 1 }
 }
 
+/// The log key of a write at `revision` (the key [`log_key_stamped`] becomes at commit).
+pub fn log_key(revision: Revision) -> Vec<u8> {
+    let mut key = vec![LOG];
+    key.extend_from_slice(&revision.encode());
+    key
+}
+
 /// The log range of revisions strictly after `after`.
 pub fn log_range_after(after: Revision) -> (Vec<u8>, Vec<u8>) {
     let mut start = vec![LOG];

@@ -13,7 +13,7 @@ use crate::engine::{Engine, Mutation, Snapshot, WriteProgram};
 use crate::error::{Result, StoreError};
 use crate::layout::{
     self, HistoryHeader, Kind, LogEntry, Meta, compacted_key, history_key_stamped,
-    history_version_range, log_key_stamped, meta_key,
+    history_version_range, log_key_stamped, log_range_after, meta_key, parse_log_key,
 };
 use crate::revision::Revision;
 use crate::watch::WatchHub;
@@ -120,7 +120,10 @@ impl<E: Engine> Store<E> {
     /// Opens the store over `engine` and starts its watch tail (and compactor, if enabled).
     /// Must be called inside a tokio runtime.
     pub async fn open(engine: E, options: StoreOptions) -> Result<Self> {
-        let start = engine.snapshot().await?.revision();
+        let snapshot = engine.snapshot().await?;
+        let start = snapshot.revision();
+        refuse_data_ahead(&snapshot, start).await?;
+        drop(snapshot);
         let inner = Arc::new(Inner {
             engine,
             hub: WatchHub::new(start, options.watch_ring),
@@ -527,6 +530,27 @@ fn version_mutations(
 }
 
 /// Reads the compaction point in a snapshot.
+/// Fails with [`StoreError::DataAheadOfEngine`] when the log or the compaction point holds a
+/// revision beyond `current`, the snapshot's: writes from then on would get revisions below
+/// existing ones and break every ordering the store promises (watch, resourceVersion).
+async fn refuse_data_ahead<S: Snapshot>(snap: &S, current: Revision) -> Result<()> {
+    let (start, end) = log_range_after(current);
+    if let Some((key, _)) = snap.scan(&start, &end, 1).await?.first() {
+        return Err(StoreError::DataAheadOfEngine {
+            stored: parse_log_key(key)?,
+            current,
+        });
+    }
+    let compacted = read_compacted(snap).await?;
+    if compacted > current {
+        return Err(StoreError::DataAheadOfEngine {
+            stored: compacted,
+            current,
+        });
+    }
+    Ok(())
+}
+
 pub(crate) async fn read_compacted<S: Snapshot>(snap: &S) -> Result<Revision> {
     let key = compacted_key();
     match snap.get(&key).await? {
