@@ -89,15 +89,48 @@ pub(crate) enum StoreCommand {
     },
 }
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub(crate) struct StoreArgs {
-    /// Data directory (created 0700 if missing); the embedded store lives in it.
+    /// Data directory (created 0700 if missing): the embedded store, and the server's PKI,
+    /// encryption keys, audit log and admin.kubeconfig.
     #[arg(long, default_value = "./bulwark-data")]
     pub(crate) data_dir: PathBuf,
     /// Storage engine: `embedded` (default) or `fdb:CLUSTER_FILE` (needs the `fdb` build
     /// feature).
     #[arg(long, default_value = "embedded")]
     pub(crate) store: String,
+    /// With `--store fdb:…`: this Bulwark cluster's name in FoundationDB. Every key is kept
+    /// under `NAME/`, so several Bulwark clusters can share one FoundationDB cluster, and every
+    /// API server of one Bulwark cluster must be given the same name. A DNS label (lowercase
+    /// letters, digits and `-`, at most 63), so no cluster's keys can fall inside another's.
+    /// Default: `bulwark`.
+    #[arg(long, value_name = "NAME", value_parser = parse_fdb_prefix)]
+    pub(crate) fdb_prefix: Option<String>,
+}
+
+/// The FoundationDB subspace name when `--fdb-prefix` is not given.
+const DEFAULT_FDB_PREFIX: &str = "bulwark";
+
+/// Checks `--fdb-prefix`: a DNS label. Names without `/` that are followed by one can never be
+/// a prefix of one another, so two Bulwark clusters on one FoundationDB cannot read or
+/// overwrite each other's keys.
+fn parse_fdb_prefix(name: &str) -> Result<String, String> {
+    let label = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if label {
+        Ok(name.to_owned())
+    } else {
+        Err(
+            "must be a DNS label: 1-63 lowercase letters, digits or '-', \
+             starting and ending with a letter or digit"
+                .to_owned(),
+        )
+    }
 }
 
 /// File name of the embedded store inside the data directory.
@@ -125,10 +158,7 @@ async fn main() -> anyhow::Result<()> {
     init_logging(&cli.log_format);
     match cli.command {
         Command::Server(args) => {
-            let store = StoreArgs {
-                data_dir: args.data_dir.clone(),
-                store: args.store.clone(),
-            };
+            let store = args.storage.clone();
             with_engine(&store, server_cmd::Server(*args)).await
         }
         Command::Kubeconfig(args) => kubeconfig_cmd::run(&args),
@@ -152,13 +182,17 @@ pub(crate) trait EngineJob {
 async fn with_engine(args: &StoreArgs, job: impl EngineJob) -> anyhow::Result<()> {
     create_private_dir(&args.data_dir)?;
     if args.store == "embedded" {
+        if args.fdb_prefix.is_some() {
+            bail!("--fdb-prefix applies only to --store fdb:CLUSTER_FILE");
+        }
         let path = args.data_dir.join(EMBEDDED_FILE);
         let engine = bulwark_store::EmbeddedEngine::open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
         return job.run(engine).await;
     }
     if let Some(cluster_file) = args.store.strip_prefix("fdb:") {
-        return run_fdb(cluster_file, job).await;
+        let name = args.fdb_prefix.as_deref().unwrap_or(DEFAULT_FDB_PREFIX);
+        return run_fdb(cluster_file, name, job).await;
     }
     bail!(
         "unknown --store {:?}: use `embedded` or `fdb:CLUSTER_FILE`",
@@ -167,18 +201,48 @@ async fn with_engine(args: &StoreArgs, job: impl EngineJob) -> anyhow::Result<()
 }
 
 #[cfg(feature = "fdb")]
-async fn run_fdb(cluster_file: &str, job: impl EngineJob) -> anyhow::Result<()> {
-    let engine = bulwark_store::FdbEngine::open(cluster_file, b"bulwark/")
+async fn run_fdb(cluster_file: &str, name: &str, job: impl EngineJob) -> anyhow::Result<()> {
+    let prefix = format!("{name}/");
+    let engine = bulwark_store::FdbEngine::open(cluster_file, prefix.as_bytes())
         .with_context(|| format!("connecting to FoundationDB via {cluster_file}"))?;
+    tracing::info!(cluster_file, subspace = %prefix, "storage on FoundationDB");
     job.run(engine).await
 }
 
 #[cfg(not(feature = "fdb"))]
-async fn run_fdb(_cluster_file: &str, _job: impl EngineJob) -> anyhow::Result<()> {
+async fn run_fdb(_cluster_file: &str, _name: &str, _job: impl EngineJob) -> anyhow::Result<()> {
     bail!("this bulwark was built without FoundationDB support (build with --features fdb)")
 }
 
 fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     bulwark_pki::files::ensure_private_dir(dir)
         .with_context(|| format!("preparing {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_fdb_prefix;
+
+    #[test]
+    fn fdb_prefix_is_a_dns_label() {
+        for good in ["bulwark", "prod-eu-1", "a", &"x".repeat(63)] {
+            assert_eq!(parse_fdb_prefix(good).as_deref(), Ok(good), "{good}");
+        }
+        // A `/` would let one cluster's subspace hold another's (`a/` holds `a/k…`); the rest
+        // are not DNS labels.
+        for bad in [
+            "",
+            "a/b",
+            "a/",
+            "Bulwark",
+            "-a",
+            "a-",
+            "a_b",
+            "a b",
+            "\u{ff}",
+            &"x".repeat(64),
+        ] {
+            assert!(parse_fdb_prefix(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }

@@ -12,20 +12,19 @@ use bulwark_store::{CompactionOptions, Engine, Store, StoreOptions};
 
 use crate::EngineJob;
 
+/// How long shutdown waits for a posture scan under way to finish.
+const POSTURE_STOP: Duration = Duration::from_secs(10);
 /// How often the serving certificate is checked for renewal.
 const RENEWAL_CHECK: Duration = Duration::from_secs(3600);
 
 #[derive(clap::Args)]
 pub(crate) struct ServerArgs {
-    /// Data directory (0700): store, PKI and admin.kubeconfig.
-    #[arg(long, default_value = "./bulwark-data")]
-    pub(crate) data_dir: PathBuf,
+    /// Data directory, storage engine and (on FoundationDB) the cluster's subspace.
+    #[command(flatten)]
+    pub(crate) storage: crate::StoreArgs,
     /// Address to listen on (HTTPS).
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub(crate) listen: SocketAddr,
-    /// Storage engine: `embedded` (default) or `fdb:CLUSTER_FILE`.
-    #[arg(long, default_value = "embedded")]
-    pub(crate) store: String,
     /// Extra DNS names or IPs for the serving certificate (repeatable).
     #[arg(long = "san")]
     pub(crate) sans: Vec<String>,
@@ -218,7 +217,7 @@ impl EngineJob for Server {
         if !addr.ip().is_unspecified() && !addr.ip().is_loopback() {
             sans.push(addr.ip().to_string());
         }
-        let data_dir = args.data_dir.clone();
+        let data_dir = args.storage.data_dir.clone();
         let options = BootstrapOptions {
             extra_sans: sans,
             server_url: url.clone(),
@@ -251,11 +250,15 @@ impl EngineJob for Server {
         }
         let webhook = webhook_options(&args)?;
         let webhook_url = webhook.as_ref().map(|w| w.endpoint.url.clone());
-        let audit = open_audit(&args.data_dir, args.audit_policy.as_deref(), webhook)?;
+        let audit = open_audit(
+            &args.storage.data_dir,
+            args.audit_policy.as_deref(),
+            webhook,
+        )?;
         let encryption = Arc::new(match &args.encryption_provider_config {
             Some(path) => crate::encryption_setup::from_config_file(path)?,
             None => crate::encryption_setup::default_encryption(
-                &args.data_dir,
+                &args.storage.data_dir,
                 &args.encrypt_resources,
             )?,
         });
@@ -277,10 +280,10 @@ impl EngineJob for Server {
         }
         let posture = Arc::new(bulwark_apiserver::posture::Posture::new(
             crate::posture_setup::settings(&crate::posture_setup::Facts {
-                data_dir: &args.data_dir,
+                data_dir: &args.storage.data_dir,
                 listen: addr,
                 tls: &tls,
-                store: &args.store,
+                store: &args.storage.store,
                 audit_policy_source: args.audit_policy.as_ref().map_or_else(
                     || "built-in default".to_owned(),
                     |p| p.display().to_string(),
@@ -291,7 +294,7 @@ impl EngineJob for Server {
                 history_retention: args.posture_history_retention,
             }),
         )?);
-        crate::posture_setup::refresh_signer(&posture, &args.data_dir, pki.ca())
+        crate::posture_setup::refresh_signer(&posture, &args.storage.data_dir, pki.ca())
             .context("the posture report signing key")?;
         let builder = builder.posture(Arc::clone(&posture));
         let audit_log = audit.0;
@@ -307,13 +310,13 @@ impl EngineJob for Server {
             .await
             .map_err(|e| anyhow::anyhow!("bootstrapping system namespaces: {e}"))?;
         // Ends when the store closes at shutdown.
-        let _posture_task = posture.start(Arc::clone(&state));
+        let posture_task = posture.start(Arc::clone(&state));
 
         let pki = Arc::new(pki);
         let renewer = Arc::clone(&pki);
         let renewal_log = audit_log.clone();
         let renewal_posture = Arc::clone(&posture);
-        let renewal_dir = args.data_dir.clone();
+        let renewal_dir = args.storage.data_dir.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(RENEWAL_CHECK);
             loop {
@@ -397,7 +400,7 @@ impl EngineJob for Server {
             });
         }
 
-        let kubeconfig = bulwark_pki::bootstrap::admin_kubeconfig_path(&args.data_dir);
+        let kubeconfig = bulwark_pki::bootstrap::admin_kubeconfig_path(&args.storage.data_dir);
         println!("Bulwark API server listening on {url}");
         println!("Admin credentials: {}", kubeconfig.display());
         println!(
@@ -407,6 +410,18 @@ impl EngineJob for Server {
         tracing::info!(%url, engine = store.engine().name(), "serving");
         bulwark_apiserver::http::server::serve(listener, tls, state, shutdown_signal()).await;
         tracing::info!("shutting down");
+        // The posture scanner records audit events of its own: it stops (finishing a scan
+        // under way) before the log's last flush and the webhook's drain, so that every
+        // event in the log also reaches the webhook.
+        posture.stop();
+        if tokio::time::timeout(POSTURE_STOP, posture_task)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "the posture scanner did not stop in {POSTURE_STOP:?}; its later events may miss the webhook"
+            );
+        }
         // Everything recorded is written, fsynced and signed before the process exits.
         audit_log.flush().await;
         if !audit_log.drain_webhook(WEBHOOK_DRAIN).await {

@@ -158,6 +158,14 @@ impl Posture {
         self.trigger.notify_one();
     }
 
+    /// Ends the scanning task started by [`Posture::start`] once the scan under way (if any)
+    /// is finished. The server calls it at shutdown before its last audit flush, so that no
+    /// scan logs an event after the log has been handed to the webhook.
+    pub fn stop(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.trigger.notify_one();
+    }
+
     /// Runs one full scan now and makes it the latest report.
     pub async fn scan(&self, state: &ApiState) -> Arc<Report> {
         let _one_at_a_time = self.scanning.lock().await;
@@ -320,16 +328,25 @@ impl Posture {
             watcher.poke();
         });
         tokio::spawn(async move {
-            while !state.ready.load(Ordering::Acquire) {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            // The stored history first (it needs only the store), so that it is there as soon
+            // as the server answers; points of scans asked for meanwhile are newer and stay
+            // after it.
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             let retention =
                 i64::try_from(me.settings.history_retention.as_secs()).unwrap_or(i64::MAX);
             let stored = history::load(&state, now.saturating_sub(retention)).await;
             if let Ok(mut history) = me.history.lock() {
-                let skip = stored.len().saturating_sub(HISTORY);
-                history.extend(stored.into_iter().skip(skip));
+                let mut merged: VecDeque<TrendPoint> = stored.into();
+                merged.append(&mut history);
+                let skip = merged.len().saturating_sub(HISTORY);
+                merged.drain(..skip);
+                *history = merged;
+            }
+            while !state.ready.load(Ordering::Acquire) {
+                if me.closed.load(Ordering::Acquire) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
             loop {
                 if me.closed.load(Ordering::Acquire) {
@@ -341,6 +358,9 @@ impl Posture {
                 tokio::select! {
                     () = tokio::time::sleep(me.settings.interval) => {}
                     () = me.trigger.notified() => {
+                        if me.closed.load(Ordering::Acquire) {
+                            return;
+                        }
                         // Gather the burst, then scan once.
                         let pause = me.settings.debounce.max(took * RESCAN_PAUSE_PER_SCAN_TIME);
                         tokio::time::sleep(pause).await;
