@@ -672,14 +672,21 @@ fn the_webhook_receives_every_logged_event() {
             e["stage"].as_str().unwrap().to_owned(),
         )
     };
-    let mut logged: Vec<(String, String)> = events(&data).iter().map(key).collect();
+    let logged_events = events(&data);
+    let mut logged: Vec<(String, String)> = logged_events.iter().map(key).collect();
     let mut received: Vec<(String, String)> = receiver.events().iter().map(key).collect();
     assert!(logged.len() > 5, "{logged:?}");
     logged.sort();
     received.sort();
+    let missing: Vec<&Value> = logged_events
+        .iter()
+        .filter(|e| !received.contains(&key(e)))
+        .collect();
     assert_eq!(
-        received, logged,
-        "each logged event reaches the webhook exactly once"
+        received,
+        logged,
+        "each logged event reaches the webhook exactly once; logged, never sent: {missing:#?}\nserver log:\n{}",
+        s.log()
     );
     let all = receiver.events();
     let start = all

@@ -87,13 +87,24 @@ fn failing(report: &Value) -> BTreeSet<String> {
 /// plugin it does not have yet (ServiceAccount admission).
 const FRESH_FAILS: &[&str] = &["KSPM-AUTH-02", "KSPM-ADM-02", "KSPM-ADM-04", "KSPM-NET-02"];
 
+/// What a fresh server fails here: [`FRESH_FAILS`], and on FoundationDB (the e2e run on it,
+/// `BULWARK_E2E_STORE`) the two datastore-transport controls too, because the test cluster is
+/// reached without TLS — which the scanner is right to report.
+fn fresh_fails() -> BTreeSet<String> {
+    let mut fails: BTreeSet<String> = FRESH_FAILS.iter().map(|s| (*s).to_owned()).collect();
+    if crate::server::fdb_from_env().is_some() {
+        fails.extend(["KSPM-STO-04".to_owned(), "KSPM-STO-05".to_owned()]);
+    }
+    fails
+}
+
 #[test]
 fn a_fresh_server_passes_every_evaluable_api_storage_pki_and_audit_control() {
     let s = TestServer::start();
     let report = report(&s, &admin(&s));
     for (id, state) in states(&report) {
         let family = id.split('-').nth(1).unwrap();
-        if ["API", "STO", "PKI", "AUD"].contains(&family) {
+        if ["API", "STO", "PKI", "AUD"].contains(&family) && !fresh_fails().contains(&id) {
             assert!(
                 ["pass", "not-applicable", "not-evaluated", "manual"].contains(&state.as_str()),
                 "{id} is {state}: {}",
@@ -109,8 +120,19 @@ fn a_fresh_server_passes_every_evaluable_api_storage_pki_and_audit_control() {
             );
         }
     }
-    let expected: BTreeSet<String> = FRESH_FAILS.iter().map(|s| (*s).to_owned()).collect();
-    assert_eq!(failing(&report), expected);
+    assert_eq!(failing(&report), fresh_fails());
+    if crate::server::fdb_from_env().is_some() {
+        let transport = report["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == "KSPM-STO-04")
+            .unwrap();
+        assert_eq!(
+            transport["findings"][0]["observed"], "plaintext",
+            "{transport}"
+        );
+    }
     // Scores count pass against fail; what was not evaluated lowers coverage, not the score.
     let all = &report["summaries"][0];
     assert_eq!(all["framework"], "all");
@@ -200,7 +222,7 @@ fn a_weakened_server_fails_exactly_the_expected_controls() {
         run(&s, &someone, &["get", "secrets", "-A"])
     });
     let report = rescan(&s);
-    let mut expected: BTreeSet<String> = FRESH_FAILS.iter().map(|s| (*s).to_owned()).collect();
+    let mut expected = fresh_fails();
     for id in [
         // The flag that raises every limit.
         "KSPM-API-07",
@@ -315,7 +337,7 @@ fn reports_in_every_format_are_signed_verify_offline_and_validate() {
         .collect();
     assert_eq!(
         rules,
-        FRESH_FAILS.iter().copied().collect(),
+        fresh_fails().iter().map(String::as_str).collect(),
         "failing results only, control ids as ruleId"
     );
     let oscal: Value =
@@ -450,7 +472,7 @@ fn the_html_report_renders_in_chromium_without_console_errors_and_shows_every_fa
         "the page rendered"
     );
     let failing = dom.split("Failing controls").nth(1).unwrap();
-    for id in FRESH_FAILS {
+    for id in &fresh_fails() {
         assert!(
             failing.contains(&format!("href=\"#{id}\"")),
             "{id} is listed as failing"
@@ -826,7 +848,21 @@ fn the_score_history_survives_a_restart_and_is_bounded_by_time() {
     );
     // since/until bound it; a bad time is a 400.
     assert!(history(&s, "?since=2099-01-01T00:00:00Z").is_empty());
-    assert_eq!(history(&s, "?until=2099-01-01T00:00:00Z").len(), kept.len());
+    // Nothing lies after 2099: `until` answers what the unbounded query does. Scans go on
+    // adding points, so it is compared with unbounded reads just before and after it that
+    // agree (no scan landed between them).
+    let mut tries = 0;
+    loop {
+        let unbounded = history(&s, "");
+        let until = history(&s, "?until=2099-01-01T00:00:00Z");
+        if history(&s, "") == unbounded {
+            assert_eq!(until, unbounded);
+            assert!(until.len() >= kept.len());
+            break;
+        }
+        tries += 1;
+        assert!(tries < 20, "the history never held still");
+    }
     let (ok, text) = run(
         &s,
         &k,

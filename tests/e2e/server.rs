@@ -12,6 +12,8 @@ pub struct TestServer {
     pub url: String,
     pub kubeconfig: PathBuf,
     extra: Vec<String>,
+    /// On FoundationDB: the cluster file and the server's subspace name (`--fdb-prefix`).
+    fdb: Option<(String, String)>,
 }
 
 impl TestServer {
@@ -19,10 +21,20 @@ impl TestServer {
         Self::start_with(&[])
     }
 
-    /// Starts with extra `bulwark server` flags.
+    /// Starts with extra `bulwark server` flags. Where `BULWARK_E2E_STORE` names
+    /// `fdb:CLUSTER_FILE` (and `extra` chooses no engine), the server keeps its state on that
+    /// FoundationDB, in a subspace of its own.
     pub fn start_with(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let extra: Vec<String> = extra.iter().map(|a| (*a).to_owned()).collect();
+        let mut extra: Vec<String> = extra.iter().map(|a| (*a).to_owned()).collect();
+        let mut fdb = None;
+        if !extra.iter().any(|a| a == "--store")
+            && let Some(cluster_file) = fdb_from_env()
+        {
+            let args = fdb_store_args(&cluster_file);
+            fdb = Some((cluster_file, args[3].clone()));
+            extra.extend(args);
+        }
         let (child, url) = spawn(dir.path(), &extra);
         let kubeconfig = dir.path().join("data").join("admin.kubeconfig");
         Self {
@@ -31,7 +43,29 @@ impl TestServer {
             url,
             kubeconfig,
             extra,
+            fdb,
         }
+    }
+
+    /// On FoundationDB, every key and value of this server's subspace as `fdbcli getrange`
+    /// prints them (bytes outside printable ASCII escaped); `None` on the embedded engine.
+    /// Needs `BULWARK_E2E_FDBCLI`, the path of fdbcli.
+    pub fn fdb_dump(&self) -> Option<Vec<u8>> {
+        let (cluster_file, name) = self.fdb.as_ref()?;
+        let fdbcli = std::env::var("BULWARK_E2E_FDBCLI")
+            .expect("BULWARK_E2E_FDBCLI (fdbcli) is needed with BULWARK_E2E_STORE=fdb:…");
+        // The subspace is `NAME/`; `NAME0` is the first key after it.
+        let out = Command::new(fdbcli)
+            .args(["-C", cluster_file, "--exec"])
+            .arg(format!("getrange \"{name}/\" \"{name}0\" 1000000"))
+            .output()
+            .expect("run fdbcli");
+        assert!(
+            out.status.success(),
+            "fdbcli: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(out.stdout)
     }
 
     /// Stops the server (SIGKILL when `kill`, else SIGTERM) and starts it again on the same
@@ -151,6 +185,39 @@ impl TestServer {
     pub fn credentials(&self) -> bulwark_client::Credentials {
         bulwark_client::Credentials::from_kubeconfig(&self.kubeconfig).expect("credentials")
     }
+}
+
+/// The FoundationDB cluster file the e2e servers run on (`BULWARK_E2E_STORE=fdb:FILE`), if
+/// any; otherwise they use the embedded engine.
+pub fn fdb_from_env() -> Option<String> {
+    let store = std::env::var("BULWARK_E2E_STORE").ok()?;
+    match store.strip_prefix("fdb:") {
+        Some(file) => Some(file.to_owned()),
+        None => {
+            assert_eq!(
+                store, "embedded",
+                "BULWARK_E2E_STORE must be embedded or fdb:FILE"
+            );
+            None
+        }
+    }
+}
+
+/// Server flags for FoundationDB with a subspace no other server of any run uses, so each
+/// server starts on an empty cluster as it does on a fresh data directory.
+fn fdb_store_args(cluster_file: &str) -> [String; 4] {
+    static SERVERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos();
+    let n = SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    [
+        "--store".to_owned(),
+        format!("fdb:{cluster_file}"),
+        "--fdb-prefix".to_owned(),
+        format!("e2e-{}-{n}-{nanos}", std::process::id()),
+    ]
 }
 
 /// Starts `bulwark server` on a free port with the data directory under `dir`; returns it
