@@ -529,7 +529,6 @@ fn version_mutations(
     Ok(mutations)
 }
 
-/// Reads the compaction point in a snapshot.
 /// Fails with [`StoreError::DataAheadOfEngine`] when the log or the compaction point holds a
 /// revision beyond `current`, the snapshot's: writes from then on would get revisions below
 /// existing ones and break every ordering the store promises (watch, resourceVersion).
@@ -551,6 +550,7 @@ async fn refuse_data_ahead<S: Snapshot>(snap: &S, current: Revision) -> Result<(
     Ok(())
 }
 
+/// Reads the compaction point in a snapshot.
 pub(crate) async fn read_compacted<S: Snapshot>(snap: &S) -> Result<Revision> {
     let key = compacted_key();
     match snap.get(&key).await? {
