@@ -19,6 +19,7 @@ mod cedar_admission;
 mod cedar_authz;
 mod cert_rotation;
 mod encryption;
+mod foundationdb;
 mod hostile_clients;
 mod kubectl;
 mod posture;

@@ -47,6 +47,29 @@ impl TestServer {
         }
     }
 
+    /// Another API server of `other`'s cluster (on FoundationDB): a data directory of its own
+    /// holding copies of `other`'s PKI and encryption keys, on the same store and subspace —
+    /// how an operator adds a server.
+    pub fn start_beside(other: &TestServer) -> Self {
+        assert!(other.fdb.is_some(), "a second server needs a shared store");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        for part in ["pki", "encryption"] {
+            copy_private(&other.data_dir().join(part), &data.join(part));
+        }
+        let extra = other.extra.clone();
+        let (child, url) = spawn(dir.path(), &extra);
+        let kubeconfig = data.join("admin.kubeconfig");
+        Self {
+            child,
+            dir,
+            url,
+            kubeconfig,
+            extra,
+            fdb: other.fdb.clone(),
+        }
+    }
+
     /// On FoundationDB, every key and value of this server's subspace as `fdbcli getrange`
     /// prints them (bytes outside printable ASCII escaped); `None` on the embedded engine.
     /// Needs `BULWARK_E2E_FDBCLI`, the path of fdbcli.
@@ -184,6 +207,26 @@ impl TestServer {
 
     pub fn credentials(&self) -> bulwark_client::Credentials {
         bulwark_client::Credentials::from_kubeconfig(&self.kubeconfig).expect("credentials")
+    }
+}
+
+/// Copies a directory tree, directories 0700 and files with their modes (key files stay
+/// 0600, as the server requires).
+fn copy_private(from: &Path, to: &Path) {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(to)
+        .expect("create a private directory");
+    for entry in std::fs::read_dir(from).expect("read a directory").flatten() {
+        let path = entry.path();
+        let target = to.join(entry.file_name());
+        if path.is_dir() {
+            copy_private(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).expect("copy a file");
+        }
     }
 }
 
