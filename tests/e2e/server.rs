@@ -31,10 +31,15 @@ impl TestServer {
         if !extra.iter().any(|a| a == "--store")
             && let Some(cluster_file) = fdb_from_env()
         {
-            let args = fdb_store_args(&cluster_file);
-            fdb = Some((cluster_file, args[3].clone()));
-            extra.extend(args);
+            let name = fdb_subspace_name();
+            extra.extend(fdb_store_args(&cluster_file, &name));
+            fdb = Some((cluster_file, name));
         }
+        Self::launch(dir, extra, fdb)
+    }
+
+    /// Starts the server in `dir` with `extra` flags, on the store `fdb` names (if any).
+    fn launch(dir: tempfile::TempDir, extra: Vec<String>, fdb: Option<(String, String)>) -> Self {
         let (child, url) = spawn(dir.path(), &extra);
         let kubeconfig = dir.path().join("data").join("admin.kubeconfig");
         Self {
@@ -57,17 +62,7 @@ impl TestServer {
         for part in ["pki", "encryption"] {
             copy_private(&other.data_dir().join(part), &data.join(part));
         }
-        let extra = other.extra.clone();
-        let (child, url) = spawn(dir.path(), &extra);
-        let kubeconfig = data.join("admin.kubeconfig");
-        Self {
-            child,
-            dir,
-            url,
-            kubeconfig,
-            extra,
-            fdb: other.fdb.clone(),
-        }
+        Self::launch(dir, other.extra.clone(), other.fdb.clone())
     }
 
     /// On FoundationDB, every key and value of this server's subspace as `fdbcli getrange`
@@ -246,20 +241,25 @@ pub fn fdb_from_env() -> Option<String> {
     }
 }
 
-/// Server flags for FoundationDB with a subspace no other server of any run uses, so each
-/// server starts on an empty cluster as it does on a fresh data directory.
-fn fdb_store_args(cluster_file: &str) -> [String; 4] {
+/// A subspace name no other server of any run uses, so each server starts on an empty
+/// cluster as it does on a fresh data directory.
+fn fdb_subspace_name() -> String {
     static SERVERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
         .as_nanos();
     let n = SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("e2e-{}-{n}-{nanos}", std::process::id())
+}
+
+/// Server flags for FoundationDB, keeping the server's keys under `name/`.
+fn fdb_store_args(cluster_file: &str, name: &str) -> [String; 4] {
     [
         "--store".to_owned(),
         format!("fdb:{cluster_file}"),
         "--fdb-prefix".to_owned(),
-        format!("e2e-{}-{n}-{nanos}", std::process::id()),
+        name.to_owned(),
     ]
 }
 
