@@ -282,11 +282,11 @@ async fn run(
     }
 
     // 4. Dispatch (watches are long-lived and exempt from the in-flight limit).
-    let _permit = match &resource_request {
+    let permit = match &resource_request {
         Some(r) if r.verb == Verb::Watch => None,
         _ => Some(state.inflight.acquire()?),
     };
-    match resource_request {
+    let response = match resource_request {
         Some(req) => {
             let protobuf_ok =
                 crate::codec::protobuf::supports(&req.def.api_version(), req.def.kind());
@@ -321,7 +321,8 @@ async fn run(
             dispatch_resource(&ctx, &req, &body).await
         }
         None => non_resource(state, &resources, &parts.method, path, &parts.headers),
-    }
+    }?;
+    Ok(crate::http::inflight::held_until_sent(response, permit))
 }
 
 /// Whether the service account a token is bound to still exists with the same uid.
@@ -498,7 +499,7 @@ mod tests {
         });
         let response = handle(Arc::clone(state), request).await;
         let code = response.status().as_u16();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        let bytes = axum::body::to_bytes(response.into_body(), 64 << 20)
             .await
             .unwrap();
         (code, bytes)
@@ -523,6 +524,80 @@ mod tests {
             .iter()
             .map(|i| i["metadata"]["name"].as_str().unwrap())
             .collect()
+    }
+
+    /// A list of a whole collection larger than a store page is sent while it is read
+    /// (`rest::list_stream`); it holds exactly what a list read in `limit` pages holds, in
+    /// key order, with a label selector applied on every page, and parses as one list.
+    #[tokio::test]
+    async fn a_streamed_list_holds_what_a_paged_list_holds() {
+        let (_dir, store) = embedded_store().await;
+        let state = ApiState::builder(store, "system:masters").build();
+        crate::bootstrap(&state).await.unwrap();
+        let path = "/api/v1/namespaces/default/configmaps";
+        let total = 2_345usize;
+        for batch in (0..total).collect::<Vec<_>>().chunks(100) {
+            let creates = batch.iter().map(|i| {
+                let cm = json!({"metadata": {"name": format!("cm-{i:05}"),
+                    "labels": {"odd": (i % 2).to_string()}}, "data": {"k": "v".repeat(300)}});
+                let state = &state;
+                async move { send(state, Method::POST, path, &cm.to_string()).await.0 }
+            });
+            for code in futures::future::join_all(creates).await {
+                assert_eq!(code, 201);
+            }
+        }
+        let (code, streamed) = send(&state, Method::GET, path, "").await;
+        assert_eq!(code, 200);
+        let expected: Vec<String> = (0..total).map(|i| format!("cm-{i:05}")).collect();
+        assert_eq!(names(&streamed), expected);
+        assert_eq!(streamed["kind"], "ConfigMapList");
+        assert!(streamed["metadata"].get("continue").is_none());
+
+        let mut paged = Vec::new();
+        let mut next = String::new();
+        loop {
+            let (code, page) = send(
+                &state,
+                Method::GET,
+                &format!("{path}?limit=700&continue={next}"),
+                "",
+            )
+            .await;
+            assert_eq!(code, 200);
+            assert_eq!(
+                page["metadata"]["resourceVersion"],
+                streamed["metadata"]["resourceVersion"]
+            );
+            paged.extend(page["items"].as_array().unwrap().iter().cloned());
+            match page["metadata"]["continue"].as_str() {
+                Some(token) => next = token.to_owned(),
+                None => break,
+            }
+        }
+        assert_eq!(&paged, streamed["items"].as_array().unwrap());
+
+        let (code, odd) = send(
+            &state,
+            Method::GET,
+            &format!("{path}?labelSelector=odd%3D1"),
+            "",
+        )
+        .await;
+        assert_eq!(code, 200);
+        let expected: Vec<String> = (0..total)
+            .filter(|i| i % 2 == 1)
+            .map(|i| format!("cm-{i:05}"))
+            .collect();
+        assert_eq!(names(&odd), expected);
+        let (code, none) = send(
+            &state,
+            Method::GET,
+            &format!("{path}?labelSelector=odd%3D2"),
+            "",
+        )
+        .await;
+        assert_eq!((code, names(&none).len()), (200, 0));
     }
 
     /// A list or watch narrowed to one name reads that key alone: exactly that object (not

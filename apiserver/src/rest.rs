@@ -4,6 +4,7 @@
 pub(crate) mod collection;
 pub mod fieldmanager;
 pub mod handler;
+pub(crate) mod list_stream;
 pub(crate) mod object;
 pub mod patch;
 pub(crate) mod resource;

@@ -334,6 +334,22 @@ impl ValueTransformer for ResourceTransformers {
     fn is_identity(&self) -> bool {
         self.readers.is_empty() && self.rules.iter().all(|(_, c)| c.writes_plaintext())
     }
+
+    /// As [`Self::plain_form`] answers a plaintext value: readable unless its resource's
+    /// chain has no identity. Only a prefix that names a resource (`/registry/G/R/…`) has
+    /// one answer for every key under it.
+    fn reads_plaintext_under(&self, prefix: &str) -> bool {
+        let names_resource = prefix
+            .strip_prefix("/registry/")
+            .and_then(|rest| rest.splitn(3, '/').nth(2))
+            .is_some();
+        match key_resource(prefix) {
+            Some((group, resource)) if names_resource && !resource.is_empty() => self
+                .chain_for(group, resource)
+                .is_none_or(ProviderChain::reads_plaintext),
+            _ => false,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -368,6 +384,57 @@ mod tests {
             Some(("apps", "deployments"))
         );
         assert_eq!(key_resource("/bulwark/bootstrap"), None);
+    }
+
+    /// A list may pass on unencrypted values under a collection's prefix exactly when
+    /// `plain_form` would pass on each of them; a prefix that names no resource says "ask".
+    #[tokio::test]
+    async fn plaintext_under_a_prefix_reads_as_each_key_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let envelope: Arc<dyn StorageProvider> = Arc::new(EnvelopeProvider::new(
+            "bulwark-local",
+            Arc::new(LocalKeyring::open_or_create(dir.path()).unwrap()),
+            SeedLimits::default(),
+        ));
+        let strict = ProviderChain {
+            providers: vec![envelope],
+        };
+        let t = ResourceTransformers::new().rule(ResourceMatch::exact("", "secrets"), strict);
+        for (prefix, key, readable) in [
+            (
+                "/registry/core/configmaps/ns/",
+                "/registry/core/configmaps/ns/a",
+                true,
+            ),
+            (
+                "/registry/core/configmaps/",
+                "/registry/core/configmaps/ns/a",
+                true,
+            ),
+            (
+                "/registry/core/secrets/ns/",
+                "/registry/core/secrets/ns/a",
+                false,
+            ),
+            (
+                "/registry/core/secrets/",
+                "/registry/core/secrets/ns/a",
+                false,
+            ),
+        ] {
+            assert_eq!(t.reads_plaintext_under(prefix), readable, "{prefix}");
+            let plain = t.plain_form(key, Bytes::from_static(b"{}")).await;
+            assert_eq!(plain.is_ok(), readable, "{key}");
+        }
+        for vague in [
+            "/registry/core/",
+            "/registry/core/secrets",
+            "/registry/",
+            "/x/",
+        ] {
+            assert!(!t.reads_plaintext_under(vague), "{vague}");
+        }
+        assert!(crate::transformer::Identity.reads_plaintext_under("/registry/core/secrets/"));
     }
 
     #[tokio::test]

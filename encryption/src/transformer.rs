@@ -67,6 +67,13 @@ pub trait ValueTransformer: std::fmt::Debug + Send + Sync {
     fn is_identity(&self) -> bool {
         false
     }
+
+    /// Whether every value under the key prefix `prefix` (a collection's keys) that does not
+    /// start with [`ENCRYPTED_PREFIX`] reads back as it is, so that a list can pass such
+    /// values on without asking for each. `false` tells the reader to ask per value.
+    fn reads_plaintext_under(&self, _prefix: &str) -> bool {
+        self.is_identity()
+    }
 }
 
 /// Values are stored as they are.

@@ -1,7 +1,7 @@
 //! Handlers for collections: list (selectors, `limit`/`continue` pagination read at one
 //! revision, `resourceVersion` semantics) and deletecollection.
 
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bulwark_api::{FieldSelector, LabelSelector, Status};
 use bulwark_store::{ListOptions, Revision};
 use http::StatusCode;
@@ -14,6 +14,7 @@ use crate::http::request_info::ResourceRequest;
 use crate::http::respond;
 use crate::registry::ResourceDef;
 use crate::registry::convert;
+use crate::rest::list_stream::{self, ListParts};
 use crate::rest::object::{self, meta_str};
 use crate::rest::resource::{self, Ctx, DeleteOptions};
 use crate::storage;
@@ -79,9 +80,9 @@ fn list_revision(query: &crate::http::negotiate::Query) -> Result<Option<Revisio
 }
 
 /// A page of matching objects.
-pub struct Page<T = Value> {
+pub struct Page {
     /// Matching objects, in key order.
-    pub items: Vec<T>,
+    pub items: Vec<Value>,
     /// The revision the list was read at.
     pub revision: u64,
     /// Token for the next page.
@@ -98,35 +99,58 @@ pub async fn read_page(
 ) -> Result<Page, ApiError> {
     let def = ctx.def();
     let pinned = selectors.pinned_key(ctx);
-    read_page_with(ctx, limit, token, revision, pinned, |kv, _| {
-        let obj = storage::decode(def, kv)?;
-        Ok(selectors.matches(&obj).then_some(obj))
+    let mut items = Vec::new();
+    let end = read_pages(ctx, limit, token, revision, pinned, |kvs| {
+        let runs = storage::in_runs(kvs, |run| {
+            let mut kept = Vec::new();
+            for kv in run {
+                let obj = storage::decode(def, kv)?;
+                if selectors.matches(&obj) {
+                    kept.push(obj);
+                }
+            }
+            Ok(kept)
+        })?;
+        let before = items.len();
+        items.extend(runs.into_iter().flatten());
+        Ok(items.len() - before)
     })
-    .await
+    .await?;
+    Ok(Page {
+        items,
+        revision: end.revision,
+        continue_token: end.continue_token,
+    })
 }
 
-/// Reads up to `limit` objects that `select` keeps (0 = all), continuing from `token`; pages
+/// Where a read of a collection stopped: the revision it was read at and the token that
+/// resumes it.
+struct PageEnd {
+    revision: u64,
+    continue_token: Option<String>,
+}
+
+/// Reads up to `limit` objects that `take` keeps (0 = all), continuing from `token`; pages
 /// through the store so that a selective filter still fills the page, and returns a token
-/// that resumes exactly after the last object read. A selection `pinned` to one key (see
+/// that resumes exactly after the last object read. `take` is handed each store page and
+/// answers how many of its objects it kept. A selection `pinned` to one key (see
 /// [`Selectors::pinned_key`]) reads that key alone, at a revision as the list would.
-/// `select` is also told the bytes of the values in the store page the object came in,
-/// for a caller that writes every item into one buffer to size it once.
-async fn read_page_with<T>(
+async fn read_pages(
     ctx: &Ctx<'_>,
     limit: usize,
     mut token: Option<String>,
     revision: Option<Revision>,
     pinned: Option<String>,
-    mut select: impl FnMut(&bulwark_store::KeyValue, usize) -> Result<Option<T>, ApiError>,
-) -> Result<Page<T>, ApiError> {
+    mut take: impl FnMut(&[bulwark_store::KeyValue]) -> Result<usize, ApiError>,
+) -> Result<PageEnd, ApiError> {
     let def = ctx.def();
     // A continue token resumes a list of the collection, never a one-key read.
     let pinned = pinned.filter(|_| token.is_none());
     let prefix = storage::collection_prefix(def, ctx.namespace());
-    let mut items = Vec::new();
+    let mut kept = 0usize;
     let mut revision = revision;
     loop {
-        let want = if limit == 0 { 0 } else { limit - items.len() };
+        let want = if limit == 0 { 0 } else { limit - kept };
         let page = match &pinned {
             Some(key) => ctx.state.objects.list_one(key, revision).await,
             None => {
@@ -141,17 +165,12 @@ async fn read_page_with<T>(
         }
         .map_err(|e| from_store(e, def.group(), def.plural(), ""))?;
         revision = Some(page.revision);
-        let page_bytes = page.items.iter().map(|kv| kv.value.len()).sum();
-        for kv in &page.items {
-            if let Some(item) = select(kv, page_bytes)? {
-                items.push(item);
-            }
-        }
+        // A page holds at most `want` objects, so `kept` never passes `limit`.
+        kept = kept.saturating_add(take(&page.items)?);
         match page.continue_token {
-            Some(next) if limit == 0 || items.len() < limit => token = Some(next),
+            Some(next) if limit == 0 || kept < limit => token = Some(next),
             next => {
-                return Ok(Page {
-                    items,
+                return Ok(PageEnd {
                     revision: page.revision.0,
                     continue_token: next,
                 });
@@ -182,32 +201,30 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     // without parsing below the top level (10,000 objects, no deep trees to build and drop).
     if ctx.format == Format::Json && selectors.fields.is_empty() && convert::is_identity(ctx.def())
     {
-        // Items go straight into one buffer, comma-separated; one that the label selector
-        // does not keep is taken back out.
-        let mut items = Vec::new();
-        let want_labels = !selectors.labels.is_empty();
-        let page = read_page_with(ctx, limit, token, revision, None, |kv, page_bytes| {
-            if items.is_empty() {
-                // Room for the page as stored, and for each object's resourceVersion.
-                items.reserve(page_bytes.saturating_add(page_bytes / 8));
-            }
-            let mark = items.len();
-            if mark > 0 {
-                items.push(b',');
-            }
-            let labels = storage::append_raw(kv, &mut items, want_labels)?;
-            if selectors.labels.matches(labels.as_ref()) {
-                Ok(Some(()))
-            } else {
-                items.truncate(mark);
-                Ok(None)
-            }
+        // A whole collection is sent while it is read; a page of it (`limit`) is read whole
+        // first, since its continue token comes before its items. Either way each store
+        // page's items are encoded in runs on every core and sent without being copied into
+        // one buffer.
+        if limit == 0 && token.is_none() {
+            return list_stream::stream_list(ctx, &selectors.labels, revision).await;
+        }
+        let mut pages = Vec::new();
+        let end = read_pages(ctx, limit, token, revision, None, |kvs| {
+            let items = storage::encode_items(kvs, &selectors.labels)?;
+            let kept = items.kept;
+            pages.push(items);
+            Ok(kept)
         })
         .await?;
-        return Ok(raw_list(ctx.def(), &page, &items));
+        let head = list_head(ctx.def(), end.revision, end.continue_token.as_deref());
+        let mut list = ListParts::new(head);
+        for items in pages {
+            list.push(items);
+        }
+        return Ok(respond::json_parts(StatusCode::OK, list.finish()));
     }
     let page = read_page(ctx, &selectors, limit, token, revision).await?;
-    let list_meta = list_meta(&page);
+    let list_meta = list_meta(page.revision, page.continue_token.as_deref());
     let body = match ctx.format {
         Format::Table => table::table(
             ctx.def(),
@@ -225,30 +242,26 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     Ok(respond::json(StatusCode::OK, &body, &[]))
 }
 
-fn list_meta<T>(page: &Page<T>) -> Value {
-    let mut meta = json!({"resourceVersion": page.revision.to_string()});
-    if let (Some(next), Some(m)) = (&page.continue_token, meta.as_object_mut()) {
+fn list_meta(revision: u64, continue_token: Option<&str>) -> Value {
+    let mut meta = json!({"resourceVersion": revision.to_string()});
+    if let (Some(next), Some(m)) = (continue_token, meta.as_object_mut()) {
         m.insert("continue".into(), json!(next));
     }
     meta
 }
 
-/// A JSON list response whose items are already encoded, comma-separated, in `items`.
-fn raw_list<T>(def: &ResourceDef, page: &Page<T>, items: &[u8]) -> Response {
-    let head = json!({"kind": list_kind(def), "apiVersion": def.api_version(), "metadata": list_meta(page)});
-    let mut body = Vec::with_capacity(items.len() + 256);
-    serde_json::to_writer(&mut body, &head).unwrap_or_default();
+/// A JSON list up to and including `"items":[`, for items encoded from stored bytes.
+pub(crate) fn list_head(def: &ResourceDef, revision: u64, continue_token: Option<&str>) -> Vec<u8> {
+    let head = json!({
+        "kind": list_kind(def),
+        "apiVersion": def.api_version(),
+        "metadata": list_meta(revision, continue_token),
+    });
+    let mut head = serde_json::to_vec(&head).unwrap_or_default();
     // Reopen the object to append the items array.
-    body.pop();
-    body.extend_from_slice(b",\"items\":[");
-    body.extend_from_slice(items);
-    body.extend_from_slice(b"]}\n");
-    (
-        StatusCode::OK,
-        [(http::header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response()
+    head.pop();
+    head.extend_from_slice(b",\"items\":[");
+    head
 }
 
 /// DELETE a collection: deletes every matching object (upstream's rules per object).

@@ -3,8 +3,10 @@
 //! when a label selector asks: building the object's tree for that (and serializing it again)
 //! was most of a list's time.
 //!
-//! Three ways, the cheapest that applies: (1) find the `metadata` member and stop parsing
-//! there, then splice `"resourceVersion":"N"` in as its first member; stored values never
+//! Three ways, the cheapest that applies: (1) find the `metadata` member (without parsing
+//! when the object starts as this server writes them, `{"apiVersion":…,"kind":…,"metadata":{`,
+//! and holds no `"resourceVersion"` at all; else by parsing up to its end), then splice
+//! `"resourceVersion":"N"` in as its first member; stored values never
 //! hold a `resourceVersion` ([`super::encode`] removes it), and one that does is left to
 //! (2) splitting the top level and `metadata` into borrowed members and writing them again
 //! without it; (3) whatever neither can read (a key with escape sequences before or inside
@@ -109,13 +111,36 @@ fn member_span(json: &[u8], name: &'static str) -> Option<(usize, usize)> {
     span.filter(|&(start, end)| start < end && end <= json.len())
 }
 
-/// Way 1 (see the module docs); `None` when it does not apply and nothing was appended.
-fn splice(kv: &KeyValue, out: &mut Vec<u8>, want_labels: bool) -> Option<Option<Labels>> {
-    let value = kv.value.as_ref();
-    let (start, end) = member_span(value, "metadata")?;
-    let metadata = value.get(start..end)?;
-    static RESOURCE_VERSION: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"resourceVersion\""));
+/// `"resourceVersion"` as a JSON key or string.
+static RESOURCE_VERSION: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"resourceVersion\""));
+
+/// Where the `{` of `metadata` is in an object that starts the way this server writes them,
+/// `{"apiVersion":"…","kind":"…","metadata":{` with strings free of quotes and escapes, and
+/// that holds no `"resourceVersion"` anywhere: found without parsing (parsing `metadata`,
+/// `managedFields` and all, to find its end was most of a long list's encoding).
+fn written_metadata_start(json: &[u8]) -> Option<usize> {
+    /// Where a string's closing quote is, if the string has no escape sequences.
+    fn plain_string_end(s: &[u8]) -> Option<usize> {
+        let end = memchr::memchr2(b'"', b'\\', s)?;
+        (s.get(end) == Some(&b'"')).then_some(end)
+    }
+    let rest = json.strip_prefix(b"{\"apiVersion\":\"")?;
+    let rest = rest.get(plain_string_end(rest)?..)?;
+    let rest = rest.strip_prefix(b"\",\"kind\":\"")?;
+    let rest = rest.get(plain_string_end(rest)?..)?;
+    let rest = rest.strip_prefix(b"\",\"metadata\":{")?;
+    if RESOURCE_VERSION.find(json).is_some() {
+        return None;
+    }
+    json.len().checked_sub(rest.len() + 1)
+}
+
+/// Where the `{` of `metadata` is, found by parsing up to its end (and `metadata`'s labels
+/// when `want_labels`); `None` when `metadata` is not an object or holds a `resourceVersion`.
+fn parsed_metadata_start(json: &[u8], want_labels: bool) -> Option<(usize, Option<Labels>)> {
+    let (start, end) = member_span(json, "metadata")?;
+    let metadata = json.get(start..end)?;
     if metadata.first() != Some(&b'{') || RESOURCE_VERSION.find(metadata).is_some() {
         return None;
     }
@@ -125,15 +150,29 @@ fn splice(kv: &KeyValue, out: &mut Vec<u8>, want_labels: bool) -> Option<Option<
     } else {
         None
     };
-    let empty = metadata
+    Some((start, labels))
+}
+
+/// Way 1 (see the module docs); `None` when it does not apply and nothing was appended.
+fn splice(kv: &KeyValue, out: &mut Vec<u8>, want_labels: bool) -> Option<Option<Labels>> {
+    let value = kv.value.as_ref();
+    let found = match written_metadata_start(value) {
+        Some(start) if !want_labels => Some((start, None)),
+        _ => None,
+    };
+    let (start, labels) = match found {
+        Some(found) => found,
+        None => parsed_metadata_start(value, want_labels)?,
+    };
+    let empty = value
+        .get(start + 1..)?
         .iter()
-        .skip(1)
         .find(|b| !b.is_ascii_whitespace())
         .is_some_and(|b| *b == b'}');
     out.reserve(value.len() + 32);
     out.extend_from_slice(value.get(..=start)?);
     out.extend_from_slice(b"\"resourceVersion\":\"");
-    out.extend_from_slice(kv.mod_revision.0.to_string().as_bytes());
+    out.extend_from_slice(itoa::Buffer::new().format(kv.mod_revision.0).as_bytes());
     out.push(b'"');
     if !empty {
         out.push(b',');
@@ -323,6 +362,62 @@ mod tests {
             };
             assert!(expected, "{value} should take way {way}: {ways:?}");
             same_as_full_decoding(&kv);
+        }
+    }
+
+    /// Objects in the shape this server writes are spliced without parsing, into the same
+    /// bytes as parsing gives; any other shape, or a `"resourceVersion"` anywhere, is parsed.
+    #[test]
+    fn the_written_shape_is_found_without_parsing() {
+        for (found, value) in [
+            (
+                true,
+                r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x","labels":{"a":"b"}},"data":{"k":"v"}}"#,
+            ),
+            (
+                true,
+                r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{}}"#,
+            ),
+            (
+                true,
+                r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{ }}"#,
+            ),
+            (
+                true,
+                r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"annotations":{"a":"\"resourceVersion\""}}}"#,
+            ),
+            (
+                false,
+                r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"data":{"resourceVersion":"1"}}"#,
+            ),
+            (
+                false,
+                r#"{"apiVersion":"v1","kind":"Con\u0066igMap","metadata":{"name":"x"}}"#,
+            ),
+            (
+                false,
+                r#"{"kind":"ConfigMap","apiVersion":"v1","metadata":{}}"#,
+            ),
+            (
+                false,
+                r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":null}"#,
+            ),
+            (false, r#"{"apiVersion":"v1","kind":"ConfigMap"}"#),
+            (false, r#"{"apiVersion":"v1"#),
+        ] {
+            let start = written_metadata_start(value.as_bytes());
+            assert_eq!(start.is_some(), found, "{value}");
+            if let Some(start) = start {
+                assert_eq!(
+                    &value[..=start],
+                    r#"{"apiVersion":"#.to_owned() + &value[14..=start]
+                );
+                assert!(value[..start].ends_with(r#""metadata":"#), "{value}");
+                assert_eq!(value.as_bytes()[start], b'{');
+            }
+            if value.ends_with('}') {
+                same_as_full_decoding(&stored(value));
+            }
         }
     }
 
