@@ -60,8 +60,10 @@ pub async fn stream_list(
             list.finish(),
         ));
     };
-    let sent = list.parts;
-    let mut any = list.any;
+    let ListParts {
+        parts: sent,
+        mut separated,
+    } = list;
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUE_RUNS);
     let labels = labels.clone();
     tokio::spawn(async move {
@@ -75,14 +77,9 @@ pub async fn stream_list(
                 Ok(items) => items,
                 Err(e) => return cut_off(&tx, &e).await,
             };
-            for run in items.runs {
-                if std::mem::replace(&mut any, true)
-                    && tx.send(Ok(Bytes::from_static(b","))).await.is_err()
-                {
-                    return;
-                }
+            for part in separated.parts(items) {
                 // The client is gone when the body is dropped: stop reading.
-                if tx.send(Ok(run)).await.is_err() {
+                if tx.send(Ok(part)).await.is_err() {
                     return;
                 }
             }
@@ -131,7 +128,7 @@ async fn cut_off(tx: &mpsc::Sender<Result<Bytes, std::io::Error>>, error: &ApiEr
 /// The parts of a JSON list: its head, runs of items with commas between them, its tail.
 pub struct ListParts {
     parts: Vec<Bytes>,
-    any: bool,
+    separated: Separated,
 }
 
 impl ListParts {
@@ -139,23 +136,68 @@ impl ListParts {
     pub fn new(head: Vec<u8>) -> Self {
         Self {
             parts: vec![Bytes::from(head)],
-            any: false,
+            separated: Separated::default(),
         }
     }
 
     /// Appends encoded items.
     pub fn push(&mut self, items: EncodedItems) {
-        for run in items.runs {
-            if std::mem::replace(&mut self.any, true) {
-                self.parts.push(Bytes::from_static(b","));
-            }
-            self.parts.push(run);
-        }
+        self.parts.extend(self.separated.parts(items));
     }
 
     /// The whole list's parts, tail included.
     pub fn finish(mut self) -> Vec<Bytes> {
         self.parts.push(Bytes::from_static(LIST_TAIL));
         self.parts
+    }
+}
+
+/// Puts a comma between runs of items, wherever they are sent.
+#[derive(Default)]
+struct Separated {
+    any: bool,
+}
+
+impl Separated {
+    /// The runs of `items`, each after the first run ever preceded by a comma.
+    fn parts(&mut self, items: EncodedItems) -> impl Iterator<Item = Bytes> + '_ {
+        items.runs.into_iter().flat_map(move |run| {
+            let comma = std::mem::replace(&mut self.any, true).then(|| Bytes::from_static(b","));
+            comma.into_iter().chain(std::iter::once(run))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+    use super::*;
+
+    fn items(runs: &[&'static str]) -> EncodedItems {
+        EncodedItems {
+            runs: runs
+                .iter()
+                .map(|r| Bytes::from_static(r.as_bytes()))
+                .collect(),
+            kept: runs.len(),
+        }
+    }
+
+    /// Commas stand between runs however the runs arrive: across pages, after pages that
+    /// kept nothing, and not before the first run.
+    #[test]
+    fn runs_are_joined_by_commas_across_pages() {
+        let mut list = ListParts::new(b"{\"items\":[".to_vec());
+        for page in [&[][..], &["{\"a\":1}", "{\"b\":2}"], &[], &["{\"c\":3}"]] {
+            list.push(items(page));
+        }
+        let body: Vec<u8> = list.finish().concat();
+        let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            parsed,
+            serde_json::json!({"items": [{"a": 1}, {"b": 2}, {"c": 3}]})
+        );
+        let empty: Vec<u8> = ListParts::new(b"{\"items\":[".to_vec()).finish().concat();
+        assert_eq!(empty, b"{\"items\":[]}\n");
     }
 }
