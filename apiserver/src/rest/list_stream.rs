@@ -32,7 +32,7 @@ const PAGE_OBJECTS: usize = 1_000;
 /// objects is as bounded in memory as one of small ones.
 const PAGE_BYTES: usize = 4 << 20;
 
-/// Encoded runs of items waiting for the connection (a run is a quarter of a page or less):
+/// Encoded runs of items waiting for the connection (each page is cut into a few runs):
 /// bounds what a list holds in memory beyond the page being read and the one being encoded.
 const QUEUE_RUNS: usize = 8;
 
