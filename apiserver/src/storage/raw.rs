@@ -156,9 +156,11 @@ fn parsed_metadata_start(json: &[u8], want_labels: bool) -> Option<(usize, Optio
 /// Way 1 (see the module docs); `None` when it does not apply and nothing was appended.
 fn splice(kv: &KeyValue, out: &mut Vec<u8>, want_labels: bool) -> Option<Option<Labels>> {
     let value = kv.value.as_ref();
-    let found = match written_metadata_start(value) {
-        Some(start) if !want_labels => Some((start, None)),
-        _ => None,
+    // Labels need `metadata` parsed anyway: the unparsed search is for lists without them.
+    let found = if want_labels {
+        None
+    } else {
+        written_metadata_start(value).map(|start| (start, None))
     };
     let (start, labels) = match found {
         Some(found) => found,
