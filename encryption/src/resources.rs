@@ -271,6 +271,13 @@ impl ResourceTransformers {
         &self.readers
     }
 
+    /// Whether a plaintext value of `resource` of `group` reads back as it is: unless the
+    /// rule for it has no identity. One rule for single values and for a list's prefix.
+    fn reads_plaintext(&self, group: &str, resource: &str) -> bool {
+        self.chain_for(group, resource)
+            .is_none_or(ProviderChain::reads_plaintext)
+    }
+
     fn chain_for_key(&self, key: &str) -> Option<&ProviderChain> {
         let (group, resource) = key_resource(key)?;
         self.chain_for(group, resource)
@@ -321,12 +328,15 @@ impl ValueTransformer for ResourceTransformers {
                     })?;
                 return reader.open(key, &stored).await.map(Bytes::from);
             }
-            match self.chain_for_key(key) {
-                Some(chain) if !chain.reads_plaintext() => Err(TransformError::Unreadable {
+            if key_resource(key)
+                .is_none_or(|(group, resource)| self.reads_plaintext(group, resource))
+            {
+                Ok(stored)
+            } else {
+                Err(TransformError::Unreadable {
                     key: key.to_owned(),
                     reason: "the value is stored in plaintext and the configuration has no identity provider for it".into(),
-                }),
-                _ => Ok(stored),
+                })
             }
         })
     }
@@ -344,9 +354,9 @@ impl ValueTransformer for ResourceTransformers {
             .and_then(|rest| rest.splitn(3, '/').nth(2))
             .is_some();
         match key_resource(prefix) {
-            Some((group, resource)) if names_resource && !resource.is_empty() => self
-                .chain_for(group, resource)
-                .is_none_or(ProviderChain::reads_plaintext),
+            Some((group, resource)) if names_resource && !resource.is_empty() => {
+                self.reads_plaintext(group, resource)
+            }
             _ => false,
         }
     }
